@@ -1,0 +1,76 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+let package = Package(
+    name: "sriovd",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "sriovd", targets: ["sriovd"]),
+        .library(name: "HTTPServer", targets: ["HTTPServer"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+    ],
+    targets: [
+        // C shims: Linux headers Glibc lacks (epoll, eventfd, netlink, ucred) and the system libsqlite3.
+        .systemLibrary(name: "CLinux", path: "Sources/CLinux"),
+        .systemLibrary(
+            name: "CSQLite",
+            path: "Sources/CSQLite",
+            pkgConfig: "sqlite3",
+            providers: [.apt(["libsqlite3-dev"])]
+        ),
+
+        // Value types, domain errors and pure rules. No I/O.
+        .target(name: "SRIOVCore"),
+
+        // HTTP/1.1 on POSIX sockets. Knows nothing of SR-IOV.
+        .target(
+            name: "HTTPServer",
+            dependencies: ["CLinux", .product(name: "Logging", package: "swift-log")]
+        ),
+
+        // rtnetlink and uevent messages over AF_NETLINK, and a simulated rtnetlink kernel. Knows nothing of sysfs.
+        .target(name: "Netlink", dependencies: ["CLinux"]),
+
+        // Every /sys access behind one rooted accessor, VF settings over rtnetlink, and the simulated kernel.
+        .target(name: "SRIOVHardware", dependencies: ["SRIOVCore", "Netlink", "CLinux"]),
+
+        // SQLite: database, migrations, inventory, allocations, audit.
+        .target(name: "SRIOVStore", dependencies: ["SRIOVCore", "CSQLite"]),
+
+        // Use cases, routes and wire types. Domain errors map to HTTP in one file.
+        .target(
+            name: "SRIOVService",
+            dependencies: [
+                "SRIOVCore", "SRIOVHardware", "SRIOVStore", "HTTPServer",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+
+        .executableTarget(
+            name: "sriovd",
+            dependencies: [
+                "SRIOVService", "SRIOVHardware", "SRIOVStore", "HTTPServer", "SRIOVCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+
+        .testTarget(name: "SRIOVCoreTests", dependencies: ["SRIOVCore"]),
+        .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "CLinux"]),
+        .testTarget(name: "NetlinkTests", dependencies: ["Netlink"]),
+        .testTarget(
+            name: "SRIOVHardwareTests",
+            dependencies: ["SRIOVHardware", "SRIOVCore"],
+            resources: [.copy("Fixtures")]
+        ),
+        .testTarget(name: "SRIOVStoreTests", dependencies: ["SRIOVStore", "SRIOVCore"]),
+        .testTarget(
+            name: "SRIOVServiceTests",
+            dependencies: ["SRIOVService", "SRIOVHardware", "SRIOVStore", "HTTPServer", "SRIOVCore"]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

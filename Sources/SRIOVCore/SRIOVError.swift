@@ -1,0 +1,35 @@
+/// The errors of the domain. They say what went wrong in SR-IOV terms; the service layer maps each to HTTP
+/// in exactly one place.
+public enum SRIOVError: Error, Hashable, Sendable {
+    /// Text that should have been a PCI address.
+    case malformedAddress(String)
+    case pfNotFound(PCIAddress)
+    case vfNotFound(PCIAddress)
+    case allocationNotFound(String)
+    /// A request field with a bad value: the field's JSON path and what is wrong.
+    case invalidField(String, String)
+    /// The body is not the JSON expected.
+    case malformedBody(String)
+    /// No free VF matched; counts of VFs considered and how many of them are held.
+    case noFreeVF(total: Int, held: Int)
+    /// The PF's VFs cannot change while these VFs are held.
+    case vfsHeld(pf: PCIAddress, vfs: [PCIAddress])
+    /// The VF is held by another allocation.
+    case vfHeld(PCIAddress, allocationID: String)
+    /// More VFs than `sriov_totalvfs` (ERANGE).
+    case countOutOfRange(requested: Int, totalVFs: Int)
+    /// The PF has no driver bound that can do SR-IOV (ENOENT).
+    case noSRIOVDriver(PCIAddress)
+    /// The kernel or another writer is busy with this PF (EBUSY, or a write still running).
+    case pfBusy(PCIAddress, String)
+    /// A hardware write did not finish in time; what was read back afterwards.
+    case hardwareTimeout(PCIAddress, String)
+    /// A driver refused a setting: the setting, the driver and the errno name.
+    case settingUnsupported(setting: String, driver: String, errno: String)
+    /// Any other kernel error: the operation, the errno value and its name.
+    case kernel(operation: String, errno: Int32, name: String)
+    /// The same Idempotency-Key with a different request.
+    case idempotencyKeyReused(String)
+    /// The daemon is not ready for mutations yet (startup reconciliation).
+    case notReady
+}
