@@ -1,0 +1,130 @@
+import Foundation
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+/// The real kernel's sysfs (or a captured copy of it), read and written with plain `open`/`read`/`write` calls.
+///
+/// `root` is the sysfs mount point: `/sys` on a host, `<state>/sys` for a capture, the simulator's folder for the
+/// simulated host.
+public struct KernelSysfs: SysfsBackend {
+    /// The absolute path of the sysfs root, without a trailing slash.
+    public let root: String
+
+    /// Sysfs attributes are at most a page; captures and the simulator hold nothing bigger that is read.
+    static let readLimit = 1 << 20
+
+    public init(root: String = "/sys") {
+        var trimmed = root
+        while trimmed.count > 1 && trimmed.hasSuffix("/") { trimmed.removeLast() }
+        self.root = trimmed
+    }
+
+    public init(root: URL) {
+        self.init(root: root.path)
+    }
+
+    public func readFile(_ path: String) throws(SysfsError) -> String {
+        let full = try absolute(path, .read)
+        let fd = retryingEINTR { open(full, O_RDONLY | O_CLOEXEC) }
+        guard fd >= 0 else { throw SysfsError(errno: errno, operation: .read, path: path) }
+        defer { close(fd) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while bytes.count < Self.readLimit {
+            let count = chunk.withUnsafeMutableBytes { buffer in
+                retryingEINTR { read(fd, buffer.baseAddress, buffer.count) }
+            }
+            if count < 0 { throw SysfsError(errno: errno, operation: .read, path: path) }
+            if count == 0 { break }
+            bytes.append(contentsOf: chunk[0..<count])
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    public func writeFile(_ path: String, _ value: String) throws(SysfsError) {
+        let full = try absolute(path, .write)
+        let fd = retryingEINTR { open(full, O_WRONLY | O_TRUNC | O_CLOEXEC) }
+        guard fd >= 0 else { throw SysfsError(errno: errno, operation: .write, path: path) }
+        defer { close(fd) }
+        // A sysfs store sees exactly one write() of the whole value; never split it.
+        let bytes = Array(value.utf8)
+        let written = bytes.withUnsafeBytes { buffer in
+            retryingEINTR { write(fd, buffer.baseAddress, buffer.count) }
+        }
+        if written < 0 { throw SysfsError(errno: errno, operation: .write, path: path) }
+        if written != bytes.count { throw SysfsError(errno: EIO, operation: .write, path: path) }
+    }
+
+    public func listDirectory(_ path: String) throws(SysfsError) -> [String] {
+        let full = try absolute(path, .list)
+        guard let dir = opendir(full) else { throw SysfsError(errno: errno, operation: .list, path: path) }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while true {
+            errno = 0
+            guard let entry = readdir(dir) else {
+                if errno != 0 { throw SysfsError(errno: errno, operation: .list, path: path) }
+                break
+            }
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names
+    }
+
+    public func readLink(_ path: String) throws(SysfsError) -> String {
+        let full = try absolute(path, .readLink)
+        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        let count = buffer.withUnsafeMutableBufferPointer { pointer in
+            readlink(full, pointer.baseAddress!, pointer.count - 1)
+        }
+        if count < 0 { throw SysfsError(errno: errno, operation: .readLink, path: path) }
+        return String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    public func kind(of path: String) -> SysfsEntryKind? {
+        guard let full = try? absolute(path, .stat) else { return nil }
+        var info = stat()
+        guard lstat(full, &info) == 0 else { return nil }
+        switch info.st_mode & S_IFMT {
+        case S_IFLNK: return .symlink
+        case S_IFDIR: return .directory
+        default: return .file
+        }
+    }
+
+    public func fileExists(_ path: String) -> Bool {
+        guard let full = try? absolute(path, .stat) else { return false }
+        var info = stat()
+        return stat(full, &info) == 0
+    }
+
+    /// The absolute path for a relative one; rejects absolute paths, empty components and `..`.
+    func absolute(_ path: String, _ operation: SysfsError.Operation) throws(SysfsError) -> String {
+        guard Self.isSafeRelative(path) else { throw SysfsError(errno: EINVAL, operation: operation, path: path) }
+        return path.isEmpty ? root : root + "/" + path
+    }
+
+    static func isSafeRelative(_ path: String) -> Bool {
+        if path.isEmpty { return true }
+        if path.utf8.contains(0) || path.hasPrefix("/") { return false }
+        return path.split(separator: "/", omittingEmptySubsequences: false).allSatisfy {
+            $0 != "" && $0 != ".." && $0 != "."
+        }
+    }
+}
+
+/// Calls `body` again while it fails with EINTR.
+@inline(__always)
+func retryingEINTR<T: BinaryInteger>(_ body: () -> T) -> T {
+    while true {
+        let result = body()
+        if result >= 0 || errno != EINTR { return result }
+    }
+}
