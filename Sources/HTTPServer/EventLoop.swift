@@ -1,0 +1,324 @@
+import CLinux
+import Glibc
+import Logging
+
+/// State shared by all loops of one server. Immutable apart from the connection count.
+final class ServerContext: Sendable {
+    let configuration: HTTPServerConfiguration
+    let handler: any HTTPHandler
+    let logger: Logger
+    let accessLog: (@Sendable (HTTPRequest, HTTPResponse, RequestContext, Duration) -> Void)?
+    let idPrefix: String
+    let headerTimeout: UInt64
+    let idleTimeout: UInt64
+    /// Open connections across all loops, for `maxConnections` and for shutdown.
+    let openConnections = Locked(0)
+
+    init(
+        configuration: HTTPServerConfiguration,
+        handler: any HTTPHandler,
+        logger: Logger,
+        accessLog: (@Sendable (HTTPRequest, HTTPResponse, RequestContext, Duration) -> Void)?
+    ) {
+        self.configuration = configuration
+        self.handler = handler
+        self.logger = logger
+        self.accessLog = accessLog
+        idPrefix = String(UInt32.random(in: 0x1000_0000...UInt32.max), radix: 36) + "-"
+        headerTimeout = Monotonic.nanoseconds(configuration.headerTimeout)
+        idleTimeout = Monotonic.nanoseconds(configuration.idleTimeout)
+    }
+
+    func tryReserveConnection() -> Bool {
+        openConnections.withLock { count in
+            guard count < configuration.maxConnections else { return false }
+            count += 1
+            return true
+        }
+    }
+
+    func releaseConnection() {
+        openConnections.withLock { $0 -= 1 }
+    }
+}
+
+enum Monotonic {
+    static func now() -> UInt64 {
+        var spec = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &spec)
+        return UInt64(spec.tv_sec) * 1_000_000_000 + UInt64(spec.tv_nsec)
+    }
+
+    static func nanoseconds(_ duration: Duration) -> UInt64 {
+        let (seconds, attoseconds) = duration.components
+        return UInt64(max(0, seconds)) * 1_000_000_000 + UInt64(max(0, attoseconds) / 1_000_000_000)
+    }
+}
+
+/// One thread running epoll. It owns the connections it accepted (or adopted); nothing else touches them.
+/// Other threads reach it only through `execute(_:)`, which queues a job and wakes the loop with its eventfd.
+final class EventLoop: @unchecked Sendable {
+    let index: Int
+    let server: ServerContext
+    private let epollFD: Int32
+    private let wakeFD: Int32
+    private var listenFD: Int32 = -1
+    private var isAccepting = false
+    private var acceptPausedUntil: UInt64 = 0
+
+    private struct Jobs {
+        var queue: [@Sendable () -> Void] = []
+        var isWakePending = false
+        var isClosed = false
+    }
+    private let jobs = Locked(Jobs())
+    /// Set when the thread has left `run()`.
+    let hasExited = Locked(false)
+
+    /// Connections by file descriptor.
+    private var connections: [Connection?] = []
+    private(set) var connectionCount = 0
+    private var isRunning = true
+    private(set) var isDraining = false
+    var encoder: ResponseEncoder
+    /// The read buffer every connection of this loop reads into.
+    let readBuffer: UnsafeMutableRawBufferPointer
+    /// "now" as of the latest epoll wake-up.
+    private(set) var now: UInt64 = Monotonic.now()
+    private let sweepInterval: UInt64
+    private var nextSweep: UInt64 = 0
+
+    init(index: Int, server: ServerContext) throws {
+        self.index = index
+        self.server = server
+        encoder = ResponseEncoder(loopIndex: index, processPrefix: server.idPrefix)
+        readBuffer = .allocate(byteCount: 64 * 1024, alignment: 16)
+        epollFD = epoll_create1(Int32(EPOLL_CLOEXEC))
+        guard epollFD >= 0 else { throw SocketError.makeFailed("epoll_create1") }
+        wakeFD = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
+        guard wakeFD >= 0 else {
+            close(epollFD)
+            throw SocketError.makeFailed("eventfd")
+        }
+        let shortest = min(server.headerTimeout, server.idleTimeout)
+        sweepInterval = max(5_000_000, min(100_000_000, shortest / 4))
+        _ = register(wakeFD, events: EPOLLIN.rawValue)
+    }
+
+    deinit {
+        readBuffer.deallocate()
+    }
+
+    // MARK: - Cross-thread entry points
+
+    /// Runs `job` on the loop thread. Dropped if the loop has stopped.
+    func execute(_ job: @escaping @Sendable () -> Void) {
+        let mustWake = jobs.withLock { state -> Bool in
+            guard !state.isClosed else { return false }
+            state.queue.append(job)
+            defer { state.isWakePending = true }
+            return !state.isWakePending
+        }
+        if mustWake {
+            var one: UInt64 = 1
+            // The eventfd stays open until `isClosed` is set under the same lock, so this never hits a reused fd.
+            jobs.withLock { state in
+                if !state.isClosed { _ = write(wakeFD, &one, 8) }
+            }
+        }
+    }
+
+    // MARK: - Loop thread
+
+    func startAccepting(_ fd: Int32) {
+        listenFD = fd
+        // EPOLLEXCLUSIVE: with several loops on one listening socket, a new connection wakes one of them.
+        isAccepting = register(fd, events: EPOLLIN.rawValue | EPOLLEXCLUSIVE.rawValue)
+    }
+
+    func stopAccepting() {
+        if isAccepting {
+            epoll_ctl(epollFD, EPOLL_CTL_DEL, listenFD, nil)
+        }
+        isAccepting = false
+        listenFD = -1
+    }
+
+    /// Stops keep-alive: idle connections close now, the others after their current response.
+    func beginDrain() {
+        isDraining = true
+        for connection in connections {
+            connection?.drain()
+        }
+    }
+
+    func stop() {
+        isRunning = false
+    }
+
+    func run() {
+        var events = [epoll_event](repeating: epoll_event(), count: 256)
+        nextSweep = Monotonic.now() + sweepInterval
+        while isRunning {
+            now = Monotonic.now()
+            let timeout = Int32(clamping: (nextSweep > now ? nextSweep - now : 0) / 1_000_000 + 1)
+            let count = epoll_wait(epollFD, &events, Int32(events.count), timeout)
+            if count < 0 {
+                if errno == EINTR { continue }
+                server.logger.error("epoll_wait failed", metadata: ["errno": "\(errno)"])
+                break
+            }
+            now = Monotonic.now()
+            for slot in 0..<Int(count) {
+                let event = events[slot]
+                let fd = event.data.fd
+                if fd == wakeFD {
+                    runJobs()
+                } else if fd == listenFD && isAccepting {
+                    acceptConnections()
+                } else if fd >= 0 && Int(fd) < connections.count, let connection = connections[Int(fd)] {
+                    connection.handle(events: event.events)
+                }
+            }
+            if now >= nextSweep {
+                sweep()
+                nextSweep = now + sweepInterval
+            }
+        }
+        for connection in connections {
+            connection?.close()
+        }
+        let leftover = jobs.withLock { state -> [@Sendable () -> Void] in
+            state.isClosed = true
+            Glibc.close(wakeFD)
+            defer { state.queue = [] }
+            return state.queue
+        }
+        _ = leftover
+        Glibc.close(epollFD)
+        hasExited.withLock { $0 = true }
+    }
+
+    private func runJobs() {
+        var counter: UInt64 = 0
+        _ = read(wakeFD, &counter, 8)
+        let queued = jobs.withLock { state -> [@Sendable () -> Void] in
+            state.isWakePending = false
+            defer { state.queue.removeAll(keepingCapacity: true) }
+            return state.queue
+        }
+        for job in queued { job() }
+    }
+
+    private func acceptConnections() {
+        if acceptPausedUntil != 0 { return }
+        for _ in 0..<64 {
+            guard let (fd, peer) = Socket.accept(listenFD) else {
+                switch errno {
+                case EAGAIN, EWOULDBLOCK:
+                    return
+                case ECONNABORTED, EPROTO, EPERM:
+                    continue
+                default:
+                    // EMFILE, ENFILE, ENOBUFS, ENOMEM: stop polling the listener for a moment, or level-triggered
+                    // epoll would spin on it.
+                    server.logger.warning("accept failed; pausing accepts", metadata: ["errno": "\(errno)"])
+                    epoll_ctl(epollFD, EPOLL_CTL_DEL, listenFD, nil)
+                    acceptPausedUntil = now + 100_000_000
+                    return
+                }
+            }
+            guard server.tryReserveConnection() else {
+                // Over `maxConnections`: accept, answer 503 best-effort, close.
+                ServerErrorReply.sendServiceUnavailable(fd)
+                Glibc.close(fd)
+                continue
+            }
+            adopt(fd: fd, peer: peer)
+        }
+    }
+
+    /// Takes ownership of a connected non-blocking socket (already counted in `openConnections`).
+    @discardableResult
+    func adopt(fd: Int32, peer: String) -> Connection? {
+        Socket.setNoDelay(fd)
+        let connection = Connection(fd: fd, peer: peer, loop: self)
+        guard register(fd, events: EPOLLIN.rawValue) else {
+            Glibc.close(fd)
+            server.releaseConnection()
+            return nil
+        }
+        connection.registeredEvents = EPOLLIN.rawValue
+        let slot = Int(fd)
+        if slot >= connections.count {
+            connections.append(contentsOf: repeatElement(nil, count: slot - connections.count + 1))
+        }
+        connections[slot] = connection
+        connectionCount += 1
+        if isDraining { connection.drain() }
+        return connection
+    }
+
+    func register(_ fd: Int32, events: UInt32) -> Bool {
+        var event = epoll_event()
+        event.events = events
+        event.data.fd = fd
+        return epoll_ctl(epollFD, EPOLL_CTL_ADD, fd, &event) == 0
+    }
+
+    func modify(_ fd: Int32, events: UInt32) {
+        var event = epoll_event()
+        event.events = events
+        event.data.fd = fd
+        epoll_ctl(epollFD, EPOLL_CTL_MOD, fd, &event)
+    }
+
+    /// Called by a connection as it closes its descriptor.
+    func forget(_ connection: Connection) {
+        epoll_ctl(epollFD, EPOLL_CTL_DEL, connection.fd, nil)
+        let slot = Int(connection.fd)
+        if slot < connections.count, connections[slot] === connection {
+            connections[slot] = nil
+            connectionCount -= 1
+        }
+        server.releaseConnection()
+    }
+
+    private func sweep() {
+        if acceptPausedUntil != 0 && now >= acceptPausedUntil {
+            acceptPausedUntil = 0
+            if isAccepting && !register(listenFD, events: EPOLLIN.rawValue | EPOLLEXCLUSIVE.rawValue) {
+                isAccepting = false
+            }
+        }
+        for connection in connections {
+            if let connection, connection.deadline != 0, now >= connection.deadline {
+                connection.deadlinePassed()
+            }
+        }
+    }
+}
+
+/// Replies written without a connection object.
+enum ServerErrorReply {
+    /// The method reported to the access log for a request refused before its method was known.
+    static let unknownMethod = HTTPMethod(rawValue: "-")!
+
+    static let serviceUnavailable: [UInt8] = {
+        let body = ProblemDetails(
+            title: "Service Unavailable",
+            status: 503,
+            detail: "The server has too many open connections."
+        ).jsonBytes()
+        let head =
+            "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/problem+json\r\n"
+            + "Content-Length: \(body.count)\r\nRetry-After: 1\r\nConnection: close\r\n\r\n"
+        return Array(head.utf8) + body
+    }()
+
+    static func sendServiceUnavailable(_ fd: Int32) {
+        _ = serviceUnavailable.withUnsafeBytes { bytes in
+            send(fd, bytes.baseAddress, bytes.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT))
+        }
+    }
+}

@@ -1,0 +1,460 @@
+/// Why a request was refused: the status to send, a sentence for the problem's `detail`, and the path when the
+/// request line had been read.
+struct HTTPParseError: Error, Equatable, Sendable {
+    var status: HTTPStatus
+    var detail: String
+    var path: String?
+}
+
+/// An incremental HTTP/1.1 request parser (RFC 9112). Feed it the unconsumed bytes of a connection; it returns
+/// how many it consumed and what happened. It keeps the body it has decoded so far, so consumed bytes may be
+/// discarded by the caller. After a `.failure` the parser must not be used again.
+struct HTTPRequestParser {
+    enum Event {
+        /// Everything given was consumed or is kept for later; give more bytes.
+        case needMore
+        /// The head asked for `Expect: 100-continue` and its body has not arrived (RFC 9110 §10.1.1).
+        case continueExpected
+        /// A complete request, and whether the connection may stay open after its response.
+        case request(HTTPRequest, keepAlive: Bool)
+        case failure(HTTPParseError)
+    }
+
+    private enum State {
+        case head
+        case body(remaining: Int)
+        case chunkSize
+        case chunkData(remaining: Int)
+        case chunkDataEnd
+        case trailer(bytes: Int)
+    }
+
+    private struct Head {
+        var method: HTTPMethod
+        var target: String
+        var version: HTTPVersion
+        var headers: HTTPHeaders
+        var keepAlive: Bool
+    }
+
+    let limits: HTTPServerConfiguration.Limits
+    private var state = State.head
+    /// Head scanning progress, relative to the start of the unconsumed bytes (a head is consumed whole).
+    private var scanned = 0
+    private var requestLineEnd = -1
+    private var lineStart = 0
+    private var headerLines = 0
+    private var head: Head?
+    private var body: [UInt8] = []
+
+    init(limits: HTTPServerConfiguration.Limits) {
+        self.limits = limits
+    }
+
+    /// True once any byte of the next request has been seen.
+    var hasPartialRequest: Bool {
+        if case .head = state { return scanned > 0 }
+        return true
+    }
+
+    /// True while the head is complete and the body is still arriving.
+    var isReadingBody: Bool {
+        if case .head = state { return false }
+        return true
+    }
+
+    /// The current request's path, when its request line has been parsed.
+    var currentPath: String? { head.map { HTTPRequest.split(target: $0.target).path } }
+
+    mutating func parse(_ buffer: UnsafeBufferPointer<UInt8>) -> (consumed: Int, event: Event) {
+        var consumed = 0
+        while true {
+            let rest = UnsafeBufferPointer(rebasing: buffer[consumed...])
+            let (used, event) = step(rest)
+            consumed += used
+            if let event { return (consumed, event) }
+            if used == 0 { return (consumed, .needMore) }
+        }
+    }
+
+    // MARK: - One state at a time
+
+    /// Advances by one unit; nil means "call again" (when bytes were used) or "need more" (when none were).
+    private mutating func step(_ bytes: UnsafeBufferPointer<UInt8>) -> (Int, Event?) {
+        switch state {
+        case .head:
+            return stepHead(bytes)
+        case .body(let remaining):
+            let take = min(remaining, bytes.count)
+            if take > 0 { body.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[0..<take])) }
+            if take == remaining { return (take, finish()) }
+            state = .body(remaining: remaining - take)
+            return (take, take == 0 ? .needMore : nil)
+        case .chunkSize:
+            return stepChunkSize(bytes)
+        case .chunkData(let remaining):
+            let take = min(remaining, bytes.count)
+            if take > 0 { body.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[0..<take])) }
+            state = take == remaining ? .chunkDataEnd : .chunkData(remaining: remaining - take)
+            return (take, take == 0 ? .needMore : nil)
+        case .chunkDataEnd:
+            // RFC 9112 §7.1: chunk-data is followed by CRLF.
+            guard bytes.count >= 2 else { return (0, .needMore) }
+            guard bytes[0] == HTTPSyntax.cr && bytes[1] == HTTPSyntax.lf else {
+                return (0, fail(.badRequest, "Chunk data is not followed by CRLF."))
+            }
+            state = .chunkSize
+            return (2, nil)
+        case .trailer(let total):
+            return stepTrailer(bytes, total: total)
+        }
+    }
+
+    private mutating func fail(_ status: HTTPStatus, _ detail: String) -> Event {
+        .failure(HTTPParseError(status: status, detail: detail, path: currentPath))
+    }
+
+    private mutating func stepHead(_ bytes: UnsafeBufferPointer<UInt8>) -> (Int, Event?) {
+        // RFC 9112 §2.2: a server SHOULD ignore at least one empty line (CRLF) received before the request-line.
+        if scanned == 0, bytes.count >= 2, bytes[0] == HTTPSyntax.cr, bytes[1] == HTTPSyntax.lf {
+            return (2, nil)
+        }
+        var index = scanned
+        while index < bytes.count {
+            if bytes[index] == HTTPSyntax.lf {
+                // RFC 9112 §2.2: lines end in CRLF; a bare LF is refused here rather than tolerated.
+                guard index > 0, bytes[index - 1] == HTTPSyntax.cr else {
+                    return (0, fail(.badRequest, "A line ends in a bare LF; lines must end in CRLF."))
+                }
+                let lineLength = index - 1 - lineStart
+                if requestLineEnd < 0 {
+                    requestLineEnd = index
+                    if lineLength > limits.requestLine {
+                        return (0, fail(.uriTooLong, "The request line exceeds \(limits.requestLine) bytes."))
+                    }
+                } else if lineLength == 0 {
+                    let headLength = index + 1
+                    let event = parseHead(UnsafeBufferPointer(rebasing: bytes[0..<headLength]))
+                    resetHeadScan()
+                    return (headLength, event)
+                } else {
+                    headerLines += 1
+                    if let event = checkHeaderLimits(lineLength: lineLength, sectionLength: index - requestLineEnd) {
+                        return (0, event)
+                    }
+                }
+                lineStart = index + 1
+            }
+            index += 1
+        }
+        scanned = index
+        // Refuse oversized heads before they are complete, so a client cannot make the buffer grow unbounded.
+        if requestLineEnd < 0 {
+            if bytes.count > limits.requestLine + 1 {
+                return (0, fail(.uriTooLong, "The request line exceeds \(limits.requestLine) bytes."))
+            }
+        } else if let event = checkHeaderLimits(
+            lineLength: bytes.count - lineStart - 1,
+            sectionLength: bytes.count - requestLineEnd - 1
+        ) {
+            return (0, event)
+        }
+        return (0, .needMore)
+    }
+
+    private mutating func checkHeaderLimits(lineLength: Int, sectionLength: Int) -> Event? {
+        if lineLength > limits.oneHeader {
+            return fail(.requestHeaderFieldsTooLarge, "A header field exceeds \(limits.oneHeader) bytes.")
+        }
+        if sectionLength > limits.allHeaders {
+            return fail(.requestHeaderFieldsTooLarge, "The header fields exceed \(limits.allHeaders) bytes.")
+        }
+        if headerLines > limits.headerCount {
+            return fail(.requestHeaderFieldsTooLarge, "More than \(limits.headerCount) header fields.")
+        }
+        return nil
+    }
+
+    private mutating func resetHeadScan() {
+        scanned = 0
+        requestLineEnd = -1
+        lineStart = 0
+        headerLines = 0
+    }
+
+    /// Parses a complete head (request line, field lines, empty line) and sets up body framing.
+    private mutating func parseHead(_ bytes: UnsafeBufferPointer<UInt8>) -> Event? {
+        let lineEnd = requestLineEnd - 1
+        let line = UnsafeBufferPointer(rebasing: bytes[0..<lineEnd])
+        // RFC 9112 §3: request-line = method SP request-target SP HTTP-version.
+        guard let firstSpace = line.firstIndex(of: HTTPSyntax.space),
+            let lastSpace = line.lastIndex(of: HTTPSyntax.space), lastSpace > firstSpace
+        else {
+            return fail(.badRequest, "The request line is not: method SP request-target SP HTTP-version.")
+        }
+        let methodBytes = UnsafeBufferPointer(rebasing: line[0..<firstSpace])
+        // RFC 9112 §3.1, RFC 9110 §9.1: method = token.
+        guard !methodBytes.isEmpty, methodBytes.allSatisfy(HTTPSyntax.isTokenChar) else {
+            return fail(.badRequest, "The method is not a token.")
+        }
+        let targetBytes = UnsafeBufferPointer(rebasing: line[(firstSpace + 1)..<lastSpace])
+        // RFC 9112 §3.2: the request-target has no whitespace or controls; RFC 3986 §2 for its characters.
+        guard !targetBytes.isEmpty, targetBytes.allSatisfy(HTTPSyntax.isTargetChar) else {
+            return fail(.badRequest, "The request-target is empty or contains characters a URI cannot.")
+        }
+        let method = HTTPMethod.make(validatedBytes: methodBytes)
+        // RFC 9112 §3.2: origin-form, absolute-form, authority-form (CONNECT only) or asterisk-form (OPTIONS
+        // only). This server does not proxy, so CONNECT and authority-form are refused.
+        let first = targetBytes[0]
+        if first == UInt8(ascii: "*") {
+            guard targetBytes.count == 1, method == .OPTIONS else {
+                return fail(.badRequest, "The asterisk-form target is only valid alone, with OPTIONS.")
+            }
+        } else if first != UInt8(ascii: "/") {
+            guard HTTPRequestParser.isAbsoluteForm(targetBytes) else {
+                return fail(.badRequest, "The request-target is not in origin-form or absolute-form.")
+            }
+        }
+        let target = String(decoding: targetBytes, as: UTF8.self)
+        let versionBytes = UnsafeBufferPointer(rebasing: line[(lastSpace + 1)...])
+        // RFC 9112 §2.3: HTTP-version = "HTTP" "/" DIGIT "." DIGIT, case-sensitive.
+        guard versionBytes.count == 8, HTTPSyntax.equals(UnsafeBufferPointer(rebasing: versionBytes[0..<5]), "HTTP/"),
+            let major = HTTPRequestParser.digit(versionBytes[5]), versionBytes[6] == UInt8(ascii: "."),
+            let minor = HTTPRequestParser.digit(versionBytes[7])
+        else {
+            return .failure(
+                HTTPParseError(status: .badRequest, detail: "The HTTP-version is malformed.", path: nil)
+            )
+        }
+        // RFC 9110 §6.2: only major version 1 is served (505 otherwise); RFC 9110 §2.5: a higher 1.x minor
+        // version is processed as the highest minor version supported, 1.1.
+        guard major == 1 else {
+            return .failure(
+                HTTPParseError(
+                    status: .httpVersionNotSupported,
+                    detail: "HTTP/\(major).\(minor) is not supported; use HTTP/1.1.",
+                    path: HTTPRequest.split(target: target).path
+                )
+            )
+        }
+        let version: HTTPVersion = minor == 0 ? .http10 : .http11
+
+        var headers = HTTPHeaders()
+        headers.reserveCapacity(headerLines)
+        var contentLength: Int?
+        var transferCodings: [String] = []
+        var hasTransferEncoding = false
+        var connectionClose = false
+        var connectionKeepAlive = false
+        var hostCount = 0
+        var expectsContinue = false
+
+        var start = requestLineEnd + 1
+        while start < bytes.count - 2 {
+            var end = start
+            while bytes[end] != HTTPSyntax.lf { end += 1 }
+            let fieldLine = UnsafeBufferPointer(rebasing: bytes[start..<(end - 1)])
+            start = end + 1
+            // RFC 9112 §5.2: obs-fold (a line starting with SP or HTAB) is refused with 400.
+            if fieldLine[0] == HTTPSyntax.space || fieldLine[0] == HTTPSyntax.tab {
+                return failHead(.badRequest, "Obsolete line folding is not accepted.", target)
+            }
+            // RFC 9112 §5: field-line = field-name ":" OWS field-value OWS; RFC 9110 §5.1: field-name = token.
+            guard let colon = fieldLine.firstIndex(of: HTTPSyntax.colon), colon > 0 else {
+                return failHead(.badRequest, "A header line has no field name and colon.", target)
+            }
+            let nameBytes = UnsafeBufferPointer(rebasing: fieldLine[0..<colon])
+            // RFC 9112 §5.1: no whitespace between field name and colon; such a request MUST get 400.
+            guard nameBytes.allSatisfy(HTTPSyntax.isTokenChar) else {
+                return failHead(
+                    .badRequest, "A header field name is not a token (whitespace before the colon?).", target)
+            }
+            var valueStart = colon + 1
+            var valueEnd = fieldLine.count
+            while valueStart < valueEnd,
+                fieldLine[valueStart] == HTTPSyntax.space || fieldLine[valueStart] == HTTPSyntax.tab
+            {
+                valueStart += 1
+            }
+            while valueEnd > valueStart,
+                fieldLine[valueEnd - 1] == HTTPSyntax.space || fieldLine[valueEnd - 1] == HTTPSyntax.tab
+            {
+                valueEnd -= 1
+            }
+            let valueBytes = UnsafeBufferPointer(rebasing: fieldLine[valueStart..<valueEnd])
+            // RFC 9110 §5.5: CR, LF and NUL (and other CTLs) in a field value are refused.
+            guard valueBytes.allSatisfy(HTTPSyntax.isFieldValueChar) else {
+                return failHead(.badRequest, "A header field value contains a control character.", target)
+            }
+            let name = String(decoding: nameBytes, as: UTF8.self)
+            let value = String(decoding: valueBytes, as: UTF8.self)
+            headers.add(name, value)
+
+            switch nameBytes.count {
+            case 4 where HTTPSyntax.equalsIgnoringCase(nameBytes, "host"):
+                hostCount += 1
+            case 6 where HTTPSyntax.equalsIgnoringCase(nameBytes, "expect"):
+                // RFC 9110 §10.1.1: the only expectation defined is 100-continue.
+                if HTTPSyntax.equalsIgnoringCase(valueBytes, "100-continue") { expectsContinue = true }
+            case 10 where HTTPSyntax.equalsIgnoringCase(nameBytes, "connection"):
+                // RFC 9112 §9.3, §9.6: connection options "close" and "keep-alive".
+                for option in HTTPSyntax.listElements(value) {
+                    if option == "close" { connectionClose = true }
+                    if option == "keep-alive" { connectionKeepAlive = true }
+                }
+            case 14 where HTTPSyntax.equalsIgnoringCase(nameBytes, "content-length"):
+                // RFC 9110 §8.6: Content-Length = 1*DIGIT; RFC 9112 §6.3 item 5: a list of identical values
+                // may be accepted as one; differing values are a framing error (400).
+                let elements = value.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingOWS() }
+                for element in elements {
+                    guard !element.isEmpty, element.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else {
+                        return failHead(.badRequest, "Content-Length is not a number.", target)
+                    }
+                    // More than 18 digits cannot fit and is surely over the limit.
+                    let length = element.utf8.count > 18 ? Int.max : Int(element)!
+                    if let existing = contentLength, existing != length {
+                        return failHead(.badRequest, "Content-Length has differing values.", target)
+                    }
+                    contentLength = length
+                }
+            case 17 where HTTPSyntax.equalsIgnoringCase(nameBytes, "transfer-encoding"):
+                hasTransferEncoding = true
+                transferCodings.append(contentsOf: HTTPSyntax.listElements(value))
+            default:
+                break
+            }
+        }
+
+        // RFC 9112 §3.2: a server MUST respond 400 to an HTTP/1.1 request without Host, or with more than one.
+        if version == .http11 && hostCount != 1 || hostCount > 1 {
+            return failHead(.badRequest, "An HTTP/1.1 request needs exactly one Host header field.", target)
+        }
+        let keepAlive = version == .http11 ? !connectionClose : connectionKeepAlive && !connectionClose
+        head = Head(method: method, target: target, version: version, headers: headers, keepAlive: keepAlive)
+        body = []
+
+        if hasTransferEncoding {
+            // RFC 9112 §6.1: a request with both Transfer-Encoding and Content-Length is a framing error;
+            // the server MAY reject it, and does (400), closing the connection.
+            if contentLength != nil {
+                return failHead(.badRequest, "Both Transfer-Encoding and Content-Length are present.", target)
+            }
+            // RFC 9112 §6.1: Transfer-Encoding in an HTTP/1.0 message MUST be treated as faulty framing.
+            if version == .http10 {
+                return failHead(.badRequest, "Transfer-Encoding is not valid in HTTP/1.0.", target)
+            }
+            // RFC 9112 §6.3 item 4: if chunked is not the final coding of a request, respond 400.
+            guard transferCodings.last == "chunked" else {
+                return failHead(.badRequest, "The final transfer coding is not chunked.", target)
+            }
+            // RFC 9112 §7: chunked MUST NOT be applied more than once; RFC 9112 §6.1: an unknown transfer coding
+            // SHOULD get 501.
+            guard transferCodings.count == 1 else {
+                if transferCodings.dropLast().contains("chunked") {
+                    return failHead(.badRequest, "chunked is applied more than once.", target)
+                }
+                return failHead(.notImplemented, "Only the chunked transfer coding is supported.", target)
+            }
+            state = .chunkSize
+            return expectsContinue && version == .http11 ? .continueExpected : nil
+        }
+        let length = contentLength ?? 0
+        if length > limits.body {
+            return failHead(.contentTooLarge, "The body exceeds \(limits.body) bytes.", target)
+        }
+        if length == 0 {
+            return finish()
+        }
+        body.reserveCapacity(length)
+        state = .body(remaining: length)
+        return expectsContinue && version == .http11 ? .continueExpected : nil
+    }
+
+    /// A refusal after the request line was read; the path is worked out only now, off the hot path.
+    private func failHead(_ status: HTTPStatus, _ detail: String, _ target: String) -> Event {
+        .failure(HTTPParseError(status: status, detail: detail, path: HTTPRequest.split(target: target).path))
+    }
+
+    /// RFC 9112 §7.1: chunk = chunk-size [ chunk-ext ] CRLF chunk-data CRLF; last-chunk = 1*"0" [ chunk-ext ] CRLF.
+    private mutating func stepChunkSize(_ bytes: UnsafeBufferPointer<UInt8>) -> (Int, Event?) {
+        let maxLine = 4096
+        guard let lf = UnsafeBufferPointer(rebasing: bytes.prefix(maxLine + 2)).firstIndex(of: HTTPSyntax.lf) else {
+            if bytes.count > maxLine + 1 { return (0, fail(.badRequest, "A chunk-size line is too long.")) }
+            return (0, .needMore)
+        }
+        guard lf > 0, bytes[lf - 1] == HTTPSyntax.cr else {
+            return (0, fail(.badRequest, "A chunk-size line ends in a bare LF."))
+        }
+        var size = 0
+        var index = 0
+        while index < lf - 1, let digit = HTTPRequest.hexValue(bytes[index]) {
+            // RFC 9112 §7.1: recipients MUST anticipate large hexadecimal numbers and prevent overflow.
+            if size > (limits.body >> 4) + 1 {
+                return (0, fail(.contentTooLarge, "The body exceeds \(limits.body) bytes."))
+            }
+            size = size << 4 | Int(digit)
+            index += 1
+        }
+        guard index > 0 else { return (0, fail(.badRequest, "A chunk size is not hexadecimal.")) }
+        // RFC 9112 §7.1.1: chunk-ext = *( BWS ";" BWS chunk-ext-name [ BWS "=" BWS chunk-ext-val ] ); extensions
+        // are ignored but must start with ";" and hold no control characters.
+        var extIndex = index
+        while extIndex < lf - 1, bytes[extIndex] == HTTPSyntax.space || bytes[extIndex] == HTTPSyntax.tab {
+            extIndex += 1
+        }
+        if extIndex < lf - 1 {
+            guard bytes[extIndex] == UInt8(ascii: ";"),
+                UnsafeBufferPointer(rebasing: bytes[extIndex..<(lf - 1)]).allSatisfy(HTTPSyntax.isFieldValueChar)
+            else {
+                return (0, fail(.badRequest, "A chunk size is followed by something other than an extension."))
+            }
+        }
+        if body.count + size > limits.body {
+            return (0, fail(.contentTooLarge, "The body exceeds \(limits.body) bytes."))
+        }
+        state = size == 0 ? .trailer(bytes: 0) : .chunkData(remaining: size)
+        return (lf + 1, nil)
+    }
+
+    /// RFC 9112 §7.1.2: trailer-section = *( field-line CRLF ) then CRLF. Trailer fields are read and ignored.
+    private mutating func stepTrailer(_ bytes: UnsafeBufferPointer<UInt8>, total: Int) -> (Int, Event?) {
+        let window = UnsafeBufferPointer(rebasing: bytes.prefix(limits.allHeaders - total + 2))
+        guard let lf = window.firstIndex(of: HTTPSyntax.lf) else {
+            if bytes.count > limits.allHeaders - total + 1 {
+                return (0, fail(.requestHeaderFieldsTooLarge, "The trailer fields exceed \(limits.allHeaders) bytes."))
+            }
+            return (0, .needMore)
+        }
+        guard lf > 0, bytes[lf - 1] == HTTPSyntax.cr else {
+            return (0, fail(.badRequest, "A trailer line ends in a bare LF."))
+        }
+        if lf == 1 { return (2, finish()) }
+        let line = UnsafeBufferPointer(rebasing: bytes[0..<(lf - 1)])
+        guard line.allSatisfy(HTTPSyntax.isFieldValueChar) else {
+            return (0, fail(.badRequest, "A trailer field contains a control character."))
+        }
+        state = .trailer(bytes: total + lf + 1)
+        return (lf + 1, nil)
+    }
+
+    private mutating func finish() -> Event {
+        let head = self.head!
+        var request = HTTPRequest(method: head.method, target: head.target, version: head.version)
+        request.headers = head.headers
+        request.body = body
+        self.head = nil
+        body = []
+        state = .head
+        return .request(request, keepAlive: head.keepAlive)
+    }
+
+    private static func digit(_ byte: UInt8) -> Int? {
+        byte >= 0x30 && byte <= 0x39 ? Int(byte - 0x30) : nil
+    }
+
+    /// RFC 9112 §3.2.2: absolute-form = absolute-URI; only http and https are meaningful to this server.
+    private static func isAbsoluteForm(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        let lowered = bytes.prefix(8).map(HTTPSyntax.lower)
+        return lowered.starts(with: Array("http://".utf8)) || lowered.starts(with: Array("https://".utf8))
+    }
+}

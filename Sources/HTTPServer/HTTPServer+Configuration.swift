@@ -1,0 +1,44 @@
+/// How the server listens, how many threads it runs and the limits it enforces.
+public struct HTTPServerConfiguration: Sendable {
+    /// Size limits on a request; exceeding one gets the status named beside it.
+    public struct Limits: Sendable {
+        /// Request line, without CRLF (414).
+        public var requestLine: Int = 8 * 1024
+        /// One header field line, without CRLF (431).
+        public var oneHeader: Int = 8 * 1024
+        /// All header field lines together, CRLFs included (431). Also bounds chunked trailers.
+        public var allHeaders: Int = 32 * 1024
+        /// Number of header fields (431).
+        public var headerCount: Int = 100
+        /// Decoded body (413).
+        public var body: Int = 1024 * 1024
+
+        public init() {}
+    }
+
+    /// An IPv4 or IPv6 literal, or "localhost".
+    public var host: String = "127.0.0.1"
+    /// 0 picks a free port; `HTTPServer.start()` returns the real one.
+    public var port: UInt16 = 8080
+    /// Event loop threads; each owns the connections it accepted. Measured on 2 cores with wrk beside the server,
+    /// 2 loops served ~100k req/s at 64 connections (p99 ~1.4 ms) against ~65k for 1 loop.
+    public var eventLoopCount: Int = 2
+    /// Connections open at once. Beyond it, a new connection gets a 503 problem and is closed.
+    public var maxConnections: Int = 4096
+    /// Time allowed to receive a request's header section, from its first byte; also the longest pause while a
+    /// body arrives. On expiry: 408 and close.
+    public var headerTimeout: Duration = .seconds(10)
+    /// A keep-alive connection with no request in progress is closed after this long. Also bounds a client that
+    /// stops reading its responses.
+    public var idleTimeout: Duration = .seconds(60)
+    /// How long `shutdown()` waits for in-flight requests before closing everything.
+    public var shutdownGrace: Duration = .seconds(10)
+    /// Listen backlog.
+    public var backlog: Int32 = 1024
+    public var limits = Limits()
+
+    public init(host: String = "127.0.0.1", port: UInt16 = 8080) {
+        self.host = host
+        self.port = port
+    }
+}

@@ -1,0 +1,141 @@
+import CLinux
+import Glibc
+import Logging
+
+/// An HTTP/1.1 server on non-blocking POSIX sockets and epoll.
+///
+/// `eventLoopCount` threads each run an epoll loop. They share the listening socket (registered with
+/// `EPOLLEXCLUSIVE`, so a new connection wakes one loop), and each owns the connections it accepts for their
+/// whole life, so connection state needs no locks. `.deferred` handlers run as Tasks and post their responses
+/// back to the owning loop through its eventfd.
+public final class HTTPServer: Sendable {
+    public let configuration: HTTPServerConfiguration
+    /// Called once per response, on the event loop thread, after the response is queued for writing: the request,
+    /// the handler's response, the context and the time since the request was received. Responses the server
+    /// makes for requests it refused get method "-" and the path as target (or "*").
+    public let accessLog: (@Sendable (HTTPRequest, HTTPResponse, RequestContext, Duration) -> Void)?
+    private let handler: any HTTPHandler
+    private let logger: Logger
+
+    private enum Phase {
+        case idle
+        case running(listener: Int32, loops: [EventLoop])
+        case stopping
+        case stopped
+    }
+    private let phase = Locked(Phase.idle)
+    private let context: Locked<ServerContext?> = Locked(nil)
+
+    public init(
+        configuration: HTTPServerConfiguration,
+        handler: any HTTPHandler,
+        logger: Logger,
+        accessLog: (@Sendable (HTTPRequest, HTTPResponse, RequestContext, Duration) -> Void)? = nil
+    ) {
+        self.configuration = configuration
+        self.handler = handler
+        self.logger = logger
+        self.accessLog = accessLog
+    }
+
+    /// Connections open right now, across all loops.
+    public var openConnectionCount: Int {
+        context.withLock { $0?.openConnections.withLock { $0 } ?? 0 }
+    }
+
+    /// Binds and listens, starts the loop threads and returns the bound address (the real port when the
+    /// configured one is 0). Ignores SIGPIPE for the process.
+    @discardableResult
+    public func start() throws -> SocketAddress {
+        try phase.withLock { phase in
+            guard case .idle = phase else { throw SocketError(operation: "Start (already started)", errno: EINVAL) }
+            signal(SIGPIPE, SIG_IGN)
+            let (listener, address) = try Socket.makeListener(
+                host: configuration.host,
+                port: configuration.port,
+                backlog: configuration.backlog
+            )
+            let server = ServerContext(
+                configuration: configuration,
+                handler: handler,
+                logger: logger,
+                accessLog: accessLog
+            )
+            var loops: [EventLoop] = []
+            do {
+                for index in 0..<max(1, configuration.eventLoopCount) {
+                    loops.append(try EventLoop(index: index, server: server))
+                }
+            } catch {
+                close(listener)
+                throw error
+            }
+            for loop in loops {
+                loop.startAccepting(listener)
+                try LoopThread.spawn { loop.run() }
+            }
+            context.withLock { $0 = server }
+            phase = .running(listener: listener, loops: loops)
+            logger.info(
+                "HTTP server listening",
+                metadata: ["http.address": "\(address)", "http.event_loops": "\(loops.count)"]
+            )
+            return address
+        }
+    }
+
+    /// Stops accepting, lets in-flight requests finish (for at most `shutdownGrace`), then closes every
+    /// connection and stops the loop threads. Safe to call more than once and from several tasks; every call
+    /// returns once the server has stopped.
+    public func shutdown() async {
+        let taken = phase.withLock { phase -> (Int32, [EventLoop])? in
+            switch phase {
+            case .idle:
+                phase = .stopped
+                return nil
+            case .running(let listener, let loops):
+                phase = .stopping
+                return (listener, loops)
+            case .stopping, .stopped:
+                return nil
+            }
+        }
+        guard let (listener, loops) = taken else {
+            while true {
+                if case .stopped = phase.withLock({ $0 }) { return }
+                try? await Task.sleep(for: .milliseconds(5))
+            }
+        }
+        // 1. Stop accepting on every loop before closing the shared listening socket.
+        let stoppedAccepting = Locked(0)
+        for loop in loops {
+            loop.execute {
+                loop.stopAccepting()
+                stoppedAccepting.withLock { $0 += 1 }
+            }
+        }
+        while stoppedAccepting.withLock({ $0 }) < loops.count {
+            try? await Task.sleep(for: .milliseconds(2))
+        }
+        close(listener)
+        // 2. Drain: idle connections close now, busy ones after their response, bounded by the grace period.
+        for loop in loops {
+            loop.execute { loop.beginDrain() }
+        }
+        let deadline = ContinuousClock.now + configuration.shutdownGrace
+        while openConnectionCount > 0 && ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(5))
+        }
+        // 3. Stop the loops; each closes whatever is left.
+        for loop in loops {
+            loop.execute { loop.stop() }
+        }
+        for loop in loops {
+            while !loop.hasExited.withLock({ $0 }) {
+                try? await Task.sleep(for: .milliseconds(2))
+            }
+        }
+        phase.withLock { $0 = .stopped }
+        logger.info("HTTP server stopped")
+    }
+}

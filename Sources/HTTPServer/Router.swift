@@ -1,0 +1,110 @@
+/// Values captured from `{name}` segments of a route pattern, raw (not percent-decoded).
+public struct PathParameters: Sendable {
+    private var values: [(name: String, value: String)]
+
+    public init(_ values: [String: String] = [:]) {
+        self.values = values.map { (name: $0.key, value: $0.value) }
+    }
+
+    init(pairs: [(name: String, value: String)]) { values = pairs }
+
+    public subscript(_ name: String) -> String? {
+        values.first { $0.name == name }?.value
+    }
+}
+
+/// Dispatches on method and path. Patterns are `/`-separated segments, each a literal or a `{name}` capture of
+/// one whole segment. A path that matches no pattern gets 404; a path that matches but not for this method gets
+/// 405 with `Allow`. HEAD runs the GET handler where no HEAD handler is registered (the server drops the body).
+public struct Router: HTTPHandler {
+    public typealias Handler = @Sendable (HTTPRequest, RequestContext, PathParameters) -> HTTPHandlerResult
+
+    private enum Segment: Sendable, Equatable {
+        case literal(String)
+        case capture(String)
+    }
+
+    private struct Route: Sendable {
+        var pattern: String
+        var segments: [Segment]
+        var handlers: [HTTPMethod: Handler]
+    }
+
+    /// Routes ordered so that, for the same number of segments, a literal segment is tried before a capture.
+    private var routes: [Route] = []
+
+    public init() {}
+
+    /// Registers `handler` for `method` on `pattern`. Registering the same method and pattern again replaces it.
+    public mutating func add(_ method: HTTPMethod, _ pattern: String, _ handler: @escaping Handler) {
+        if let index = routes.firstIndex(where: { $0.pattern == pattern }) {
+            routes[index].handlers[method] = handler
+            return
+        }
+        let segments: [Segment] = Router.segments(of: pattern).map { part in
+            if part.hasPrefix("{") && part.hasSuffix("}") && part.count > 2 {
+                return .capture(String(part.dropFirst().dropLast()))
+            }
+            return .literal(String(part))
+        }
+        routes.append(Route(pattern: pattern, segments: segments, handlers: [method: handler]))
+        routes.sort { lhs, rhs in
+            for (left, right) in zip(lhs.segments, rhs.segments) {
+                switch (left, right) {
+                case (.literal, .capture): return true
+                case (.capture, .literal): return false
+                default: continue
+                }
+            }
+            return false
+        }
+    }
+
+    private static func segments(of path: some StringProtocol) -> [Substring] {
+        var parts = path.split(separator: "/", omittingEmptySubsequences: false).map { Substring($0) }
+        if parts.first == "" { parts.removeFirst() }
+        if parts == [""] { parts = [] }
+        return parts
+    }
+
+    public func handle(_ request: HTTPRequest, context: RequestContext) -> HTTPHandlerResult {
+        let parts = Router.segments(of: request.path)
+        var allowed: Set<HTTPMethod> = []
+        var matchedAny = false
+        for route in routes where route.segments.count == parts.count {
+            var captures: [(name: String, value: String)] = []
+            var matches = true
+            for (segment, part) in zip(route.segments, parts) {
+                switch segment {
+                case .literal(let literal):
+                    if literal != part { matches = false }
+                case .capture(let name):
+                    if part.isEmpty { matches = false } else { captures.append((name: name, value: String(part))) }
+                }
+                if !matches { break }
+            }
+            guard matches else { continue }
+            matchedAny = true
+            if let handler = route.handlers[request.method]
+                ?? (request.method == .HEAD ? route.handlers[.GET] : nil)
+            {
+                return handler(request, context, PathParameters(pairs: captures))
+            }
+            allowed.formUnion(route.handlers.keys)
+        }
+        guard matchedAny else {
+            return .response(
+                .serverProblem(.notFound, detail: "No resource at \(request.path).", instance: request.path)
+            )
+        }
+        if allowed.contains(.GET) { allowed.insert(.HEAD) }
+        let allow = allowed.map(\.rawValue).sorted().joined(separator: ", ")
+        var response = HTTPResponse.serverProblem(
+            .methodNotAllowed,
+            detail: "\(request.method.rawValue) is not allowed on \(request.path); allowed: \(allow).",
+            instance: request.path
+        )
+        response.headers.add("Allow", allow)
+        return .response(response)
+    }
+}
