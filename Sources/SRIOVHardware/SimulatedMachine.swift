@@ -1,4 +1,5 @@
 import Foundation
+import Netlink
 import SRIOVCore
 
 #if canImport(Glibc)
@@ -263,8 +264,15 @@ struct SimulatedMachine: Sendable {
     }
 
     /// Removes every VF of the PF (links first, as `pci_iov_remove_virtfn` does) and sets `sriov_numvfs` to 0.
+    /// The PF's netdevs forget their VF settings, as igb, i40e, ice and mlx5_core do when their VFs are destroyed
+    /// (netdevsim keeps them; the simulated drivers are real ones).
     func disableVFs(_ pf: PCIAddress) throws(SysfsError) {
         guard let pfPath = devicePath(pf) else { return }
+        if tree.readInt(pfPath + "/sriov_numvfs") != 0 {
+            let settings = SimulatedRTNetlink(
+                stateDirectory: HardwareHost.vfSettingsFolder(of: URL(fileURLWithPath: tree.root)), links: [])
+            for name in tree.list(pfPath + "/net") { settings.forgetVFSettings(ofInterface: name) }
+        }
         for (index, vf) in virtfns(of: pf).reversed() {
             tree.remove(pfPath + "/virtfn\(index)")
             if let vfPath = devicePath(vf) { tree.remove(vfPath + "/physfn") }

@@ -1,0 +1,63 @@
+import Foundation
+import Netlink
+import SRIOVCore
+
+/// What plays the kernel for VF work: sysfs (drivers, VFs) and rtnetlink (VF settings on the PF's netdev). The
+/// real kernel and the simulated one are interchangeable behind it.
+public struct HardwareHost: Sendable {
+    public let sysfs: Sysfs
+    public let netlink: RTNetlinkClient
+
+    public init(sysfs: Sysfs, netlink: RTNetlinkClient) {
+        self.sysfs = sysfs
+        self.netlink = netlink
+    }
+
+    /// The real kernel: sysfs mounted at `sysfsRoot` and an `AF_NETLINK` socket (which can fail to open).
+    public static func kernel(sysfsRoot: String = "/sys") throws(NetlinkError) -> HardwareHost {
+        HardwareHost(sysfs: .kernel(root: sysfsRoot), netlink: RTNetlinkClient(transport: try KernelRTNetlink()))
+    }
+
+    /// The simulated host in DIR (see `SimulatedHost`): `SimulatedKernel` for sysfs, and `SimulatedRTNetlink`
+    /// keeping VF settings in `DIR/.simulator/vf-settings`. The rtnetlink side finds a netdev by reading the
+    /// simulated sysfs tree through `Sysfs` and `HostScanner`, on every request, so it always sees the live
+    /// driver, VF count, MTU, MAC and operstate.
+    public static func simulated(at dir: URL) -> HardwareHost {
+        let sysfs = Sysfs(backend: SimulatedKernel(root: dir))
+        let transport = SimulatedRTNetlink(stateDirectory: vfSettingsFolder(of: dir)) { selector in
+            simulatedLink(selector, sysfs: sysfs)
+        }
+        return HardwareHost(sysfs: sysfs, netlink: RTNetlinkClient(transport: transport))
+    }
+
+    /// `DIR/.simulator/vf-settings`, where the simulated rtnetlink keeps VF settings.
+    static func vfSettingsFolder(of dir: URL) -> URL {
+        dir.appendingPathComponent(".simulator").appendingPathComponent("vf-settings")
+    }
+
+    /// The PF netdev `selector` names, read from the tree. Interface indexes are not kept in sysfs here: the
+    /// simulated kernel numbers the PF netdevs 2, 3, ... in PCI address order (1 is `lo` on a real host).
+    static func simulatedLink(_ selector: LinkSelector, sysfs: Sysfs) -> SimulatedRTNetlink.Link? {
+        let scanner = HostScanner(sysfs: sysfs)
+        guard let devices = try? sysfs.pciDevices() else { return nil }
+        var index: Int32 = 1
+        for device in devices {
+            guard let pf = scanner.physicalFunction(device), let name = pf.interfaces.first,
+                let interface = InterfaceName(name)
+            else { continue }
+            index += 1
+            let matches: Bool
+            switch selector {
+            case .name(let wanted): matches = pf.interfaces.contains(wanted)
+            case .index(let wanted): matches = wanted == index
+            }
+            guard matches else { continue }
+            let link = scanner.networkLink(interface, on: device)
+            return SimulatedRTNetlink.Link(
+                name: name, index: index, driver: pf.driver ?? "", numVFs: pf.numVFs,
+                mtu: UInt32(max(0, link.mtu ?? 1500)), address: link.mac.flatMap(parseMAC) ?? [0, 0, 0, 0, 0, 0],
+                isUp: link.state == "up")
+        }
+        return nil
+    }
+}

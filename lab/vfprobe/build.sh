@@ -1,0 +1,22 @@
+#!/bin/bash
+# lab/vfprobe/build.sh [OUT] - compile vf-probe on the host from the repo's SRIOVCore, Netlink and SRIOVHardware
+# sources (each its own module, as in Package.swift, built as a static library with plain swiftc) plus
+# VFProbe.swift. The guest runs the host's filesystem, so the binary works there unchanged.
+# Default OUT: $LAB_DIR/bin/vf-probe (LAB_DIR defaults to lab/cache).
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+OUT=${1:-${LAB_DIR:-$ROOT/lab/cache}/bin/vf-probe}
+B=$(dirname "$OUT")/vfprobe-modules
+mkdir -p "$B"
+module() {  # NAME: one module from Sources/NAME, as a static library with its .swiftmodule
+    swiftc -O -parse-as-library -swift-version 6 -module-name "$1" -I "$B" \
+        -emit-module -emit-module-path "$B/$1.swiftmodule" -emit-library -static -o "$B/lib$1.a" \
+        $(find "$ROOT/Sources/$1" -name '*.swift' | sort)
+}
+module SRIOVCore
+module Netlink
+module SRIOVHardware
+swiftc -O -parse-as-library -swift-version 6 -module-name VFProbe -I "$B" "$HERE/VFProbe.swift" \
+    -L "$B" -lSRIOVHardware -lNetlink -lSRIOVCore -o "$OUT"
+echo "$OUT"
