@@ -1,0 +1,374 @@
+import CSQLite
+import Foundation
+import SRIOVCore
+
+/// The sriovd database: inventory, allocations, audit history, idempotency records and intents.
+///
+/// One writer connection on its own thread commits writes in groups (see `write`); a small pool of reader
+/// connections serves `read` (WAL: readers never wait for the writer). Every write acknowledged by `write`
+/// returning is in a committed transaction with `synchronous=FULL`: it survives a crash and a power loss.
+public final class Store: Sendable {
+    /// The database file.
+    public let path: String
+    let writer: Writer
+    private let readers: ReaderPool
+
+    /// Opens the database at `path` (its folder must exist), refuses it when it is not a sriovd database or
+    /// was written by a different sriovd (touching nothing), then applies this binary's migrations.
+    public convenience init(path: String) throws(StoreError) {
+        try self.init(path: path, migrations: EmbeddedMigrations.all)
+    }
+
+    /// Opens with the given migrations instead of the embedded ones (tests).
+    init(path: String, migrations: [Migration], readerCount: Int = 4) throws(StoreError) {
+        // Everything that can refuse the database runs first, on a read-only connection.
+        try Self.verify(path: path, migrations: migrations)
+        let database = try Database(path: path, flags: SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE)
+        try Self.configureWriter(database)
+        try Migrator.migrate(database, known: migrations)
+        _ = try database.purgeIdempotencyRecords(createdBefore: Self.idempotencyCutoff())
+        self.path = path
+        self.writer = Writer(database: database)
+        self.readers = ReaderPool(path: path, capacity: max(1, readerCount))
+    }
+
+    deinit {
+        close()
+    }
+
+    /// Runs `body` in the write transaction and returns its result once that transaction is durably committed.
+    ///
+    /// Group commit: the writer thread takes every pending body, runs them in one `BEGIN IMMEDIATE … COMMIT`,
+    /// each inside its own SAVEPOINT, and resumes the callers only after the single COMMIT (one fsync). A body
+    /// that throws rolls back only its own savepoint and its caller gets the error; when the COMMIT fails,
+    /// every caller of the batch gets that error. Bodies are synchronous and must block on nothing but
+    /// SQLite. The `Transaction` is valid only inside the body.
+    public func write<T: Sendable>(_ body: @escaping @Sendable (Transaction) throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            let request = WriteRequest(body: body, continuation: continuation)
+            do {
+                try writer.submit(request)
+            } catch {
+                continuation.resume(throwing: error)
+            }
+        }
+    }
+
+    /// Runs `body` on a reader connection inside one read transaction: a consistent snapshot of everything
+    /// committed before it started. Blocks only when every reader of the pool is busy.
+    public func read<T>(_ body: (ReadView) throws -> T) throws -> T {
+        let database = try readers.acquire()
+        defer { readers.release(database) }
+        try database.execute("BEGIN")
+        defer { if database.isInTransaction { try? database.execute("ROLLBACK") } }
+        let view = ReadView(database)
+        defer { view.invalidate() }
+        return try body(view)
+    }
+
+    /// Deletes idempotency records older than the retention (24 h); returns how many. Also done at open.
+    @discardableResult
+    public func purgeExpiredIdempotencyRecords() async throws -> Int {
+        let cutoff = Self.idempotencyCutoff()
+        return try await write { try $0.purgeIdempotencyRecords(createdBefore: cutoff) }
+    }
+
+    /// Waits for pending writes, checkpoints the WAL into the database file and closes every connection.
+    /// Later calls throw `.closed`. Safe to call twice.
+    public func close() {
+        readers.close()
+        writer.close()
+    }
+
+    /// Now minus the idempotency retention, formatted.
+    private static func idempotencyCutoff() -> String {
+        var spec = timespec()
+        clock_gettime(CLOCK_REALTIME, &spec)
+        let milliseconds = Int64(spec.tv_sec) * 1000 + Int64(spec.tv_nsec) / 1_000_000
+        let cutoff = milliseconds - IdempotencyRecord.retentionMilliseconds
+        return Timestamp.format(seconds: Int(cutoff / 1000), milliseconds: Int(cutoff % 1000))
+    }
+
+    /// Refuses, without writing anything, a database that is not sriovd's or that a different sriovd wrote.
+    /// A missing or empty file is a new database.
+    private static func verify(path: String, migrations: [Migration]) throws(StoreError) {
+        var info = stat()
+        guard stat(path, &info) == 0, info.st_size > 0 else { return }
+        // A read-only connection to a WAL database creates the -wal and -shm files and cannot delete them on
+        // close; remove them again when they were not there before and the WAL stayed empty.
+        let wal = path + "-wal"
+        let shm = path + "-shm"
+        let hadSidecars = access(wal, F_OK) == 0 || access(shm, F_OK) == 0
+        let database = try Database(path: path, flags: SQLITE_OPEN_READONLY)
+        defer {
+            database.close()
+            if !hadSidecars, stat(wal, &info) == 0, info.st_size == 0 {
+                unlink(wal)
+                unlink(shm)
+            }
+        }
+        _ = try Migrator.pending(in: database, known: migrations)
+    }
+
+    private static func configureWriter(_ database: Database) throws(StoreError) {
+        try database.executeScript("PRAGMA foreign_keys = ON")
+        let mode = try database.pragma("journal_mode = WAL")
+        guard mode?.lowercased() == "wal" else {
+            throw .sqlite(
+                code: SQLITE_ERROR, message: "journal_mode is \(mode ?? "unknown"), not wal",
+                sql: "PRAGMA journal_mode = WAL")
+        }
+        try database.executeScript("PRAGMA synchronous = FULL")
+        // Each write body runs in a savepoint, whose sub-journal would otherwise go to a temporary file: one
+        // extra pwrite per page first changed in each body (measured: +25 % throughput at 64 callers).
+        try database.executeScript("PRAGMA temp_store = MEMORY")
+        // Checkpoints reuse the WAL from its start; after a burst, trim it back to this size.
+        try database.executeScript("PRAGMA journal_size_limit = \(64 << 20)")
+        guard try database.pragma("synchronous") == "2", try database.pragma("foreign_keys") == "1" else {
+            throw .sqlite(
+                code: SQLITE_ERROR, message: "synchronous=FULL or foreign_keys=ON did not take",
+                sql: "PRAGMA synchronous = FULL")
+        }
+    }
+}
+
+// MARK: - Group commit
+
+/// A queued write body with the caller waiting for it.
+protocol PendingWrite: AnyObject, Sendable {
+    /// Runs the body inside its own savepoint of the open transaction and keeps the outcome.
+    func perform(on database: Database)
+    /// Resumes the caller: with the kept outcome, or with `failure` when the batch did not commit.
+    func finish(failure: StoreError?)
+}
+
+/// Touched by the caller's thread until `submit`, then only by the writer thread.
+final class WriteRequest<T: Sendable>: PendingWrite, @unchecked Sendable {
+    private let body: @Sendable (Transaction) throws -> T
+    private let continuation: CheckedContinuation<T, any Error>
+    private var result: Result<T, any Error> = .failure(StoreError.closed)
+
+    init(body: @escaping @Sendable (Transaction) throws -> T, continuation: CheckedContinuation<T, any Error>) {
+        self.body = body
+        self.continuation = continuation
+    }
+
+    func perform(on database: Database) {
+        do {
+            try database.execute("SAVEPOINT write_body")
+        } catch {
+            result = .failure(error)
+            return
+        }
+        let transaction = Transaction(database)
+        do {
+            let value = try body(transaction)
+            transaction.invalidate()
+            try database.execute("RELEASE write_body")
+            result = .success(value)
+        } catch {
+            transaction.invalidate()
+            if database.isInTransaction {
+                try? database.execute("ROLLBACK TO write_body")
+                try? database.execute("RELEASE write_body")
+            }
+            result = .failure(error)
+        }
+    }
+
+    func finish(failure: StoreError?) {
+        if let failure {
+            continuation.resume(throwing: failure)
+        } else {
+            continuation.resume(with: result)
+        }
+    }
+}
+
+/// The writer connection and the thread that owns it.
+final class Writer: @unchecked Sendable {
+    /// At most this many bodies share one transaction, to bound a batch's latency.
+    static let maximumBatch = 1024
+
+    private let database: Database
+    private let condition = NSCondition()
+    private var queue: [any PendingWrite] = []
+    private var isClosing = false
+    private var isFinished = false
+    private var batches = 0
+    private var thread: Thread?
+
+    /// How many transactions the writer has committed or tried to (tests use it to see grouping).
+    var batchCount: Int {
+        condition.lock()
+        defer { condition.unlock() }
+        return batches
+    }
+
+    /// Bodies waiting for the writer thread.
+    var pendingCount: Int {
+        condition.lock()
+        defer { condition.unlock() }
+        return queue.count
+    }
+
+    init(database: Database) {
+        self.database = database
+        let thread = Thread { [self] in run() }
+        thread.name = "sriovd-store-writer"
+        thread.stackSize = 4 << 20
+        self.thread = thread
+        thread.start()
+    }
+
+    func submit(_ request: any PendingWrite) throws(StoreError) {
+        condition.lock()
+        defer { condition.unlock() }
+        guard !isClosing else { throw .closed }
+        queue.append(request)
+        condition.broadcast()
+    }
+
+    /// Lets the thread drain the queue, checkpoint and close, and waits for it.
+    /// Called on the writer thread itself (the last reference to the store dropped by a finished write), it
+    /// cannot wait for itself: the thread then closes once it has drained the queue.
+    func close() {
+        condition.lock()
+        isClosing = true
+        condition.broadcast()
+        if Thread.current != thread {
+            while !isFinished { condition.wait() }
+        }
+        condition.unlock()
+    }
+
+    private func run() {
+        while true {
+            condition.lock()
+            while queue.isEmpty && !isClosing { condition.wait() }
+            if queue.isEmpty {
+                condition.unlock()
+                break
+            }
+            let batch: [any PendingWrite]
+            if queue.count <= Self.maximumBatch {
+                batch = queue
+                queue = []
+            } else {
+                batch = Array(queue.prefix(Self.maximumBatch))
+                queue.removeFirst(Self.maximumBatch)
+            }
+            batches += 1
+            condition.unlock()
+            commit(batch)
+        }
+        try? database.executeScript("PRAGMA wal_checkpoint(TRUNCATE)")
+        database.close()
+        condition.lock()
+        isFinished = true
+        thread = nil  // the thread's closure holds self
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    /// Runs the bodies in one transaction and commits once. Should SQLite roll the transaction back by itself
+    /// (a disk error), the bodies run so far fail with that error and the rest go on in a new transaction.
+    private func commit(_ batch: [any PendingWrite]) {
+        var next = batch.startIndex
+        while next < batch.endIndex {
+            do {
+                try database.execute("BEGIN IMMEDIATE")
+            } catch {
+                for request in batch[next...] { request.finish(failure: error) }
+                return
+            }
+            let first = next
+            var abort: StoreError?
+            while next < batch.endIndex {
+                batch[next].perform(on: database)
+                next += 1
+                if !database.isInTransaction {
+                    abort = database.error(SQLITE_ABORT, sql: nil)
+                    break
+                }
+            }
+            if let abort {
+                for request in batch[first..<next] { request.finish(failure: abort) }
+                continue
+            }
+            do {
+                try database.execute("COMMIT")
+                for request in batch[first..<next] { request.finish(failure: nil) }
+            } catch {
+                if database.isInTransaction { try? database.execute("ROLLBACK") }
+                for request in batch[first..<next] { request.finish(failure: error) }
+            }
+        }
+    }
+}
+
+/// Reader connections, opened on demand up to `capacity`, each used by one thread at a time.
+final class ReaderPool: @unchecked Sendable {
+    private let path: String
+    private let capacity: Int
+    private let condition = NSCondition()
+    private var idle: [Database] = []
+    private var openCount = 0
+    private var isClosed = false
+
+    init(path: String, capacity: Int) {
+        self.path = path
+        self.capacity = capacity
+    }
+
+    func acquire() throws(StoreError) -> Database {
+        condition.lock()
+        while true {
+            if isClosed {
+                condition.unlock()
+                throw .closed
+            }
+            if let database = idle.popLast() {
+                condition.unlock()
+                return database
+            }
+            if openCount < capacity {
+                openCount += 1
+                condition.unlock()
+                do {
+                    return try Database(path: path, flags: SQLITE_OPEN_READONLY)
+                } catch {
+                    condition.lock()
+                    openCount -= 1
+                    condition.broadcast()
+                    condition.unlock()
+                    throw error
+                }
+            }
+            condition.wait()
+        }
+    }
+
+    func release(_ database: Database) {
+        condition.lock()
+        defer { condition.unlock() }
+        if isClosed {
+            database.close()
+            openCount -= 1
+        } else {
+            idle.append(database)
+        }
+        condition.broadcast()
+    }
+
+    /// Closes idle readers now and waits for busy ones to come back.
+    func close() {
+        condition.lock()
+        defer { condition.unlock() }
+        isClosed = true
+        for database in idle { database.close() }
+        openCount -= idle.count
+        idle = []
+        while openCount > 0 { condition.wait() }
+    }
+}

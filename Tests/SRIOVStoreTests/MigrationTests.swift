@@ -1,0 +1,190 @@
+import Foundation
+import SRIOVCore
+import Testing
+
+@testable import SRIOVStore
+
+@Suite struct MigrationTests {
+    static let initial = EmbeddedMigrations.all[0]
+    static let extra = Migration(id: "0002_test_extra", sql: "CREATE TABLE test_extra (x INTEGER NOT NULL) STRICT;\n")
+
+    private func appliedMigrations(_ path: String) throws -> [[String]] {
+        try withRawDatabase(path) { database in
+            try database.query("SELECT id, sha256 FROM sriovd_migrations ORDER BY id") { [$0.text(0), $0.text(1)] }
+        }
+    }
+
+    @Test func freshDatabaseGetsEveryMigrationAndOurApplicationID() throws {
+        let directory = TemporaryDirectory()
+        let path = directory.file("sriovd.db")
+        let store = try Store(path: path)
+        store.close()
+        let applied = try appliedMigrations(path)
+        #expect(applied.map { $0[0] } == EmbeddedMigrations.all.map(\.id))
+        #expect(applied.map { $0[1] } == EmbeddedMigrations.all.map(\.checksum))
+        try withRawDatabase(path) { database in
+            #expect(try database.pragma("application_id") == String(Migrator.applicationID))
+            #expect(try database.pragma("journal_mode") == "wal")
+            let tables = try database.query("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name") {
+                $0.text(0)
+            }
+            for table in [
+                "allocations", "audit_events", "idempotency_keys", "intents", "pfs", "vf_generations",
+                "vf_original_state", "vfs",
+            ] {
+                #expect(tables.contains(table))
+            }
+        }
+        // Opening again applies nothing and refuses nothing.
+        try Store(path: path).close()
+        #expect(try appliedMigrations(path).count == EmbeddedMigrations.all.count)
+    }
+
+    @Test func emptyExistingFileIsANewDatabase() throws {
+        let directory = TemporaryDirectory()
+        let path = directory.file("empty.db")
+        #expect(FileManager.default.createFile(atPath: path, contents: Data()))
+        try Store(path: path).close()
+        #expect(try appliedMigrations(path).count == EmbeddedMigrations.all.count)
+    }
+
+    @Test func upgradeAppliesOnlyTheNewMigrationAndKeepsData() async throws {
+        let directory = TemporaryDirectory()
+        let path = directory.file("sriovd.db")
+        let old = try Store(path: path, migrations: [Self.initial])
+        let allocation = try await old.allocate(vfIndex: 3)
+        old.close()
+        #expect(try appliedMigrations(path).map { $0[0] } == [Self.initial.id])
+
+        let new = try Store(path: path, migrations: [Self.initial, Self.extra])
+        #expect(try new.read { try $0.allocation(id: allocation.id) } == allocation)
+        new.close()
+        #expect(try appliedMigrations(path).map { $0[0] } == [Self.initial.id, Self.extra.id])
+        let count = try withRawDatabase(path) { database in
+            try database.queryFirst("SELECT count(*) FROM test_extra") { $0.int(0) }
+        }
+        #expect(count == 0)
+    }
+
+    @Test func refusesADatabaseFromANewerBinaryAndTouchesNothing() throws {
+        let directory = TemporaryDirectory()
+        let path = directory.file("sriovd.db")
+        try Store(path: path, migrations: [Self.initial, Self.extra]).close()
+        let before = try directory.snapshot()
+        #expect(throws: StoreError.newerDatabase(unknown: [Self.extra.id])) {
+            try Store(path: path, migrations: [Self.initial])
+        }
+        #expect(try directory.snapshot() == before)
+    }
+
+    @Test func refusesAChangedMigrationAndTouchesNothing() throws {
+        let directory = TemporaryDirectory()
+        let path = directory.file("sriovd.db")
+        try Store(path: path, migrations: [Self.initial]).close()
+        let before = try directory.snapshot()
+        let edited = Migration(id: Self.initial.id, sql: Self.initial.sql + "-- an edit after shipping\n")
+        #expect(throws: StoreError.migrationChanged(Self.initial.id)) {
+            try Store(path: path, migrations: [edited])
+        }
+        #expect(try directory.snapshot() == before)
+    }
+
+    @Test func refusesAFileThatIsNotSQLiteAndTouchesNothing() throws {
+        let directory = TemporaryDirectory()
+        let path = directory.file("random.db")
+        var generator = SystemRandomNumberGenerator()
+        let bytes = (0..<8192).map { _ in UInt8.random(in: 0...255, using: &generator) }
+        #expect(FileManager.default.createFile(atPath: path, contents: Data(bytes)))
+        let before = try directory.snapshot()
+        let error = #expect(throws: StoreError.self) { try Store(path: path) }
+        guard case .notASriovdDatabase = error else {
+            Issue.record("expected notASriovdDatabase, got \(String(describing: error))")
+            return
+        }
+        #expect(try directory.snapshot() == before)
+    }
+
+    @Test func refusesAForeignSQLiteDatabaseAndTouchesNothing() throws {
+        let directory = TemporaryDirectory()
+        let path = directory.file("foreign.db")
+        try withRawDatabase(path) { database in
+            try database.executeScript("CREATE TABLE notes (body TEXT); INSERT INTO notes VALUES ('hello');")
+        }
+        let before = try directory.snapshot()
+        let error = #expect(throws: StoreError.self) { try Store(path: path) }
+        guard case .notASriovdDatabase(let why) = error else {
+            Issue.record("expected notASriovdDatabase, got \(String(describing: error))")
+            return
+        }
+        #expect(why.contains("no sriovd_migrations table"))
+        #expect(try directory.snapshot() == before)
+    }
+
+    @Test func refusesAnotherApplicationsIDAndTouchesNothing() throws {
+        let directory = TemporaryDirectory()
+        let path = directory.file("other.db")
+        try withRawDatabase(path) { database in
+            try database.executeScript("PRAGMA application_id = 1234; CREATE TABLE sriovd_migrations (id TEXT);")
+        }
+        let before = try directory.snapshot()
+        let error = #expect(throws: StoreError.self) { try Store(path: path) }
+        guard case .notASriovdDatabase(let why) = error else {
+            Issue.record("expected notASriovdDatabase, got \(String(describing: error))")
+            return
+        }
+        #expect(why.contains("application_id"))
+        #expect(try directory.snapshot() == before)
+    }
+
+    @Test func refusalsSayWhy() {
+        #expect(StoreError.newerDatabase(unknown: ["0009_x"]).description.contains("0009_x"))
+        #expect(StoreError.migrationChanged("0001_initial").description.contains("0001_initial"))
+        #expect(StoreError.notASriovdDatabase("it is not an SQLite database").description.contains("not an SQLite"))
+    }
+
+    /// The binary's copy of the migrations is the migrations folder, byte for byte.
+    @Test func embeddedMigrationsEqualTheFolder() throws {
+        let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
+        let folder = repository.appendingPathComponent("migrations")
+        let names = try FileManager.default.contentsOfDirectory(atPath: folder.path).filter { $0.hasSuffix(".sql") }
+            .sorted()
+        #expect(!names.isEmpty)
+        #expect(names.map { String($0.dropLast(4)) } == EmbeddedMigrations.all.map(\.id))
+        for (name, migration) in zip(names, EmbeddedMigrations.all) {
+            let bytes = try Data(contentsOf: folder.appendingPathComponent(name))
+            #expect(bytes == Data(migration.sql.utf8), "\(name) differs from its embedded copy")
+        }
+    }
+}
+
+@Suite struct SHA256Tests {
+    @Test(arguments: [
+        ("", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"),
+        ("abc", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"),
+        (
+            "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq",
+            "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"
+        ),
+        (
+            String(repeating: "a", count: 1_000_000),
+            "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0"
+        ),
+    ])
+    func knownVectors(message: String, digest: String) {
+        #expect(SHA256.hex(message.utf8) == digest)
+    }
+
+    @Test func paddingBoundaries() {
+        // 55, 56 and 64 bytes put the length field at the edge of a block or into the next one.
+        #expect(
+            SHA256.hex(String(repeating: "a", count: 55).utf8)
+                == "9f4390f8d30c2dd92ec9f095b65e2b9ae9b0a925a5258e241c9f1e910f734318")
+        #expect(
+            SHA256.hex(String(repeating: "a", count: 56).utf8)
+                == "b35439a4ac6f0948b6d6f9e3c6af0f5f590ce20f1bde7090ef7970686ec6738a")
+        #expect(
+            SHA256.hex(String(repeating: "a", count: 64).utf8)
+                == "ffe054fe7ae0cb6dc65c3af9b61d5209f439851db43d0ba5997337df154668eb")
+    }
+}

@@ -1,0 +1,143 @@
+#!/usr/bin/env python3
+"""Keeps openapi.yaml true.
+
+1. Validates the document as OpenAPI 3.1.
+2. Starts the built sriovd on a fresh simulated host, drives every operation (successes and errors), and
+   checks each response's status, content type and body against the operation's schema in the document.
+   Any response the document does not describe is a failure.
+"""
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import urllib.error
+import urllib.request
+
+import yaml
+from jsonschema import Draft202012Validator
+from openapi_spec_validator import validate
+from referencing import Registry
+from referencing.jsonschema import DRAFT202012
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SPEC = yaml.safe_load(open(os.path.join(ROOT, "openapi.yaml")))
+validate(SPEC)
+print("openapi.yaml: valid OpenAPI 3.1")
+
+
+
+def schema_for(template, method, status, content_type):
+    operation = SPEC["paths"][template][method.lower()]
+    response = operation["responses"].get(str(status))
+    if response is None:
+        raise AssertionError(f"{method} {template}: status {status} is not documented")
+    if "$ref" in response:
+        response = SPEC["components"]["responses"][response["$ref"].split("/")[-1]]
+    content = response.get("content")
+    if content is None:
+        return None
+    if content_type not in content:
+        raise AssertionError(f"{method} {template} {status}: content type {content_type} not documented")
+    return content[content_type]["schema"]
+
+
+def check(template, method, status, content_type, body):
+    schema = schema_for(template, method, status, content_type)
+    if schema is None:
+        assert body == b"", f"{method} {template} {status}: body where none is documented"
+        return
+    if content_type.endswith("json"):
+        document = json.loads(body)
+        root = dict(SPEC, x=schema)
+        registry = Registry().with_resource("urn:spec", DRAFT202012.create_resource(root))
+        validator = Draft202012Validator({"$ref": "urn:spec#/x"}, registry=registry)
+        errors = list(validator.iter_errors(document))
+        if errors:
+            raise AssertionError(f"{method} {template} {status}: {errors[0].message} at {list(errors[0].path)}")
+
+
+def main():
+    binary = os.path.join(ROOT, ".build", "debug", "sriovd")
+    folder = tempfile.mkdtemp(prefix="sriovd-contract-")
+    process = subprocess.Popen(
+        [binary, "serve", "--simulate", folder, "--listen", "127.0.0.1:0", "--log-level", "error"],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        line = process.stdout.readline()
+        match = re.search(r"http://([\d.]+:\d+)", line)
+        assert match, f"sriovd did not print its address: {line!r}"
+        base = "http://" + match.group(1)
+        count = 0
+
+        def call(method, path, template, body=None, headers=None):
+            nonlocal count
+            data = json.dumps(body).encode() if isinstance(body, (dict, list)) else body
+            request = urllib.request.Request(base + path, data=data, method=method, headers=headers or {})
+            if data is not None:
+                request.add_header("Content-Type", "application/json")
+            try:
+                with urllib.request.urlopen(request) as response:
+                    status, ctype, payload = response.status, response.headers.get("Content-Type", ""), response.read()
+            except urllib.error.HTTPError as error:
+                status, ctype, payload = error.code, error.headers.get("Content-Type", ""), error.read()
+            check(template, method, status, ctype.split(";")[0], payload)
+            count += 1
+            return status, json.loads(payload) if payload and "json" in ctype else None
+
+        import time
+        for _ in range(50):
+            if call("GET", "/readyz", "/readyz")[0] == 200:
+                break
+            time.sleep(0.1)
+        call("GET", "/healthz", "/healthz")
+        call("GET", "/openapi.yaml", "/openapi.yaml")
+        _, pfs = call("GET", "/pfs", "/pfs")
+        call("GET", "/pfs?vendor_id=8086&numa_node=0", "/pfs")
+        call("GET", "/pfs?numa_node=x", "/pfs")
+        e810 = next(p["address"] for p in pfs["items"] if p["device_id"] == "159b")
+        call("GET", f"/pfs/{e810}", "/pfs/{address}")
+        call("GET", "/pfs/0000:ee:00.0", "/pfs/{address}")
+        call("GET", "/pfs/bad", "/pfs/{address}")
+        assert call("POST", f"/pfs/{e810}/vfs", "/pfs/{address}/vfs", {"count": 4})[0] == 201
+        assert call("POST", f"/pfs/{e810}/vfs", "/pfs/{address}/vfs", {"count": 4})[0] == 200
+        call("POST", f"/pfs/{e810}/vfs", "/pfs/{address}/vfs", {"count": 4096})
+        call("POST", f"/pfs/{e810}/vfs", "/pfs/{address}/vfs", b"{oops")
+        call("GET", f"/pfs/{e810}/vfs", "/pfs/{address}/vfs")
+        _, vfs = call("GET", "/vfs", "/vfs")
+        call("GET", f"/vfs?pf={e810}", "/vfs")
+        call("GET", f"/vfs/{vfs['items'][0]['address']}", "/vfs/{address}")
+        call("GET", "/vfs/0000:ee:00.1", "/vfs/{address}")
+        status, allocation = call("POST", "/allocations", "/allocations",
+                                  {"owner": "vm:a", "pf": e810, "labels": {"a": "b"},
+                                   "config": {"mac": "02:00:00:00:00:01", "vlan": 10, "qos": 1}},
+                                  {"Idempotency-Key": "contract-1"})
+        assert status == 201, status
+        call("POST", "/allocations", "/allocations", {"owner": "vm:b"})
+        call("POST", "/allocations", "/allocations", {"owner": "vm:b", "pf": "0000:ee:00.0"})
+        call("POST", f"/pfs/{e810}/vfs", "/pfs/{address}/vfs", {"count": 2})
+        call("GET", "/allocations?state=all&limit=1", "/allocations")
+        call("GET", "/allocations?state=bogus", "/allocations")
+        call("GET", f"/allocations/{allocation['id']}", "/allocations/{id}")
+        assert call("DELETE", f"/allocations/{allocation['id']}", "/allocations/{id}")[0] == 204
+        assert call("DELETE", f"/allocations/{allocation['id']}", "/allocations/{id}")[0] == 404
+        call("GET", "/allocations/unknown", "/allocations/{id}")
+        assert call("DELETE", f"/pfs/{e810}/vfs", "/pfs/{address}/vfs")[0] == 204
+        call("GET", "/audit?limit=500", "/audit")
+        call("GET", "/audit?since=nope", "/audit")
+        print(f"live server: {count} responses conform to openapi.yaml")
+    finally:
+        process.terminate()
+        code = process.wait(timeout=15)
+        shutil.rmtree(folder, ignore_errors=True)
+        assert code == 0, f"sriovd exited {code} on SIGTERM"
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except AssertionError as error:
+        print(f"FAIL: {error}", file=sys.stderr)
+        sys.exit(1)
