@@ -3,7 +3,7 @@ import PackageDescription
 
 let package = Package(
     name: "sriovd",
-    platforms: [.macOS(.v14)],
+    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "sriovd", targets: ["sriovd"]),
         .library(name: "HTTPServer", targets: ["HTTPServer"]),

@@ -30,6 +30,8 @@ public enum SRIOVError: Error, Hashable, Sendable {
     case kernel(operation: String, errno: Int32, name: String)
     /// The same Idempotency-Key with a different request.
     case idempotencyKeyReused(String)
+    /// The database failed; the change was not made.
+    case storage(String)
     /// The daemon is not ready for mutations yet (startup reconciliation).
     case notReady
 }

@@ -48,3 +48,23 @@ import Testing
         #expect(throws: SRIOVError.self) { try VFConfig(minTxRate: 200, maxTxRate: 100).validate() }
     }
 }
+
+@Suite struct TimestampTests {
+    @Test func formatsUTCWithMilliseconds() {
+        #expect(Timestamp.format(seconds: 0, milliseconds: 5) == "1970-01-01T00:00:00.005Z")
+        #expect(Timestamp.format(seconds: 1_795_000_000, milliseconds: 123) == "2026-11-18T11:06:40.123Z")
+    }
+
+    @Test func normalizesOffsetsAndFractions() {
+        #expect(Timestamp.normalize("2026-11-25T10:00:00+01:00") == "2026-11-25T09:00:00.000Z")
+        #expect(Timestamp.normalize("2026-11-25T09:00:00.5Z") == "2026-11-25T09:00:00.500Z")
+        #expect(Timestamp.normalize("2026-11-25 09:00:00Z") == nil)
+        #expect(Timestamp.normalize("yesterday") == nil)
+        #expect(Timestamp.normalize("2026-13-25T09:00:00Z") == nil)
+    }
+
+    @Test func nowIsCanonical() {
+        let now = Timestamp.now()
+        #expect(Timestamp.normalize(now) == now)
+    }
+}

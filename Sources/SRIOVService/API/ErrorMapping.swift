@@ -1,0 +1,139 @@
+import HTTPServer
+import SRIOVCore
+
+/// The one place where a domain error becomes an HTTP answer.
+///
+/// Every problem type is `urn:sriovd:problem:<slug>`, so clients can switch on it without parsing prose.
+extension SRIOVError {
+    var httpStatus: HTTPStatus {
+        switch self {
+        case .malformedAddress, .malformedBody: .badRequest
+        case .pfNotFound, .vfNotFound, .allocationNotFound: .notFound
+        case .invalidField, .countOutOfRange, .settingUnsupported, .idempotencyKeyReused: .unprocessableContent
+        case .noFreeVF, .vfsHeld, .vfHeld, .noSRIOVDriver, .pfBusy: .conflict
+        case .hardwareTimeout: .gatewayTimeout
+        case .kernel, .storage: .internalServerError
+        case .notReady: .serviceUnavailable
+        }
+    }
+
+    var problemSlug: String {
+        switch self {
+        case .malformedAddress: "malformed-address"
+        case .malformedBody: "malformed-body"
+        case .pfNotFound: "pf-not-found"
+        case .vfNotFound: "vf-not-found"
+        case .allocationNotFound: "allocation-not-found"
+        case .invalidField: "invalid-field"
+        case .noFreeVF: "no-free-vf"
+        case .vfsHeld: "vfs-held"
+        case .vfHeld: "vf-held"
+        case .countOutOfRange: "count-out-of-range"
+        case .noSRIOVDriver: "no-sriov-driver"
+        case .pfBusy: "pf-busy"
+        case .hardwareTimeout: "hardware-timeout"
+        case .settingUnsupported: "setting-unsupported"
+        case .kernel: "kernel-error"
+        case .idempotencyKeyReused: "idempotency-key-reused"
+        case .storage: "storage-error"
+        case .notReady: "not-ready"
+        }
+    }
+
+    var title: String {
+        switch self {
+        case .malformedAddress: "Malformed PCI address"
+        case .malformedBody: "Malformed request body"
+        case .pfNotFound: "Physical function not found"
+        case .vfNotFound: "Virtual function not found"
+        case .allocationNotFound: "Allocation not found"
+        case .invalidField: "Invalid field"
+        case .noFreeVF: "No free virtual function"
+        case .vfsHeld: "Virtual functions are allocated"
+        case .vfHeld: "Virtual function is allocated"
+        case .countOutOfRange: "VF count out of range"
+        case .noSRIOVDriver: "No SR-IOV capable driver bound"
+        case .pfBusy: "Physical function busy"
+        case .hardwareTimeout: "Hardware write timed out"
+        case .settingUnsupported: "Setting not supported by the driver"
+        case .kernel: "Kernel error"
+        case .idempotencyKeyReused: "Idempotency key reused"
+        case .storage: "Storage error"
+        case .notReady: "Not ready"
+        }
+    }
+
+    /// A sentence for the operator, and structured members for programs.
+    var detailAndExtensions: (String, [String: ProblemValue]) {
+        switch self {
+        case .malformedAddress(let text):
+            return (
+                "'\(text.prefix(64))' is not a PCI address of the form DDDD:BB:DD.F (hex)",
+                ["field": .string("address")]
+            )
+        case .malformedBody(let why):
+            return ("The request body is not valid: \(why)", [:])
+        case .pfNotFound(let address):
+            return ("No SR-IOV physical function at \(address)", [:])
+        case .vfNotFound(let address):
+            return ("No virtual function at \(address)", [:])
+        case .allocationNotFound(let id):
+            return ("No active allocation with id '\(id.prefix(64))'", [:])
+        case .invalidField(let field, let why):
+            return ("\(field) \(why)", ["field": .string(field)])
+        case .noFreeVF(let total, let held):
+            return (
+                "All \(total) matching virtual functions are held (\(held) held)",
+                ["total_vfs": .int(total), "held_vfs": .int(held), "free_vfs": .int(total - held)]
+            )
+        case .vfsHeld(let pf, let vfs):
+            let names = vfs.map(\.description)
+            return (
+                "\(pf) has allocated VFs: \(names.joined(separator: ", ")); release them first",
+                ["allocated_vfs": .strings(names)]
+            )
+        case .vfHeld(let vf, let id):
+            return ("\(vf) is held by allocation \(id)", ["allocation_id": .string(id)])
+        case .countOutOfRange(let requested, let total):
+            return (
+                "\(requested) VFs requested but the PF supports at most \(total) (ERANGE)",
+                ["total_vfs": .int(total), "field": .string("count"), "errno": .string("ERANGE")]
+            )
+        case .noSRIOVDriver(let pf):
+            return (
+                "\(pf) has no bound driver that can enable SR-IOV (ENOENT); bind its PF driver first",
+                ["errno": .string("ENOENT")]
+            )
+        case .pfBusy(let pf, let why):
+            return ("\(pf) is busy: \(why)", [:])
+        case .hardwareTimeout(let pf, let outcome):
+            return ("A hardware write to \(pf) did not finish in time; \(outcome)", [:])
+        case .settingUnsupported(let setting, let driver, let errno):
+            return (
+                "The \(driver) driver refused \(setting) (\(errno)); nothing of this request was left applied",
+                ["setting": .string(setting), "driver": .string(driver), "errno": .string(errno)]
+            )
+        case .kernel(let operation, let errno, let name):
+            return ("\(operation) failed: \(name) (\(errno))", ["errno": .string(name)])
+        case .idempotencyKeyReused(let key):
+            return (
+                "Idempotency-Key '\(key.prefix(64))' was already used with a different request",
+                ["field": .string("Idempotency-Key")]
+            )
+        case .storage(let why):
+            return ("The database refused the change, which was not made: \(why)", [:])
+        case .notReady:
+            return ("Startup reconciliation has not finished yet; retry shortly", [:])
+        }
+    }
+
+    /// The complete problem+json response for this error.
+    func response(instance: String) -> HTTPResponse {
+        let (detail, extensions) = detailAndExtensions
+        var problem = ProblemDetails(
+            type: "urn:sriovd:problem:" + problemSlug, title: title, status: httpStatus.code, detail: detail,
+            instance: instance)
+        problem.extensions = extensions
+        return HTTPResponse.problem(problem)
+    }
+}

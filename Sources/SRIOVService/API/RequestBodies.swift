@@ -1,0 +1,72 @@
+import SRIOVCore
+
+/// `POST /pfs/{address}/vfs`.
+struct VFCountRequest: Decodable, Sendable {
+    var count: Int
+    var driversAutoprobe: Bool?
+
+    enum CodingKeys: String, CodingKey {
+        case count
+        case driversAutoprobe = "drivers_autoprobe"
+    }
+
+    init(from decoder: any Decoder) throws {
+        try decoder.rejectUnknownKeys(["count", "drivers_autoprobe"])
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        count = try container.decode(Int.self, forKey: .count)
+        driversAutoprobe = try container.decodeIfPresent(Bool.self, forKey: .driversAutoprobe)
+        guard count >= 0 else { throw SRIOVError.invalidField("count", "must not be negative") }
+        guard count <= 65_535 else { throw SRIOVError.invalidField("count", "must be at most 65535") }
+    }
+}
+
+/// `POST /allocations`.
+struct AllocationRequest: Decodable, Sendable, Equatable {
+    var owner: String
+    var selection: VFSelection
+    var labels: [String: String]
+    var config: VFConfig?
+
+    enum CodingKeys: String, CodingKey {
+        case owner, pf, vf, selector, labels, config
+    }
+
+    static let maxOwnerLength = 256
+    static let maxLabels = 64
+
+    init(from decoder: any Decoder) throws {
+        try decoder.rejectUnknownKeys(["owner", "pf", "vf", "selector", "labels", "config"])
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        owner = try container.decode(String.self, forKey: .owner)
+        guard !owner.isEmpty, owner.utf8.count <= Self.maxOwnerLength,
+            owner.unicodeScalars.allSatisfy({ $0.value >= 0x20 && $0.value != 0x7f })
+        else {
+            throw SRIOVError.invalidField(
+                "owner", "must be 1 to \(Self.maxOwnerLength) bytes of printable text, e.g. k8s:ns/pod/uid")
+        }
+        let pf = try container.decodeIfPresent(PCIAddress.self, forKey: .pf)
+        let vf = try container.decodeIfPresent(PCIAddress.self, forKey: .vf)
+        let selector = try container.decodeIfPresent(VFSelector.self, forKey: .selector)
+        switch (pf, vf, selector) {
+        case (let pf?, nil, nil): selection = .pf(pf)
+        case (nil, let vf?, nil): selection = .vf(vf)
+        case (nil, nil, let selector?): selection = .selector(selector)
+        case (nil, nil, nil): throw SRIOVError.invalidField("pf", "one of pf, vf or selector is required")
+        default: throw SRIOVError.invalidField("selector", "give only one of pf, vf or selector")
+        }
+        labels = try container.decodeIfPresent([String: String].self, forKey: .labels) ?? [:]
+        guard labels.count <= Self.maxLabels else {
+            throw SRIOVError.invalidField("labels", "may hold at most \(Self.maxLabels) entries")
+        }
+        for (key, value) in labels where key.isEmpty || key.utf8.count > 128 || value.utf8.count > 1024 {
+            throw SRIOVError.invalidField("labels.\(key.prefix(32))", "keys are 1-128 bytes, values up to 1024")
+        }
+        config = try container.decodeIfPresent(VFConfig.self, forKey: .config)
+        try config?.validate()
+    }
+}
+
+extension VFSelector {
+    /// Strict form of the synthesized decoder: unknown keys are refused.
+    static let knownKeys: Set<String> = ["vendor_id", "device_id", "driver", "pf_interface", "numa_node"]
+}

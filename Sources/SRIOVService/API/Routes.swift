@@ -1,0 +1,276 @@
+import Foundation
+import HTTPServer
+import SRIOVCore
+import SRIOVStore
+import Synchronization
+
+/// The REST API: routes, parameter parsing and rendering. Use cases do the work; errors become problems in
+/// `ErrorMapping.swift`.
+public struct SRIOVAPI: Sendable {
+    let core: ServiceCore
+    let readiness: Readiness
+
+    public init(core: ServiceCore, readiness: Readiness) {
+        self.core = core
+        self.readiness = readiness
+    }
+
+    public func makeRouter() -> Router {
+        var router = Router()
+        router.add(.GET, "/healthz") { _, _, _ in .response(JSONBody.ok(["status": "ok"])) }
+        router.add(.GET, "/readyz") { _, _, _ in
+            readiness.isReady
+                ? .response(JSONBody.ok(["status": "ready"])) : .response(JSONBody.ok(["status": "starting"], status: .serviceUnavailable))
+        }
+        router.add(.GET, "/openapi.yaml") { _, _, _ in
+            var headers = HTTPHeaders()
+            headers.add("Content-Type", "application/yaml")
+            return .response(HTTPResponse(status: .ok, headers: headers, body: Array(EmbeddedOpenAPI.text.utf8)))
+        }
+        router.add(.GET, "/pfs") { request, _, _ in answer(request) { try listPFs(request) } }
+        router.add(.GET, "/pfs/{address}") { request, _, params in
+            answer(request) { try pfDetail(pciAddress(params["address"])) }
+        }
+        router.add(.GET, "/pfs/{address}/vfs") { request, _, params in
+            answer(request) { try listVFs(pf: pciAddress(params["address"])) }
+        }
+        router.add(.POST, "/pfs/{address}/vfs") { request, context, params in
+            mutation(request, context) { caller in
+                let address = try pciAddress(params["address"])
+                let body = try JSONBody.decode(VFCountRequest.self, from: request.body)
+                let outcome = try await VFCountService(core: core).setVFCount(
+                    pf: address, count: body.count, autoprobe: body.driversAutoprobe, caller: caller)
+                let detail = PFDetail(pf: outcome.detail.pf, vfs: try vfViews(outcome.detail.vfs), change: outcome.change)
+                return JSONBody.ok(detail, status: outcome.changed ? .created : .ok)
+            }
+        }
+        router.add(.DELETE, "/pfs/{address}/vfs") { request, context, params in
+            mutation(request, context) { caller in
+                let address = try pciAddress(params["address"])
+                _ = try await VFCountService(core: core).setVFCount(pf: address, count: 0, autoprobe: nil, caller: caller)
+                return HTTPResponse(status: .noContent, headers: HTTPHeaders(), body: [])
+            }
+        }
+        router.add(.GET, "/vfs") { request, _, _ in answer(request) { try listAllVFs(request) } }
+        router.add(.GET, "/vfs/{address}") { request, _, params in
+            answer(request) { try vfDetail(pciAddress(params["address"])) }
+        }
+        router.add(.POST, "/allocations") { request, context, _ in
+            mutation(request, context) { caller in try await createAllocation(request, caller: caller) }
+        }
+        router.add(.GET, "/allocations") { request, _, _ in answer(request) { try listAllocations(request) } }
+        router.add(.GET, "/allocations/{id}") { request, _, params in
+            answer(request) {
+                let id = params["id"] ?? ""
+                guard let allocation = try read({ try $0.allocation(id: id) }) else {
+                    throw SRIOVError.allocationNotFound(id)
+                }
+                return JSONBody.ok(allocation)
+            }
+        }
+        router.add(.DELETE, "/allocations/{id}") { request, context, params in
+            mutation(request, context) { caller in
+                try await AllocationService(core: core).release(id: params["id"] ?? "", caller: caller)
+                return HTTPResponse(status: .noContent, headers: HTTPHeaders(), body: [])
+            }
+        }
+        router.add(.GET, "/audit") { request, _, _ in answer(request) { try listAudit(request) } }
+        return router
+    }
+
+    // MARK: - Plumbing
+
+    /// A read, answered inline on the event loop: it touches only memory and a store read connection.
+    private func answer(_ request: HTTPRequest, _ body: () throws -> HTTPResponse) -> HTTPHandlerResult {
+        do {
+            return .response(try body())
+        } catch let error as SRIOVError {
+            return .response(error.response(instance: request.path))
+        } catch {
+            return .response(SRIOVError.storage(String(describing: error)).response(instance: request.path))
+        }
+    }
+
+    /// A mutation, run off the event loop: it may wait for the store's group commit or the hardware.
+    private func mutation(
+        _ request: HTTPRequest, _ context: RequestContext,
+        _ body: @escaping @Sendable (Caller) async throws -> HTTPResponse
+    ) -> HTTPHandlerResult {
+        let caller = Caller(actor: context.peer, requestID: context.requestID)
+        let ready = readiness.isReady
+        return .deferred {
+            do {
+                guard ready else { throw SRIOVError.notReady }
+                return try await body(caller)
+            } catch let error as SRIOVError {
+                return error.response(instance: request.path)
+            } catch {
+                return SRIOVError.storage(String(describing: error)).response(instance: request.path)
+            }
+        }
+    }
+
+    private func read<T>(_ body: (ReadView) throws -> T) throws -> T {
+        do { return try core.store.read(body) } catch { throw SRIOVError.storage(String(describing: error)) }
+    }
+
+    private func pciAddress(_ text: String?) throws(SRIOVError) -> PCIAddress {
+        guard let text, let address = PCIAddress(text) else { throw .malformedAddress(text ?? "") }
+        return address
+    }
+
+    // MARK: - Inventory
+
+    private func listPFs(_ request: HTTPRequest) throws -> HTTPResponse {
+        let snapshot = core.inventory.snapshot
+        let vendor = request.queryValue("vendor_id")
+        let driver = request.queryValue("driver")
+        let numa = try request.queryValue("numa_node").map { text throws(SRIOVError) -> Int in
+            guard let value = Int(text), value >= -1 else { throw .invalidField("numa_node", "must be an integer") }
+            return value
+        }
+        if vendor == nil, driver == nil, numa == nil {
+            return .json(.ok, snapshot.pfListJSON { JSONBody.encode(Collection(items: $0)) })
+        }
+        let items = snapshot.host.pfs.map(\.pf).filter { pf in
+            (vendor == nil || pf.vendorID == vendor) && (driver == nil || pf.driver == driver)
+                && (numa == nil || pf.numaNode == numa || (numa == -1 && pf.numaNode == nil))
+        }
+        return JSONBody.ok(Collection(items: items))
+    }
+
+    private func pfDetail(_ address: PCIAddress) throws -> HTTPResponse {
+        guard let entry = core.inventory.snapshot.pf(address) else { throw SRIOVError.pfNotFound(address) }
+        return JSONBody.ok(PFDetail(pf: entry.pf, vfs: try vfViews(entry.vfs), change: nil))
+    }
+
+    private func listVFs(pf address: PCIAddress) throws -> HTTPResponse {
+        guard let entry = core.inventory.snapshot.pf(address) else { throw SRIOVError.pfNotFound(address) }
+        return JSONBody.ok(Collection(items: try vfViews(entry.vfs)))
+    }
+
+    private func listAllVFs(_ request: HTTPRequest) throws -> HTTPResponse {
+        let snapshot = core.inventory.snapshot
+        if let text = request.queryValue("pf") {
+            guard let pf = PCIAddress(text) else { throw SRIOVError.malformedAddress(text) }
+            return JSONBody.ok(Collection(items: try vfViews(snapshot.pf(pf)?.vfs ?? [])))
+        }
+        return JSONBody.ok(Collection(items: try vfViews(snapshot.allVFs)))
+    }
+
+    private func vfDetail(_ address: PCIAddress) throws -> HTTPResponse {
+        guard let found = core.inventory.snapshot.vf(address) else { throw SRIOVError.vfNotFound(address) }
+        return JSONBody.ok(try vfViews([found.vf])[0])
+    }
+
+    /// VFs with their holders, from one store read.
+    private func vfViews(_ vfs: [VirtualFunction]) throws -> [VFView] {
+        guard !vfs.isEmpty else { return [] }
+        let pfs = Set(vfs.map(\.pf))
+        let holders = try read { view in
+            var byVF: [PCIAddress: Allocation] = [:]
+            for pf in pfs { for allocation in try view.holdingAllocations(pf: pf) { byVF[allocation.vf] = allocation } }
+            return byVF
+        }
+        return vfs.map { VFView(vf: $0, holder: holders[$0.address]) }
+    }
+
+    // MARK: - Allocations
+
+    private func createAllocation(_ request: HTTPRequest, caller: Caller) async throws -> HTTPResponse {
+        let body: AllocationRequest
+        do {
+            body = try JSONBody.decode(AllocationRequest.self, from: request.body)
+        } catch {
+            try await core.audit(caller.failure("allocation.create", target: "request", error))
+            throw error
+        }
+        var idempotency: (key: String, requestHash: String)?
+        if let key = request.headers["Idempotency-Key"] {
+            guard !key.isEmpty, key.utf8.count <= 255 else {
+                throw SRIOVError.invalidField("Idempotency-Key", "must be 1 to 255 characters")
+            }
+            // The same request may arrive with other whitespace or key order: hash its canonical form.
+            let canonical = (try? JSONValue.parse(String(decoding: request.body, as: UTF8.self)))?.text ?? ""
+            idempotency = (key, SHA256.hex(Array("POST /allocations\n\(canonical)".utf8)))
+        }
+        let outcome = try await AllocationService(core: core).allocate(
+            body, idempotency: idempotency, caller: caller, render: { JSONBody.encode($0) })
+        var headers = HTTPHeaders()
+        headers.add("Content-Type", "application/json")
+        switch outcome {
+        case .created(let allocation, let bytes):
+            headers.add("Location", "/allocations/" + allocation.id)
+            return HTTPResponse(status: .created, headers: headers, body: bytes)
+        case .replayed(let replay):
+            if let location = replay.location { headers.add("Location", location) }
+            headers.add("Idempotent-Replayed", "true")
+            return HTTPResponse(status: HTTPStatus(code: replay.status, reason: "Created"), headers: headers, body: replay.body)
+        }
+    }
+
+    private func listAllocations(_ request: HTTPRequest) throws -> HTTPResponse {
+        var filter = AllocationFilter()
+        switch request.queryValue("state") ?? "active" {
+        case "all": filter.state = nil
+        case let text:
+            guard let state = AllocationState(rawValue: text) else {
+                throw SRIOVError.invalidField("state", "must be one of active, released, dirty, orphaned, drifted, all")
+            }
+            filter.state = state
+        }
+        filter.owner = request.queryValue("owner")
+        if let text = request.queryValue("pf") {
+            guard let pf = PCIAddress(text) else { throw SRIOVError.malformedAddress(text) }
+            filter.pf = pf
+        }
+        filter.limit = try limit(request)
+        filter.cursor = request.queryValue("cursor")
+        let page = try read { try $0.allocations(filter) }
+        return JSONBody.ok(Collection(items: page.items, next: page.next))
+    }
+
+    private func listAudit(_ request: HTTPRequest) throws -> HTTPResponse {
+        var filter = AuditFilter()
+        filter.target = request.queryValue("target")
+        filter.action = request.queryValue("action")
+        filter.actor = request.queryValue("actor")
+        for (name, keyPath) in [("since", \AuditFilter.since), ("until", \AuditFilter.until)] {
+            if let text = request.queryValue(name) {
+                guard let normalized = Timestamp.normalize(text) else {
+                    throw SRIOVError.invalidField(name, "must be an RFC 3339 date-time such as 2026-11-25T09:00:00Z")
+                }
+                filter[keyPath: keyPath] = normalized
+            }
+        }
+        if let text = request.queryValue("after") {
+            guard let after = Int64(text), after >= 0 else {
+                throw SRIOVError.invalidField("after", "must be an event id (a non-negative integer)")
+            }
+            filter.after = after
+        }
+        filter.limit = try limit(request)
+        let events = try read { try $0.auditEvents(filter) }
+        let next = events.count == filter.limit ? events.last.map { String($0.id) } : nil
+        return JSONBody.ok(Collection(items: events.map(AuditEventView.init), next: next))
+    }
+
+    private func limit(_ request: HTTPRequest) throws(SRIOVError) -> Int {
+        guard let text = request.queryValue("limit") else { return 100 }
+        guard let value = Int(text), (1...500).contains(value) else {
+            throw .invalidField("limit", "must be an integer from 1 to 500")
+        }
+        return value
+    }
+}
+
+/// Whether startup reconciliation has finished and mutations may run.
+public final class Readiness: Sendable {
+    private let ready = Mutex(false)
+
+    public init() {}
+
+    public var isReady: Bool { ready.withLock { $0 } }
+
+    public func markReady() { ready.withLock { $0 = true } }
+}

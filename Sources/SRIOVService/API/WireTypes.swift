@@ -1,0 +1,167 @@
+import Foundation
+import SRIOVCore
+
+/// `{"items": [...]}`, with an optional cursor for the next page.
+struct Collection<Item: Encodable>: Encodable {
+    var items: [Item]
+    var next: String?
+
+    init(items: [Item], next: String? = nil) {
+        self.items = items
+        self.next = next
+    }
+
+    enum CodingKeys: String, CodingKey { case items, next }
+
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(items, forKey: .items)
+        try container.encode(next, forKey: .next)
+    }
+}
+
+/// A PF with its VFs: `GET /pfs/{address}` and the answer to a VF count change.
+struct PFDetail: Encodable {
+    var pf: PhysicalFunction
+    var vfs: [VFView]
+    /// Set by a VF count change: what was asked and what the kernel enabled.
+    var change: VFCountChange?
+
+    enum CodingKeys: String, CodingKey { case vfs, change }
+
+    func encode(to encoder: any Encoder) throws {
+        try pf.encode(to: encoder)
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(vfs, forKey: .vfs)
+        try container.encodeIfPresent(change, forKey: .change)
+    }
+}
+
+struct VFCountChange: Encodable {
+    var requested: Int
+    var previous: Int
+    var enabled: Int
+
+    var isPartial: Bool { enabled != requested }
+
+    enum CodingKeys: String, CodingKey { case requested, previous, enabled, partial }
+
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(requested, forKey: .requested)
+        try container.encode(previous, forKey: .previous)
+        try container.encode(enabled, forKey: .enabled)
+        try container.encode(isPartial, forKey: .partial)
+    }
+}
+
+/// A VF with who holds it.
+struct VFView: Encodable {
+    var vf: VirtualFunction
+    var holder: Allocation?
+
+    enum CodingKeys: String, CodingKey { case allocation, status }
+
+    struct Holder: Encodable {
+        var id: String
+        var owner: String
+        var state: AllocationState
+        var generation: Int
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        try vf.encode(to: encoder)
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        let summary = holder.map { Holder(id: $0.id, owner: $0.owner, state: $0.state, generation: $0.generation) }
+        try container.encode(summary, forKey: .allocation)
+        try container.encode(holder == nil ? "free" : "allocated", forKey: .status)
+    }
+}
+
+/// An audit event with `details` as a JSON object rather than text.
+struct AuditEventView: Encodable {
+    var event: AuditEvent
+
+    enum CodingKeys: String, CodingKey {
+        case id, at, actor, action, target, outcome, error
+        case requestID = "request_id"
+        case details
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(event.id, forKey: .id)
+        try container.encode(event.at, forKey: .at)
+        try container.encode(event.actor, forKey: .actor)
+        try container.encode(event.action, forKey: .action)
+        try container.encode(event.target, forKey: .target)
+        try container.encode(event.outcome, forKey: .outcome)
+        try container.encode(event.error, forKey: .error)
+        try container.encode(event.requestID, forKey: .requestID)
+        try container.encode(RawJSON(text: event.details), forKey: .details)
+    }
+}
+
+/// JSON text embedded as a value (decoded once so the output stays one well-formed document).
+struct RawJSON: Encodable {
+    var text: String
+
+    func encode(to encoder: any Encoder) throws {
+        let value = (try? JSONValue.parse(text)) ?? .object([:])
+        try value.encode(to: encoder)
+    }
+}
+
+/// A JSON value, for audit details.
+enum JSONValue: Encodable, Sendable, Equatable {
+    case null
+    case bool(Bool)
+    case number(Double)
+    case int(Int)
+    case string(String)
+    case array([JSONValue])
+    case object([String: JSONValue])
+
+    static func parse(_ text: String) throws -> JSONValue {
+        try JSONDecoder().decode(DecodableJSON.self, from: Data(text.utf8)).value
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        switch self {
+        case .null: try container.encodeNil()
+        case .bool(let value): try container.encode(value)
+        case .number(let value): try container.encode(value)
+        case .int(let value): try container.encode(value)
+        case .string(let value): try container.encode(value)
+        case .array(let value): try container.encode(value)
+        case .object(let value): try container.encode(value)
+        }
+    }
+
+    /// Compact JSON text.
+    var text: String { String(decoding: JSONBody.encode(self), as: UTF8.self) }
+}
+
+private struct DecodableJSON: Decodable {
+    var value: JSONValue
+
+    init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if container.decodeNil() {
+            value = .null
+        } else if let bool = try? container.decode(Bool.self) {
+            value = .bool(bool)
+        } else if let int = try? container.decode(Int.self) {
+            value = .int(int)
+        } else if let double = try? container.decode(Double.self) {
+            value = .number(double)
+        } else if let string = try? container.decode(String.self) {
+            value = .string(string)
+        } else if let array = try? container.decode([DecodableJSON].self) {
+            value = .array(array.map(\.value))
+        } else {
+            value = .object(try container.decode([String: DecodableJSON].self).mapValues(\.value))
+        }
+    }
+}

@@ -1,0 +1,50 @@
+import Foundation
+import HTTPServer
+import Logging
+import SRIOVCore
+import SRIOVHardware
+import SRIOVService
+import SRIOVStore
+
+/// The whole daemon in-process: a simulated host in a temporary folder, a real SQLite file, and the real
+/// HTTP server on 127.0.0.1:0.
+final class TestDaemon {
+    let directory: URL
+    let store: Store
+    let core: ServiceCore
+    let server: HTTPServer
+    let port: UInt16
+
+    init(directory: URL? = nil, writeTimeout: Duration = .seconds(5)) async throws {
+        let directory =
+            directory ?? FileManager.default.temporaryDirectory.appendingPathComponent("sriovd-test-\(UUID().uuidString)")
+        self.directory = directory
+        try SimulatedHost.ensureDefault(at: directory)
+        let sysfs = Sysfs(backend: SimulatedKernel(root: directory))
+        store = try Store(path: directory.appendingPathComponent("sriovd.db").path)
+        let logger = Logger(label: "test")
+        core = ServiceCore(
+            store: store, inventory: InventoryCache(scanner: HostScanner(sysfs: sysfs)),
+            writer: SRIOVWriter(sysfs: sysfs), writeTimeout: writeTimeout, logger: logger)
+        let readiness = Readiness()
+        try await StartupRecovery(core: core).run()
+        readiness.markReady()
+        var configuration = HTTPServerConfiguration()
+        configuration.port = 0
+        server = HTTPServer(
+            configuration: configuration, handler: SRIOVAPI(core: core, readiness: readiness).makeRouter(),
+            logger: logger)
+        port = try server.start().port
+    }
+
+    func client() throws -> TestClient { try TestClient(port: port) }
+
+    func stop() async {
+        await server.shutdown()
+        store.close()
+    }
+
+    func removeFiles() {
+        try? FileManager.default.removeItem(at: directory)
+    }
+}
