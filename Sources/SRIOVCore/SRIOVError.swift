@@ -8,6 +8,8 @@ public enum SRIOVError: Error, Hashable, Sendable {
     case allocationNotFound(String)
     /// A request field with a bad value: the field's JSON path and what is wrong.
     case invalidField(String, String)
+    /// A query parameter with a bad value: its name and what is wrong.
+    case invalidParameter(String, String)
     /// The body is not the JSON expected.
     case malformedBody(String)
     /// No free VF matched; counts of VFs considered and how many of them are held.

@@ -75,7 +75,9 @@ public final class ServiceCore: Sendable {
         let event = caller.event(
             "hw.sysfs.write", target: pf.description, outcome: failure == nil ? .success : .failure,
             error: failure.map { "\($0)" }, details: details)
-        do { try await audit(event) } catch { logger.error("audit of a hardware write failed", metadata: ["error": "\(error)"]) }
+        do { try await audit(event) } catch {
+            logger.error("audit of a hardware write failed", metadata: ["error": "\(error)"])
+        }
         if let failure { throw failure }
     }
 }

@@ -9,7 +9,7 @@ import SRIOVService
 import SRIOVStore
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 struct Serve: AsyncParsableCommand {

@@ -85,7 +85,8 @@ import Testing
         #expect(try await client.get("/vfs/\(vfAddress)").object["status"] as? String == "allocated")
 
         #expect(try await client.request("DELETE", "/allocations/\(id)").status == 204)
-        #expect(try await client.request("DELETE", "/allocations/\(id)").status == 404, "a second release changes nothing")
+        #expect(
+            try await client.request("DELETE", "/allocations/\(id)").status == 404, "a second release changes nothing")
         let released = try await client.get("/allocations/\(id)")
         #expect(released.object["state"] as? String == "released")
         #expect(released.object["released_at"] is String)
@@ -173,7 +174,8 @@ import Testing
             for n in 0..<120 {
                 group.addTask {
                     let client = try TestClient(port: port)
-                    let response = try await client.request("POST", "/allocations", json: ["owner": "race:\(n)", "pf": e810])
+                    let response = try await client.request(
+                        "POST", "/allocations", json: ["owner": "race:\(n)", "pf": e810])
                     return (response.status, response.object["vf"] as? String)
                 }
             }
@@ -223,7 +225,7 @@ import Testing
         let after = try #require(paged.object["next"] as? String)
         let rest = try await client.get("/audit?limit=500&after=\(after)").items
         #expect(rest.count == events.count - 2)
-        #expect(try await client.get("/audit?since=yesterday").status == 422)
+        #expect(try await client.get("/audit?since=yesterday").status == 400)
         #expect(try await client.get("/audit?since=2000-01-01T00:00:00Z").items.count == min(events.count, 100))
         #expect(try await client.get("/audit?until=2000-01-01T00:00:00Z").items.isEmpty)
         await daemon.stop()

@@ -17,7 +17,8 @@ final class TestDaemon {
 
     init(directory: URL? = nil, writeTimeout: Duration = .seconds(5)) async throws {
         let directory =
-            directory ?? FileManager.default.temporaryDirectory.appendingPathComponent("sriovd-test-\(UUID().uuidString)")
+            directory
+            ?? FileManager.default.temporaryDirectory.appendingPathComponent("sriovd-test-\(UUID().uuidString)")
         self.directory = directory
         try SimulatedHost.ensureDefault(at: directory)
         let sysfs = Sysfs(backend: SimulatedKernel(root: directory))

@@ -3,560 +3,560 @@
 /// The OpenAPI document, served at `GET /openapi.yaml`.
 enum EmbeddedOpenAPI {
     static let text = #"""
-    openapi: 3.1.0
-    info:
-      title: sriovd
-      version: 0.1.0
-      summary: Node-local PCI SR-IOV manager.
-      description: |
-        sriovd discovers SR-IOV physical functions (PFs) and their virtual functions (VFs), creates and removes
-        VFs, and hands VFs to consumers as durable allocations recorded in SQLite, with an append-only audit
-        history. Errors are RFC 9457 `application/problem+json` documents whose `type` is
-        `urn:sriovd:problem:<slug>`.
-      license:
-        name: Apache-2.0
-        identifier: Apache-2.0
-    servers:
-      - url: http://127.0.0.1:8080
-    tags:
-      - name: health
-      - name: inventory
-      - name: vfs
-      - name: allocations
-      - name: audit
-    paths:
-      /healthz:
-        get:
-          tags: [health]
-          operationId: getHealth
-          summary: Liveness. 200 as soon as the process serves.
-          responses:
-            "200":
-              description: Serving.
-              content:
-                application/json:
-                  schema: { $ref: "#/components/schemas/Status" }
-      /readyz:
-        get:
-          tags: [health]
-          operationId: getReadiness
-          summary: Readiness. 503 until startup recovery has finished.
-          responses:
-            "200":
-              description: Ready for mutations.
-              content:
-                application/json:
-                  schema: { $ref: "#/components/schemas/Status" }
-            "503":
-              description: Still starting.
-              content:
-                application/json:
-                  schema: { $ref: "#/components/schemas/Status" }
-      /openapi.yaml:
-        get:
-          tags: [health]
-          operationId: getOpenAPI
-          summary: This document.
-          responses:
-            "200":
-              description: The OpenAPI document.
-              content:
-                application/yaml:
-                  schema: { type: string }
-      /pfs:
-        get:
-          tags: [inventory]
-          operationId: listPFs
-          summary: SR-IOV capable physical functions, from the in-memory inventory.
-          parameters:
-            - name: vendor_id
-              in: query
-              schema: { type: string, examples: ["8086"] }
-            - name: driver
-              in: query
-              schema: { type: string, examples: [i40e] }
-            - name: numa_node
-              in: query
-              description: A NUMA node number; -1 matches PFs without NUMA affinity.
-              schema: { type: integer, minimum: -1 }
-          responses:
-            "200":
-              description: The matching PFs.
-              content:
-                application/json:
-                  schema:
-                    type: object
-                    required: [items, next]
-                    properties:
-                      items:
-                        type: array
-                        items: { $ref: "#/components/schemas/PhysicalFunction" }
-                      next: { type: "null" }
-            "400": { $ref: "#/components/responses/Problem" }
-      /pfs/{address}:
-        parameters:
-          - $ref: "#/components/parameters/Address"
-        get:
-          tags: [inventory]
-          operationId: getPF
-          summary: One PF with its VFs.
-          responses:
-            "200":
-              description: The PF.
-              content:
-                application/json:
-                  schema: { $ref: "#/components/schemas/PFDetail" }
-            "400": { $ref: "#/components/responses/Problem" }
-            "404": { $ref: "#/components/responses/Problem" }
-      /pfs/{address}/vfs:
-        parameters:
-          - $ref: "#/components/parameters/Address"
-        get:
-          tags: [vfs]
-          operationId: listPFVFs
-          summary: The VFs of one PF.
-          responses:
-            "200":
-              description: The VFs, ordered by index.
-              content:
-                application/json:
-                  schema: { $ref: "#/components/schemas/VFCollection" }
-            "400": { $ref: "#/components/responses/Problem" }
-            "404": { $ref: "#/components/responses/Problem" }
-        post:
-          tags: [vfs]
-          operationId: setVFCount
-          summary: Set the PF's VF count through sriov_numvfs.
+        openapi: 3.1.0
+        info:
+          title: sriovd
+          version: 0.1.0
+          summary: Node-local PCI SR-IOV manager.
           description: |
-            The same count as now answers 200 and changes nothing. From 0 the count is written; from M > 0 the
-            kernel needs 0 first, which is refused with 409 while any VF of the PF is allocated. The kernel may
-            enable fewer VFs than asked: `change.enabled` says what it did. The desired count is persisted.
-          requestBody:
-            required: true
-            content:
-              application/json:
-                schema: { $ref: "#/components/schemas/VFCountRequest" }
-          responses:
-            "200":
-              description: Nothing to change.
-              content:
-                application/json:
-                  schema: { $ref: "#/components/schemas/PFDetail" }
-            "201":
-              description: VFs created or removed.
-              content:
-                application/json:
-                  schema: { $ref: "#/components/schemas/PFDetail" }
-            "400": { $ref: "#/components/responses/Problem" }
-            "404": { $ref: "#/components/responses/Problem" }
-            "409": { $ref: "#/components/responses/Problem" }
-            "413": { $ref: "#/components/responses/Problem" }
-            "422": { $ref: "#/components/responses/Problem" }
-            "500": { $ref: "#/components/responses/Problem" }
-            "503": { $ref: "#/components/responses/Problem" }
-            "504": { $ref: "#/components/responses/Problem" }
-        delete:
-          tags: [vfs]
-          operationId: removeVFs
-          summary: Set the VF count to 0. Refused with 409 while any VF is allocated.
-          responses:
-            "204":
-              description: No VFs remain.
-            "400": { $ref: "#/components/responses/Problem" }
-            "404": { $ref: "#/components/responses/Problem" }
-            "409": { $ref: "#/components/responses/Problem" }
-            "500": { $ref: "#/components/responses/Problem" }
-            "503": { $ref: "#/components/responses/Problem" }
-            "504": { $ref: "#/components/responses/Problem" }
-      /vfs:
-        get:
-          tags: [vfs]
-          operationId: listVFs
-          summary: Every VF of every PF.
-          parameters:
-            - name: pf
-              in: query
-              description: Only the VFs of this PF.
-              schema: { $ref: "#/components/schemas/PCIAddress" }
-          responses:
-            "200":
-              description: The VFs.
-              content:
-                application/json:
-                  schema: { $ref: "#/components/schemas/VFCollection" }
-            "400": { $ref: "#/components/responses/Problem" }
-      /vfs/{address}:
-        parameters:
-          - $ref: "#/components/parameters/Address"
-        get:
-          tags: [vfs]
-          operationId: getVF
-          summary: One VF and who holds it.
-          responses:
-            "200":
-              description: The VF.
-              content:
-                application/json:
-                  schema: { $ref: "#/components/schemas/VirtualFunctionView" }
-            "400": { $ref: "#/components/responses/Problem" }
-            "404": { $ref: "#/components/responses/Problem" }
-      /allocations:
-        post:
-          tags: [allocations]
-          operationId: createAllocation
-          summary: Hand a VF to a consumer.
-          description: |
-            The lowest-index free VF that matches is chosen. With an `Idempotency-Key`, the same key and body
-            replay the first answer (with `Idempotent-Replayed: true`); the same key with another body is 422.
-            Keys are kept for at least 24 hours.
-          parameters:
-            - name: Idempotency-Key
-              in: header
-              schema: { type: string, minLength: 1, maxLength: 255 }
-          requestBody:
-            required: true
-            content:
-              application/json:
-                schema: { $ref: "#/components/schemas/AllocationRequest" }
-          responses:
-            "201":
-              description: Allocated.
-              headers:
-                Location:
+            sriovd discovers SR-IOV physical functions (PFs) and their virtual functions (VFs), creates and removes
+            VFs, and hands VFs to consumers as durable allocations recorded in SQLite, with an append-only audit
+            history. Errors are RFC 9457 `application/problem+json` documents whose `type` is
+            `urn:sriovd:problem:<slug>`.
+          license:
+            name: Apache-2.0
+            identifier: Apache-2.0
+        servers:
+          - url: http://127.0.0.1:8080
+        tags:
+          - name: health
+          - name: inventory
+          - name: vfs
+          - name: allocations
+          - name: audit
+        paths:
+          /healthz:
+            get:
+              tags: [health]
+              operationId: getHealth
+              summary: Liveness. 200 as soon as the process serves.
+              responses:
+                "200":
+                  description: Serving.
+                  content:
+                    application/json:
+                      schema: { $ref: "#/components/schemas/Status" }
+          /readyz:
+            get:
+              tags: [health]
+              operationId: getReadiness
+              summary: Readiness. 503 until startup recovery has finished.
+              responses:
+                "200":
+                  description: Ready for mutations.
+                  content:
+                    application/json:
+                      schema: { $ref: "#/components/schemas/Status" }
+                "503":
+                  description: Still starting.
+                  content:
+                    application/json:
+                      schema: { $ref: "#/components/schemas/Status" }
+          /openapi.yaml:
+            get:
+              tags: [health]
+              operationId: getOpenAPI
+              summary: This document.
+              responses:
+                "200":
+                  description: The OpenAPI document.
+                  content:
+                    application/yaml:
+                      schema: { type: string }
+          /pfs:
+            get:
+              tags: [inventory]
+              operationId: listPFs
+              summary: SR-IOV capable physical functions, from the in-memory inventory.
+              parameters:
+                - name: vendor_id
+                  in: query
+                  schema: { type: string, examples: ["8086"] }
+                - name: driver
+                  in: query
+                  schema: { type: string, examples: [i40e] }
+                - name: numa_node
+                  in: query
+                  description: A NUMA node number; -1 matches PFs without NUMA affinity.
+                  schema: { type: integer, minimum: -1 }
+              responses:
+                "200":
+                  description: The matching PFs.
+                  content:
+                    application/json:
+                      schema:
+                        type: object
+                        required: [items, next]
+                        properties:
+                          items:
+                            type: array
+                            items: { $ref: "#/components/schemas/PhysicalFunction" }
+                          next: { type: "null" }
+                "400": { $ref: "#/components/responses/Problem" }
+          /pfs/{address}:
+            parameters:
+              - $ref: "#/components/parameters/Address"
+            get:
+              tags: [inventory]
+              operationId: getPF
+              summary: One PF with its VFs.
+              responses:
+                "200":
+                  description: The PF.
+                  content:
+                    application/json:
+                      schema: { $ref: "#/components/schemas/PFDetail" }
+                "400": { $ref: "#/components/responses/Problem" }
+                "404": { $ref: "#/components/responses/Problem" }
+          /pfs/{address}/vfs:
+            parameters:
+              - $ref: "#/components/parameters/Address"
+            get:
+              tags: [vfs]
+              operationId: listPFVFs
+              summary: The VFs of one PF.
+              responses:
+                "200":
+                  description: The VFs, ordered by index.
+                  content:
+                    application/json:
+                      schema: { $ref: "#/components/schemas/VFCollection" }
+                "400": { $ref: "#/components/responses/Problem" }
+                "404": { $ref: "#/components/responses/Problem" }
+            post:
+              tags: [vfs]
+              operationId: setVFCount
+              summary: Set the PF's VF count through sriov_numvfs.
+              description: |
+                The same count as now answers 200 and changes nothing. From 0 the count is written; from M > 0 the
+                kernel needs 0 first, which is refused with 409 while any VF of the PF is allocated. The kernel may
+                enable fewer VFs than asked: `change.enabled` says what it did. The desired count is persisted.
+              requestBody:
+                required: true
+                content:
+                  application/json:
+                    schema: { $ref: "#/components/schemas/VFCountRequest" }
+              responses:
+                "200":
+                  description: Nothing to change.
+                  content:
+                    application/json:
+                      schema: { $ref: "#/components/schemas/PFDetail" }
+                "201":
+                  description: VFs created or removed.
+                  content:
+                    application/json:
+                      schema: { $ref: "#/components/schemas/PFDetail" }
+                "400": { $ref: "#/components/responses/Problem" }
+                "404": { $ref: "#/components/responses/Problem" }
+                "409": { $ref: "#/components/responses/Problem" }
+                "413": { $ref: "#/components/responses/Problem" }
+                "422": { $ref: "#/components/responses/Problem" }
+                "500": { $ref: "#/components/responses/Problem" }
+                "503": { $ref: "#/components/responses/Problem" }
+                "504": { $ref: "#/components/responses/Problem" }
+            delete:
+              tags: [vfs]
+              operationId: removeVFs
+              summary: Set the VF count to 0. Refused with 409 while any VF is allocated.
+              responses:
+                "204":
+                  description: No VFs remain.
+                "400": { $ref: "#/components/responses/Problem" }
+                "404": { $ref: "#/components/responses/Problem" }
+                "409": { $ref: "#/components/responses/Problem" }
+                "500": { $ref: "#/components/responses/Problem" }
+                "503": { $ref: "#/components/responses/Problem" }
+                "504": { $ref: "#/components/responses/Problem" }
+          /vfs:
+            get:
+              tags: [vfs]
+              operationId: listVFs
+              summary: Every VF of every PF.
+              parameters:
+                - name: pf
+                  in: query
+                  description: Only the VFs of this PF.
+                  schema: { $ref: "#/components/schemas/PCIAddress" }
+              responses:
+                "200":
+                  description: The VFs.
+                  content:
+                    application/json:
+                      schema: { $ref: "#/components/schemas/VFCollection" }
+                "400": { $ref: "#/components/responses/Problem" }
+          /vfs/{address}:
+            parameters:
+              - $ref: "#/components/parameters/Address"
+            get:
+              tags: [vfs]
+              operationId: getVF
+              summary: One VF and who holds it.
+              responses:
+                "200":
+                  description: The VF.
+                  content:
+                    application/json:
+                      schema: { $ref: "#/components/schemas/VirtualFunctionView" }
+                "400": { $ref: "#/components/responses/Problem" }
+                "404": { $ref: "#/components/responses/Problem" }
+          /allocations:
+            post:
+              tags: [allocations]
+              operationId: createAllocation
+              summary: Hand a VF to a consumer.
+              description: |
+                The lowest-index free VF that matches is chosen. With an `Idempotency-Key`, the same key and body
+                replay the first answer (with `Idempotent-Replayed: true`); the same key with another body is 422.
+                Keys are kept for at least 24 hours.
+              parameters:
+                - name: Idempotency-Key
+                  in: header
+                  schema: { type: string, minLength: 1, maxLength: 255 }
+              requestBody:
+                required: true
+                content:
+                  application/json:
+                    schema: { $ref: "#/components/schemas/AllocationRequest" }
+              responses:
+                "201":
+                  description: Allocated.
+                  headers:
+                    Location:
+                      schema: { type: string }
+                  content:
+                    application/json:
+                      schema: { $ref: "#/components/schemas/Allocation" }
+                "400": { $ref: "#/components/responses/Problem" }
+                "404": { $ref: "#/components/responses/Problem" }
+                "409": { $ref: "#/components/responses/Problem" }
+                "413": { $ref: "#/components/responses/Problem" }
+                "422": { $ref: "#/components/responses/Problem" }
+                "500": { $ref: "#/components/responses/Problem" }
+                "503": { $ref: "#/components/responses/Problem" }
+            get:
+              tags: [allocations]
+              operationId: listAllocations
+              summary: Allocations, oldest first, with cursor pagination.
+              parameters:
+                - name: state
+                  in: query
+                  schema:
+                    type: string
+                    enum: [active, released, dirty, orphaned, drifted, all]
+                    default: active
+                - name: owner
+                  in: query
                   schema: { type: string }
-              content:
-                application/json:
-                  schema: { $ref: "#/components/schemas/Allocation" }
-            "400": { $ref: "#/components/responses/Problem" }
-            "404": { $ref: "#/components/responses/Problem" }
-            "409": { $ref: "#/components/responses/Problem" }
-            "413": { $ref: "#/components/responses/Problem" }
-            "422": { $ref: "#/components/responses/Problem" }
-            "500": { $ref: "#/components/responses/Problem" }
-            "503": { $ref: "#/components/responses/Problem" }
-        get:
-          tags: [allocations]
-          operationId: listAllocations
-          summary: Allocations, oldest first, with cursor pagination.
+                - name: pf
+                  in: query
+                  schema: { $ref: "#/components/schemas/PCIAddress" }
+                - $ref: "#/components/parameters/Limit"
+                - name: cursor
+                  in: query
+                  description: The `next` value of the previous page.
+                  schema: { type: string }
+              responses:
+                "200":
+                  description: One page.
+                  content:
+                    application/json:
+                      schema:
+                        type: object
+                        required: [items, next]
+                        properties:
+                          items:
+                            type: array
+                            items: { $ref: "#/components/schemas/Allocation" }
+                          next: { type: [string, "null"] }
+                "400": { $ref: "#/components/responses/Problem" }
+          /allocations/{id}:
+            parameters:
+              - name: id
+                in: path
+                required: true
+                schema: { type: string }
+            get:
+              tags: [allocations]
+              operationId: getAllocation
+              summary: One allocation, whatever its state.
+              responses:
+                "200":
+                  description: The allocation.
+                  content:
+                    application/json:
+                      schema: { $ref: "#/components/schemas/Allocation" }
+                "404": { $ref: "#/components/responses/Problem" }
+            delete:
+              tags: [allocations]
+              operationId: releaseAllocation
+              summary: Release an allocation; the record is kept as history.
+              description: Fenced by the id. Releasing an allocation that is already released answers 404 and changes nothing.
+              responses:
+                "204":
+                  description: Released.
+                "404": { $ref: "#/components/responses/Problem" }
+                "500": { $ref: "#/components/responses/Problem" }
+                "503": { $ref: "#/components/responses/Problem" }
+          /audit:
+            get:
+              tags: [audit]
+              operationId: listAudit
+              summary: The append-only audit history, ascending by id.
+              parameters:
+                - name: target
+                  in: query
+                  schema: { type: string }
+                - name: action
+                  in: query
+                  schema: { type: string, examples: [allocation.create] }
+                - name: actor
+                  in: query
+                  schema: { type: string }
+                - name: since
+                  in: query
+                  schema: { type: string, format: date-time }
+                - name: until
+                  in: query
+                  schema: { type: string, format: date-time }
+                - name: after
+                  in: query
+                  description: Only events with a larger id (the `next` value of the previous page).
+                  schema: { type: integer, minimum: 0 }
+                - $ref: "#/components/parameters/Limit"
+              responses:
+                "200":
+                  description: One page.
+                  content:
+                    application/json:
+                      schema:
+                        type: object
+                        required: [items, next]
+                        properties:
+                          items:
+                            type: array
+                            items: { $ref: "#/components/schemas/AuditEvent" }
+                          next: { type: [string, "null"] }
+                "400": { $ref: "#/components/responses/Problem" }
+        components:
           parameters:
-            - name: state
-              in: query
-              schema:
-                type: string
-                enum: [active, released, dirty, orphaned, drifted, all]
-                default: active
-            - name: owner
-              in: query
-              schema: { type: string }
-            - name: pf
-              in: query
+            Address:
+              name: address
+              in: path
+              required: true
+              description: A PCI address, DDDD:BB:DD.F in hex.
               schema: { $ref: "#/components/schemas/PCIAddress" }
-            - $ref: "#/components/parameters/Limit"
-            - name: cursor
+            Limit:
+              name: limit
               in: query
-              description: The `next` value of the previous page.
-              schema: { type: string }
+              schema: { type: integer, minimum: 1, maximum: 500, default: 100 }
           responses:
-            "200":
-              description: One page.
+            Problem:
+              description: An RFC 9457 problem.
               content:
-                application/json:
-                  schema:
-                    type: object
-                    required: [items, next]
-                    properties:
-                      items:
-                        type: array
-                        items: { $ref: "#/components/schemas/Allocation" }
-                      next: { type: [string, "null"] }
-            "400": { $ref: "#/components/responses/Problem" }
-            "422": { $ref: "#/components/responses/Problem" }
-      /allocations/{id}:
-        parameters:
-          - name: id
-            in: path
-            required: true
-            schema: { type: string }
-        get:
-          tags: [allocations]
-          operationId: getAllocation
-          summary: One allocation, whatever its state.
-          responses:
-            "200":
-              description: The allocation.
-              content:
-                application/json:
-                  schema: { $ref: "#/components/schemas/Allocation" }
-            "404": { $ref: "#/components/responses/Problem" }
-        delete:
-          tags: [allocations]
-          operationId: releaseAllocation
-          summary: Release an allocation; the record is kept as history.
-          description: Fenced by the id. Releasing an allocation that is already released answers 404 and changes nothing.
-          responses:
-            "204":
-              description: Released.
-            "404": { $ref: "#/components/responses/Problem" }
-            "500": { $ref: "#/components/responses/Problem" }
-            "503": { $ref: "#/components/responses/Problem" }
-      /audit:
-        get:
-          tags: [audit]
-          operationId: listAudit
-          summary: The append-only audit history, ascending by id.
-          parameters:
-            - name: target
-              in: query
-              schema: { type: string }
-            - name: action
-              in: query
-              schema: { type: string, examples: [allocation.create] }
-            - name: actor
-              in: query
-              schema: { type: string }
-            - name: since
-              in: query
-              schema: { type: string, format: date-time }
-            - name: until
-              in: query
-              schema: { type: string, format: date-time }
-            - name: after
-              in: query
-              description: Only events with a larger id (the `next` value of the previous page).
-              schema: { type: integer, minimum: 0 }
-            - $ref: "#/components/parameters/Limit"
-          responses:
-            "200":
-              description: One page.
-              content:
-                application/json:
-                  schema:
-                    type: object
-                    required: [items, next]
-                    properties:
-                      items:
-                        type: array
-                        items: { $ref: "#/components/schemas/AuditEvent" }
-                      next: { type: [string, "null"] }
-            "422": { $ref: "#/components/responses/Problem" }
-    components:
-      parameters:
-        Address:
-          name: address
-          in: path
-          required: true
-          description: A PCI address, DDDD:BB:DD.F in hex.
-          schema: { $ref: "#/components/schemas/PCIAddress" }
-        Limit:
-          name: limit
-          in: query
-          schema: { type: integer, minimum: 1, maximum: 500, default: 100 }
-      responses:
-        Problem:
-          description: An RFC 9457 problem.
-          content:
-            application/problem+json:
-              schema: { $ref: "#/components/schemas/Problem" }
-      schemas:
-        PCIAddress:
-          type: string
-          pattern: "^[0-9a-fA-F]{4}:[0-9a-fA-F]{2}:[01][0-9a-fA-F]\\.[0-7]$"
-          examples: ["0000:3b:00.0"]
-        Status:
-          type: object
-          required: [status]
-          properties:
-            status: { type: string }
-        Problem:
-          type: object
-          required: [type, title, status, detail]
-          properties:
-            type: { type: string }
-            title: { type: string }
-            status: { type: integer, minimum: 400, maximum: 599 }
-            detail: { type: string }
-            instance: { type: string }
-            field: { type: string, description: The request field at fault. }
-            errno: { type: string, description: "The kernel's errno name, e.g. ERANGE." }
-            total_vfs: { type: integer }
-            held_vfs: { type: integer }
-            free_vfs: { type: integer }
-            allocated_vfs:
-              type: array
-              items: { $ref: "#/components/schemas/PCIAddress" }
-            allocation_id: { type: string }
-            setting: { type: string }
-            driver: { type: string }
-          additionalProperties: true
-        NetworkLink:
-          type: object
-          required: [state, speed_mbps, mtu, mac]
-          properties:
-            state: { type: [string, "null"] }
-            speed_mbps: { type: [integer, "null"] }
-            mtu: { type: [integer, "null"] }
-            mac: { type: [string, "null"] }
-        PhysicalFunction:
-          type: object
-          required:
-            [address, vendor_id, device_id, class, driver, interfaces, numa_node, total_vfs, num_vfs, vf_device_id,
-             offset, stride, drivers_autoprobe, link]
-          properties:
-            address: { $ref: "#/components/schemas/PCIAddress" }
-            vendor_id: { type: string, examples: ["8086"] }
-            device_id: { type: string, examples: ["1572"] }
-            class: { type: string, examples: ["0x020000"] }
-            driver: { type: [string, "null"] }
-            interfaces:
-              type: array
-              items: { type: string }
-            numa_node: { type: [integer, "null"] }
-            total_vfs: { type: integer, minimum: 1 }
-            num_vfs: { type: integer, minimum: 0 }
-            vf_device_id: { type: [string, "null"] }
-            offset: { type: [integer, "null"] }
-            stride: { type: [integer, "null"] }
-            drivers_autoprobe: { type: [boolean, "null"] }
-            link:
-              oneOf:
-                - { $ref: "#/components/schemas/NetworkLink" }
-                - { type: "null" }
-        VirtualFunction:
-          type: object
-          required: [index, address, pf, vendor_id, device_id, driver, interface, numa_node, iommu_group]
-          properties:
-            index: { type: integer, minimum: 0 }
-            address: { $ref: "#/components/schemas/PCIAddress" }
-            pf: { $ref: "#/components/schemas/PCIAddress" }
-            vendor_id: { type: string }
-            device_id: { type: string }
-            driver: { type: [string, "null"] }
-            interface: { type: [string, "null"] }
-            numa_node: { type: [integer, "null"] }
-            iommu_group: { type: [integer, "null"] }
-        VirtualFunctionView:
-          allOf:
-            - { $ref: "#/components/schemas/VirtualFunction" }
-            - type: object
-              required: [status, allocation]
+                application/problem+json:
+                  schema: { $ref: "#/components/schemas/Problem" }
+          schemas:
+            PCIAddress:
+              type: string
+              pattern: "^[0-9a-fA-F]{4}:[0-9a-fA-F]{2}:[01][0-9a-fA-F]\\.[0-7]$"
+              examples: ["0000:3b:00.0"]
+            Status:
+              type: object
+              required: [status]
               properties:
-                status: { type: string, enum: [free, allocated] }
-                allocation:
+                status: { type: string }
+            Problem:
+              type: object
+              required: [type, title, status, detail]
+              properties:
+                type: { type: string }
+                title: { type: string }
+                status: { type: integer, minimum: 400, maximum: 599 }
+                detail: { type: string }
+                instance: { type: string }
+                field: { type: string, description: The request field at fault. }
+                parameter: { type: string, description: The query parameter at fault. }
+                errno: { type: string, description: "The kernel's errno name, e.g. ERANGE." }
+                total_vfs: { type: integer }
+                held_vfs: { type: integer }
+                free_vfs: { type: integer }
+                allocated_vfs:
+                  type: array
+                  items: { $ref: "#/components/schemas/PCIAddress" }
+                allocation_id: { type: string }
+                setting: { type: string }
+                driver: { type: string }
+              additionalProperties: true
+            NetworkLink:
+              type: object
+              required: [state, speed_mbps, mtu, mac]
+              properties:
+                state: { type: [string, "null"] }
+                speed_mbps: { type: [integer, "null"] }
+                mtu: { type: [integer, "null"] }
+                mac: { type: [string, "null"] }
+            PhysicalFunction:
+              type: object
+              required:
+                [address, vendor_id, device_id, class, driver, interfaces, numa_node, total_vfs, num_vfs, vf_device_id,
+                 offset, stride, drivers_autoprobe, link]
+              properties:
+                address: { $ref: "#/components/schemas/PCIAddress" }
+                vendor_id: { type: string, examples: ["8086"] }
+                device_id: { type: string, examples: ["1572"] }
+                class: { type: string, examples: ["0x020000"] }
+                driver: { type: [string, "null"] }
+                interfaces:
+                  type: array
+                  items: { type: string }
+                numa_node: { type: [integer, "null"] }
+                total_vfs: { type: integer, minimum: 1 }
+                num_vfs: { type: integer, minimum: 0 }
+                vf_device_id: { type: [string, "null"] }
+                offset: { type: [integer, "null"] }
+                stride: { type: [integer, "null"] }
+                drivers_autoprobe: { type: [boolean, "null"] }
+                link:
                   oneOf:
-                    - type: object
-                      required: [id, owner, state, generation]
-                      properties:
-                        id: { type: string }
-                        owner: { type: string }
-                        state: { $ref: "#/components/schemas/AllocationState" }
-                        generation: { type: integer }
+                    - { $ref: "#/components/schemas/NetworkLink" }
                     - { type: "null" }
-        VFCollection:
-          type: object
-          required: [items, next]
-          properties:
-            items:
-              type: array
-              items: { $ref: "#/components/schemas/VirtualFunctionView" }
-            next: { type: "null" }
-        PFDetail:
-          allOf:
-            - { $ref: "#/components/schemas/PhysicalFunction" }
-            - type: object
-              required: [vfs]
+            VirtualFunction:
+              type: object
+              required: [index, address, pf, vendor_id, device_id, driver, interface, numa_node, iommu_group]
               properties:
-                vfs:
+                index: { type: integer, minimum: 0 }
+                address: { $ref: "#/components/schemas/PCIAddress" }
+                pf: { $ref: "#/components/schemas/PCIAddress" }
+                vendor_id: { type: string }
+                device_id: { type: string }
+                driver: { type: [string, "null"] }
+                interface: { type: [string, "null"] }
+                numa_node: { type: [integer, "null"] }
+                iommu_group: { type: [integer, "null"] }
+            VirtualFunctionView:
+              allOf:
+                - { $ref: "#/components/schemas/VirtualFunction" }
+                - type: object
+                  required: [status, allocation]
+                  properties:
+                    status: { type: string, enum: [free, allocated] }
+                    allocation:
+                      oneOf:
+                        - type: object
+                          required: [id, owner, state, generation]
+                          properties:
+                            id: { type: string }
+                            owner: { type: string }
+                            state: { $ref: "#/components/schemas/AllocationState" }
+                            generation: { type: integer }
+                        - { type: "null" }
+            VFCollection:
+              type: object
+              required: [items, next]
+              properties:
+                items:
                   type: array
                   items: { $ref: "#/components/schemas/VirtualFunctionView" }
-                change:
-                  type: object
-                  description: Present on the answer to a VF count change.
-                  required: [requested, previous, enabled, partial]
+                next: { type: "null" }
+            PFDetail:
+              allOf:
+                - { $ref: "#/components/schemas/PhysicalFunction" }
+                - type: object
+                  required: [vfs]
                   properties:
-                    requested: { type: integer }
-                    previous: { type: integer }
-                    enabled: { type: integer, description: What the kernel enabled, read back. }
-                    partial: { type: boolean, description: True when the kernel enabled fewer VFs than asked. }
-        VFCountRequest:
-          type: object
-          required: [count]
-          additionalProperties: false
-          properties:
-            count: { type: integer, minimum: 0, maximum: 65535 }
-            drivers_autoprobe:
-              type: boolean
-              description: Written to sriov_drivers_autoprobe before the VFs are enabled.
-        VFConfig:
-          type: object
-          description: VF settings. Validated and stored with the allocation.
-          properties:
-            mac: { type: string, pattern: "^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$" }
-            vlan: { type: integer, minimum: 0, maximum: 4095 }
-            qos: { type: integer, minimum: 0, maximum: 7 }
-            vlan_proto: { type: string, enum: [802.1Q, 802.1ad] }
-            spoof_check: { type: boolean }
-            trust: { type: boolean }
-            link_state: { type: string, enum: [auto, enable, disable] }
-            min_tx_rate: { type: integer, minimum: 0, description: Mbps. }
-            max_tx_rate: { type: integer, minimum: 0, description: Mbps. }
-            driver: { type: string, enum: [vfio-pci, default] }
-        VFSelector:
-          type: object
-          properties:
-            vendor_id: { type: string }
-            device_id: { type: string }
-            driver: { type: string }
-            pf_interface: { type: string }
-            numa_node: { type: integer }
-        AllocationRequest:
-          type: object
-          required: [owner]
-          additionalProperties: false
-          description: Exactly one of pf, vf or selector.
-          properties:
-            owner: { type: string, minLength: 1, maxLength: 256, examples: ["k8s:default/web-0/1f2e"] }
-            pf: { $ref: "#/components/schemas/PCIAddress" }
-            vf: { $ref: "#/components/schemas/PCIAddress" }
-            selector: { $ref: "#/components/schemas/VFSelector" }
-            labels:
+                    vfs:
+                      type: array
+                      items: { $ref: "#/components/schemas/VirtualFunctionView" }
+                    change:
+                      type: object
+                      description: Present on the answer to a VF count change.
+                      required: [requested, previous, enabled, partial]
+                      properties:
+                        requested: { type: integer }
+                        previous: { type: integer }
+                        enabled: { type: integer, description: What the kernel enabled, read back. }
+                        partial: { type: boolean, description: True when the kernel enabled fewer VFs than asked. }
+            VFCountRequest:
               type: object
-              additionalProperties: { type: string }
-            config: { $ref: "#/components/schemas/VFConfig" }
-        AllocationState:
-          type: string
-          enum: [active, released, dirty, orphaned, drifted]
-        Allocation:
-          type: object
-          required: [id, vf, pf, vf_index, owner, labels, state, created_at, released_at, config, generation]
-          properties:
-            id: { type: string, format: uuid }
-            vf: { $ref: "#/components/schemas/PCIAddress" }
-            pf: { $ref: "#/components/schemas/PCIAddress" }
-            vf_index: { type: integer, minimum: 0 }
-            owner: { type: string }
-            labels:
+              required: [count]
+              additionalProperties: false
+              properties:
+                count: { type: integer, minimum: 0, maximum: 65535 }
+                drivers_autoprobe:
+                  type: boolean
+                  description: Written to sriov_drivers_autoprobe before the VFs are enabled.
+            VFConfig:
               type: object
-              additionalProperties: { type: string }
-            state: { $ref: "#/components/schemas/AllocationState" }
-            created_at: { type: string, format: date-time }
-            released_at: { type: [string, "null"], format: date-time }
-            config:
-              oneOf:
-                - { $ref: "#/components/schemas/VFConfig" }
-                - { type: "null" }
-            generation: { type: integer, minimum: 1, description: "Fencing token: the VF's allocation count." }
-        AuditEvent:
-          type: object
-          required: [id, at, actor, action, target, outcome, error, request_id, details]
-          properties:
-            id: { type: integer, minimum: 1 }
-            at: { type: string, format: date-time }
-            actor: { type: string }
-            action: { type: string, examples: [pf.vfs.set, allocation.create, allocation.release, hw.sysfs.write] }
-            target: { type: string }
-            outcome: { type: string, enum: [success, failure] }
-            error: { type: [string, "null"] }
-            request_id: { type: [string, "null"] }
-            details: { type: object }
-    """#
+              description: VF settings. Validated and stored with the allocation.
+              properties:
+                mac: { type: string, pattern: "^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$" }
+                vlan: { type: integer, minimum: 0, maximum: 4095 }
+                qos: { type: integer, minimum: 0, maximum: 7 }
+                vlan_proto: { type: string, enum: [802.1Q, 802.1ad] }
+                spoof_check: { type: boolean }
+                trust: { type: boolean }
+                link_state: { type: string, enum: [auto, enable, disable] }
+                min_tx_rate: { type: integer, minimum: 0, description: Mbps. }
+                max_tx_rate: { type: integer, minimum: 0, description: Mbps. }
+                driver: { type: string, enum: [vfio-pci, default] }
+            VFSelector:
+              type: object
+              properties:
+                vendor_id: { type: string }
+                device_id: { type: string }
+                driver: { type: string }
+                pf_interface: { type: string }
+                numa_node: { type: integer }
+            AllocationRequest:
+              type: object
+              required: [owner]
+              additionalProperties: false
+              description: Exactly one of pf, vf or selector.
+              properties:
+                owner: { type: string, minLength: 1, maxLength: 256, examples: ["k8s:default/web-0/1f2e"] }
+                pf: { $ref: "#/components/schemas/PCIAddress" }
+                vf: { $ref: "#/components/schemas/PCIAddress" }
+                selector: { $ref: "#/components/schemas/VFSelector" }
+                labels:
+                  type: object
+                  additionalProperties: { type: string }
+                config: { $ref: "#/components/schemas/VFConfig" }
+            AllocationState:
+              type: string
+              enum: [active, released, dirty, orphaned, drifted]
+            Allocation:
+              type: object
+              required: [id, vf, pf, vf_index, owner, labels, state, created_at, released_at, config, generation]
+              properties:
+                id: { type: string, format: uuid }
+                vf: { $ref: "#/components/schemas/PCIAddress" }
+                pf: { $ref: "#/components/schemas/PCIAddress" }
+                vf_index: { type: integer, minimum: 0 }
+                owner: { type: string }
+                labels:
+                  type: object
+                  additionalProperties: { type: string }
+                state: { $ref: "#/components/schemas/AllocationState" }
+                created_at: { type: string, format: date-time }
+                released_at: { type: [string, "null"], format: date-time }
+                config:
+                  oneOf:
+                    - { $ref: "#/components/schemas/VFConfig" }
+                    - { type: "null" }
+                generation: { type: integer, minimum: 1, description: "Fencing token: the VF's allocation count." }
+            AuditEvent:
+              type: object
+              required: [id, at, actor, action, target, outcome, error, request_id, details]
+              properties:
+                id: { type: integer, minimum: 1 }
+                at: { type: string, format: date-time }
+                actor: { type: string }
+                action: { type: string, examples: [pf.vfs.set, allocation.create, allocation.release, hw.sysfs.write] }
+                target: { type: string }
+                outcome: { type: string, enum: [success, failure] }
+                error: { type: [string, "null"] }
+                request_id: { type: [string, "null"] }
+                details: { type: object }
+        """#
 }

@@ -7,7 +7,7 @@ import SRIOVCore
 extension SRIOVError {
     var httpStatus: HTTPStatus {
         switch self {
-        case .malformedAddress, .malformedBody: .badRequest
+        case .malformedAddress, .malformedBody, .invalidParameter: .badRequest
         case .pfNotFound, .vfNotFound, .allocationNotFound: .notFound
         case .invalidField, .countOutOfRange, .settingUnsupported, .idempotencyKeyReused: .unprocessableContent
         case .noFreeVF, .vfsHeld, .vfHeld, .noSRIOVDriver, .pfBusy: .conflict
@@ -25,6 +25,7 @@ extension SRIOVError {
         case .vfNotFound: "vf-not-found"
         case .allocationNotFound: "allocation-not-found"
         case .invalidField: "invalid-field"
+        case .invalidParameter: "invalid-parameter"
         case .noFreeVF: "no-free-vf"
         case .vfsHeld: "vfs-held"
         case .vfHeld: "vf-held"
@@ -48,6 +49,7 @@ extension SRIOVError {
         case .vfNotFound: "Virtual function not found"
         case .allocationNotFound: "Allocation not found"
         case .invalidField: "Invalid field"
+        case .invalidParameter: "Invalid query parameter"
         case .noFreeVF: "No free virtual function"
         case .vfsHeld: "Virtual functions are allocated"
         case .vfHeld: "Virtual function is allocated"
@@ -81,6 +83,8 @@ extension SRIOVError {
             return ("No active allocation with id '\(id.prefix(64))'", [:])
         case .invalidField(let field, let why):
             return ("\(field) \(why)", ["field": .string(field)])
+        case .invalidParameter(let name, let why):
+            return ("\(name) \(why)", ["parameter": .string(name)])
         case .noFreeVF(let total, let held):
             return (
                 "All \(total) matching virtual functions are held (\(held) held)",

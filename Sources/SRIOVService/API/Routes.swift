@@ -20,7 +20,8 @@ public struct SRIOVAPI: Sendable {
         router.add(.GET, "/healthz") { _, _, _ in .response(JSONBody.ok(["status": "ok"])) }
         router.add(.GET, "/readyz") { _, _, _ in
             readiness.isReady
-                ? .response(JSONBody.ok(["status": "ready"])) : .response(JSONBody.ok(["status": "starting"], status: .serviceUnavailable))
+                ? .response(JSONBody.ok(["status": "ready"]))
+                : .response(JSONBody.ok(["status": "starting"], status: .serviceUnavailable))
         }
         router.add(.GET, "/openapi.yaml") { _, _, _ in
             var headers = HTTPHeaders()
@@ -40,14 +41,16 @@ public struct SRIOVAPI: Sendable {
                 let body = try JSONBody.decode(VFCountRequest.self, from: request.body)
                 let outcome = try await VFCountService(core: core).setVFCount(
                     pf: address, count: body.count, autoprobe: body.driversAutoprobe, caller: caller)
-                let detail = PFDetail(pf: outcome.detail.pf, vfs: try vfViews(outcome.detail.vfs), change: outcome.change)
+                let detail = PFDetail(
+                    pf: outcome.detail.pf, vfs: try vfViews(outcome.detail.vfs), change: outcome.change)
                 return JSONBody.ok(detail, status: outcome.changed ? .created : .ok)
             }
         }
         router.add(.DELETE, "/pfs/{address}/vfs") { request, context, params in
             mutation(request, context) { caller in
                 let address = try pciAddress(params["address"])
-                _ = try await VFCountService(core: core).setVFCount(pf: address, count: 0, autoprobe: nil, caller: caller)
+                _ = try await VFCountService(core: core).setVFCount(
+                    pf: address, count: 0, autoprobe: nil, caller: caller)
                 return HTTPResponse(status: .noContent, headers: HTTPHeaders(), body: [])
             }
         }
@@ -126,7 +129,7 @@ public struct SRIOVAPI: Sendable {
         let vendor = request.queryValue("vendor_id")
         let driver = request.queryValue("driver")
         let numa = try request.queryValue("numa_node").map { text throws(SRIOVError) -> Int in
-            guard let value = Int(text), value >= -1 else { throw .invalidField("numa_node", "must be an integer") }
+            guard let value = Int(text), value >= -1 else { throw .invalidParameter("numa_node", "must be an integer") }
             return value
         }
         if vendor == nil, driver == nil, numa == nil {
@@ -188,7 +191,7 @@ public struct SRIOVAPI: Sendable {
         var idempotency: (key: String, requestHash: String)?
         if let key = request.headers["Idempotency-Key"] {
             guard !key.isEmpty, key.utf8.count <= 255 else {
-                throw SRIOVError.invalidField("Idempotency-Key", "must be 1 to 255 characters")
+                throw SRIOVError.invalidParameter("Idempotency-Key", "must be 1 to 255 characters")
             }
             // The same request may arrive with other whitespace or key order: hash its canonical form.
             let canonical = (try? JSONValue.parse(String(decoding: request.body, as: UTF8.self)))?.text ?? ""
@@ -205,7 +208,8 @@ public struct SRIOVAPI: Sendable {
         case .replayed(let replay):
             if let location = replay.location { headers.add("Location", location) }
             headers.add("Idempotent-Replayed", "true")
-            return HTTPResponse(status: HTTPStatus(code: replay.status, reason: "Created"), headers: headers, body: replay.body)
+            return HTTPResponse(
+                status: HTTPStatus(code: replay.status, reason: "Created"), headers: headers, body: replay.body)
         }
     }
 
@@ -215,7 +219,8 @@ public struct SRIOVAPI: Sendable {
         case "all": filter.state = nil
         case let text:
             guard let state = AllocationState(rawValue: text) else {
-                throw SRIOVError.invalidField("state", "must be one of active, released, dirty, orphaned, drifted, all")
+                throw SRIOVError.invalidParameter(
+                    "state", "must be one of active, released, dirty, orphaned, drifted, all")
             }
             filter.state = state
         }
@@ -238,14 +243,15 @@ public struct SRIOVAPI: Sendable {
         for (name, keyPath) in [("since", \AuditFilter.since), ("until", \AuditFilter.until)] {
             if let text = request.queryValue(name) {
                 guard let normalized = Timestamp.normalize(text) else {
-                    throw SRIOVError.invalidField(name, "must be an RFC 3339 date-time such as 2026-11-25T09:00:00Z")
+                    throw SRIOVError.invalidParameter(
+                        name, "must be an RFC 3339 date-time such as 2026-11-25T09:00:00Z")
                 }
                 filter[keyPath: keyPath] = normalized
             }
         }
         if let text = request.queryValue("after") {
             guard let after = Int64(text), after >= 0 else {
-                throw SRIOVError.invalidField("after", "must be an event id (a non-negative integer)")
+                throw SRIOVError.invalidParameter("after", "must be an event id (a non-negative integer)")
             }
             filter.after = after
         }
@@ -258,7 +264,7 @@ public struct SRIOVAPI: Sendable {
     private func limit(_ request: HTTPRequest) throws(SRIOVError) -> Int {
         guard let text = request.queryValue("limit") else { return 100 }
         guard let value = Int(text), (1...500).contains(value) else {
-            throw .invalidField("limit", "must be an integer from 1 to 500")
+            throw .invalidParameter("limit", "must be an integer from 1 to 500")
         }
         return value
     }

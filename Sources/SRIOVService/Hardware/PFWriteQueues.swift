@@ -45,7 +45,8 @@ public final class PFWriteQueues: Sendable {
     }
 
     /// Runs `work` on the PF's serial queue with no timeout, for steps that must hold the PF (reconciliation).
-    public func runUnbounded<T: Sendable>(pf: PCIAddress, _ work: @escaping @Sendable () throws -> T) async throws -> T {
+    public func runUnbounded<T: Sendable>(pf: PCIAddress, _ work: @escaping @Sendable () throws -> T) async throws -> T
+    {
         try await withCheckedThrowingContinuation { continuation in
             queue(for: pf).async { continuation.resume(with: Result { try work() }) }
         }

@@ -62,7 +62,8 @@ struct AllocationService: Sendable {
                 }
                 return .success(.created(allocation, body: body))
             } catch let error as SRIOVError {
-                try tx.appendAudit(caller.failure(action, target: target, error, details: ["owner": .string(request.owner)]))
+                try tx.appendAudit(
+                    caller.failure(action, target: target, error, details: ["owner": .string(request.owner)]))
                 return .failure(error)
             }
         }
@@ -125,7 +126,10 @@ struct AllocationService: Sendable {
             try tx.appendAudit(
                 caller.event(
                     action, target: id, outcome: .success,
-                    details: ["before": Self.json(allocation), "after": Self.json(after), "vf": .string(allocation.vf.description)]))
+                    details: [
+                        "before": Self.json(allocation), "after": Self.json(after),
+                        "vf": .string(allocation.vf.description),
+                    ]))
             return .success(())
         }
         try result.get()

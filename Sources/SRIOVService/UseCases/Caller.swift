@@ -27,6 +27,7 @@ public struct Caller: Sendable {
         -> AuditEvent
     {
         let (detail, _) = error.detailAndExtensions
-        return event(action, target: target, outcome: .failure, error: error.problemSlug + ": " + detail, details: details)
+        return event(
+            action, target: target, outcome: .failure, error: error.problemSlug + ": " + detail, details: details)
     }
 }

@@ -47,9 +47,13 @@ struct VFCountService: Sendable {
             try await core.perform { tx in
                 try tx.setDesiredVFs(pf: address, count)
                 try tx.appendAudit(
-                    caller.event(action, target: target, outcome: .success, details: details.merging(["changed": .bool(false)]) { $1 }))
+                    caller.event(
+                        action, target: target, outcome: .success,
+                        details: details.merging(["changed": .bool(false)]) { $1 }))
             }
-            return Outcome(detail: before, change: VFCountChange(requested: count, previous: current, enabled: current), changed: false)
+            return Outcome(
+                detail: before, change: VFCountChange(requested: count, previous: current, enabled: current),
+                changed: false)
         }
 
         // Claim the PF and record the intent, unless a VF that would be removed is held.
@@ -73,7 +77,10 @@ struct VFCountService: Sendable {
         var failure: SRIOVError?
         do {
             if let autoprobeChange {
-                try await core.hardwareWrite(pf: address, attribute: "sriov_drivers_autoprobe", value: autoprobeChange ? "1" : "0", caller: caller) {
+                try await core.hardwareWrite(
+                    pf: address, attribute: "sriov_drivers_autoprobe", value: autoprobeChange ? "1" : "0",
+                    caller: caller
+                ) {
                     try $0.setDriversAutoprobe(address, autoprobeChange)
                 }
             }
@@ -83,7 +90,9 @@ struct VFCountService: Sendable {
                 }
             }
             if count > 0, count != current {
-                try await core.hardwareWrite(pf: address, attribute: "sriov_numvfs", value: String(count), caller: caller) {
+                try await core.hardwareWrite(
+                    pf: address, attribute: "sriov_numvfs", value: String(count), caller: caller
+                ) {
                     try $0.setNumVFs(address, count)
                 }
             }
