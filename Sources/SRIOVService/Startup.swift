@@ -6,9 +6,12 @@ import SRIOVStore
 /// record the inventory it found.
 public struct StartupRecovery: Sendable {
     let core: ServiceCore
+    /// Whether to put VFs and settings back (reboot recovery), or only report.
+    let restore: Bool
 
-    public init(core: ServiceCore) {
+    public init(core: ServiceCore, restore: Bool = true) {
         self.core = core
+        self.restore = restore
     }
 
     /// Closes every intent left open by a crash. A VF count change whose write reached the hardware is

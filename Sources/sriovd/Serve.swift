@@ -29,6 +29,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Seconds between full rescans of sysfs (uevents and writes refresh sooner).")
     var rescanInterval: Double = 30
 
+    @Flag(help: "Do not put VFs and their settings back after a host reboot; only report what differs.")
+    var noRestore = false
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: Logger.Level = .info
 
@@ -66,7 +69,7 @@ struct Serve: AsyncParsableCommand {
         let address = try server.start()
         FileHandle.standardOutput.write(Data("sriovd listening on http://\(address)\n".utf8))
 
-        try await StartupRecovery(core: core).run()
+        try await StartupRecovery(core: core, restore: !noRestore).run()
         readiness.markReady()
         logger.info("ready", metadata: ["pfs": "\(inventory.snapshot.host.pfs.count)", "db": "\(dbPath)"])
 

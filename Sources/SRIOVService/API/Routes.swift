@@ -78,6 +78,7 @@ public struct SRIOVAPI: Sendable {
             }
         }
         router.add(.GET, "/audit") { request, _, _ in answer(request) { try listAudit(request) } }
+        addOperationsRoutes(to: &router)
         return router
     }
 
