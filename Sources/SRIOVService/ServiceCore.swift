@@ -8,17 +8,21 @@ import SRIOVStore
 public final class ServiceCore: Sendable {
     public let store: Store
     public let inventory: InventoryCache
+    let host: HardwareHost
     let writer: SRIOVWriter
+    let vfs: VFController
     let queues = PFWriteQueues()
     let pfLocks = PFLocks()
     let resizing = ResizingPFs()
     let writeTimeout: Duration
     let logger: Logger
 
-    public init(store: Store, inventory: InventoryCache, writer: SRIOVWriter, writeTimeout: Duration, logger: Logger) {
+    public init(store: Store, inventory: InventoryCache, host: HardwareHost, writeTimeout: Duration, logger: Logger) {
         self.store = store
         self.inventory = inventory
-        self.writer = writer
+        self.host = host
+        self.writer = SRIOVWriter(sysfs: host.sysfs)
+        self.vfs = VFController(host: host)
         self.writeTimeout = writeTimeout
         self.logger = logger
     }

@@ -10,13 +10,13 @@ struct HostOptions: ParsableArguments {
     @Option(help: "Serve a simulated host kept in this folder (created with a default host if absent).")
     var simulate: String?
 
-    /// The layer that plays the kernel: the real one, or the simulation.
-    func makeBackend() throws -> any SysfsBackend {
+    /// The layer that plays the kernel (sysfs and rtnetlink): the real one, or the simulation.
+    func makeHost() throws -> HardwareHost {
         if let simulate {
             let folder = URL(fileURLWithPath: simulate)
             try SimulatedHost.ensureDefault(at: folder)
-            return SimulatedKernel(root: folder)
+            return HardwareHost.simulated(at: folder)
         }
-        return KernelSysfs(root: URL(fileURLWithPath: sysfs))
+        return try HardwareHost.kernel(sysfsRoot: sysfs)
     }
 }

@@ -13,7 +13,7 @@ struct Inventory: ParsableCommand {
     var json = false
 
     func run() throws {
-        let snapshot = HostScanner(sysfs: Sysfs(backend: try host.makeBackend())).scan()
+        let snapshot = HostScanner(sysfs: try host.makeHost().sysfs).scan()
         if json {
             struct Entry: Encodable {
                 var pf: PhysicalFunction

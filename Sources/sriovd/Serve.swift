@@ -45,8 +45,7 @@ struct Serve: AsyncParsableCommand {
         let logger = Logger(label: "sriovd")
         let (bindHost, port) = try parseListen(listen)
 
-        let backend = try host.makeBackend()
-        let sysfs = Sysfs(backend: backend)
+        let hardware = try host.makeHost()
         let dbPath = db ?? host.simulate.map { $0 + "/sriovd.db" } ?? "/var/lib/sriovd/sriovd.db"
         let store: Store
         do {
@@ -55,9 +54,9 @@ struct Serve: AsyncParsableCommand {
             FileHandle.standardError.write(Data("sriovd: refusing to start: \(error)\n".utf8))
             throw ExitCode(2)
         }
-        let inventory = InventoryCache(scanner: HostScanner(sysfs: sysfs))
+        let inventory = InventoryCache(scanner: HostScanner(sysfs: hardware.sysfs))
         let core = ServiceCore(
-            store: store, inventory: inventory, writer: SRIOVWriter(sysfs: sysfs),
+            store: store, inventory: inventory, host: hardware,
             writeTimeout: .milliseconds(Int(writeTimeout * 1000)), logger: logger)
         let readiness = Readiness()
         let api = SRIOVAPI(core: core, readiness: readiness)

@@ -21,12 +21,12 @@ final class TestDaemon {
             ?? FileManager.default.temporaryDirectory.appendingPathComponent("sriovd-test-\(UUID().uuidString)")
         self.directory = directory
         try SimulatedHost.ensureDefault(at: directory)
-        let sysfs = Sysfs(backend: SimulatedKernel(root: directory))
+        let hardware = HardwareHost.simulated(at: directory)
         store = try Store(path: directory.appendingPathComponent("sriovd.db").path)
         let logger = Logger(label: "test")
         core = ServiceCore(
-            store: store, inventory: InventoryCache(scanner: HostScanner(sysfs: sysfs)),
-            writer: SRIOVWriter(sysfs: sysfs), writeTimeout: writeTimeout, logger: logger)
+            store: store, inventory: InventoryCache(scanner: HostScanner(sysfs: hardware.sysfs)),
+            host: hardware, writeTimeout: writeTimeout, logger: logger)
         let readiness = Readiness()
         try await StartupRecovery(core: core).run()
         readiness.markReady()
