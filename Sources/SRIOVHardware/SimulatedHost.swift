@@ -118,6 +118,15 @@ public enum SimulatedHost {
             speedMbps: nil, numaNode: 1, iommuGroup: 101, initialVFs: 0),
     ]
 
+    /// An Intel 82576 shaped like the real-kernel lab's (0000:02:00.0, eth0, igb with igbvf VFs): its rtnetlink
+    /// profile refuses what the real igb refuses (min_tx_rate, link state, 802.1ad). Not in the default host;
+    /// tests add it.
+    public static let igb82576Profile = SimulatedPFProfile(
+        address: PCIAddress("0000:02:00.0")!, rootComplex: "pci0000:00", bridge: PCIAddress("0000:00:01.0")!,
+        vendor: "0x8086", device: "0x10c9", pciClass: "0x020000", driver: "igb", totalVFs: 7, offset: 128,
+        stride: 2, vfDevice: "10ca", vfDriver: "igbvf", vfProbeFails: false, interface: "eth0",
+        mac: "52:54:00:12:34:56", speedMbps: 1000, numaNode: 0, iommuGroup: 10, initialVFs: 4, deviceTotalVFs: 8)
+
     /// Drivers registered on the simulated PCI bus (a folder under `bus/pci/drivers` each), besides the PF and VF
     /// drivers of the profiles.
     static let registeredDrivers = ["vfio-pci", "pcieport"]

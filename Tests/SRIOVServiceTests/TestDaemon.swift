@@ -15,12 +15,15 @@ final class TestDaemon {
     let server: HTTPServer
     let port: UInt16
 
-    init(directory: URL? = nil, writeTimeout: Duration = .seconds(5)) async throws {
+    init(
+        directory: URL? = nil, profiles: [SimulatedPFProfile] = SimulatedHost.defaultProfiles,
+        writeTimeout: Duration = .seconds(5)
+    ) async throws {
         let directory =
             directory
             ?? FileManager.default.temporaryDirectory.appendingPathComponent("sriovd-test-\(UUID().uuidString)")
         self.directory = directory
-        try SimulatedHost.ensureDefault(at: directory)
+        try SimulatedHost.ensure(at: directory, profiles: profiles)
         let hardware = HardwareHost.simulated(at: directory)
         store = try Store(path: directory.appendingPathComponent("sriovd.db").path)
         let logger = Logger(label: "test")

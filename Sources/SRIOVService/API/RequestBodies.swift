@@ -46,7 +46,7 @@ struct AllocationRequest: Decodable, Sendable, Equatable {
         }
         let pf = try container.decodeIfPresent(PCIAddress.self, forKey: .pf)
         let vf = try container.decodeIfPresent(PCIAddress.self, forKey: .vf)
-        let selector = try container.decodeIfPresent(VFSelector.self, forKey: .selector)
+        let selector = try container.decodeIfPresent(Strict<VFSelector>.self, forKey: .selector)?.value
         switch (pf, vf, selector) {
         case (let pf?, nil, nil): selection = .pf(pf)
         case (nil, let vf?, nil): selection = .vf(vf)
@@ -61,12 +61,44 @@ struct AllocationRequest: Decodable, Sendable, Equatable {
         for (key, value) in labels where key.isEmpty || key.utf8.count > 128 || value.utf8.count > 1024 {
             throw SRIOVError.invalidField("labels.\(key.prefix(32))", "keys are 1-128 bytes, values up to 1024")
         }
-        config = try container.decodeIfPresent(VFConfig.self, forKey: .config)
+        config = try container.decodeIfPresent(Strict<VFConfig>.self, forKey: .config)?.value
         try config?.validate()
     }
 }
 
-extension VFSelector {
-    /// Strict form of the synthesized decoder: unknown keys are refused.
+/// A body of VF settings on its own: `PATCH /vfs/{address}` and `PATCH /allocations/{id}`.
+struct VFConfigRequest: Decodable, Sendable {
+    var config: VFConfig
+
+    init(from decoder: any Decoder) throws {
+        config = try Strict<VFConfig>(from: decoder).value
+        try config.validate(fieldPrefix: "")
+    }
+}
+
+/// Types whose JSON objects have a fixed set of keys.
+protocol StrictlyKeyed: Decodable {
+    static var knownKeys: Set<String> { get }
+}
+
+/// Decodes `Value`, refusing keys it does not know (a typo such as `vlans` must not pass silently).
+struct Strict<Value: StrictlyKeyed>: Decodable {
+    var value: Value
+
+    init(from decoder: any Decoder) throws {
+        let prefix = decoder.codingPath.map(\.stringValue).joined(separator: ".")
+        try decoder.rejectUnknownKeys(Value.knownKeys, prefix: prefix.isEmpty ? "" : prefix + ".")
+        value = try Value(from: decoder)
+    }
+}
+
+extension VFSelector: StrictlyKeyed {
     static let knownKeys: Set<String> = ["vendor_id", "device_id", "driver", "pf_interface", "numa_node"]
+}
+
+extension VFConfig: StrictlyKeyed {
+    static let knownKeys: Set<String> = [
+        "mac", "vlan", "qos", "vlan_proto", "spoof_check", "trust", "link_state", "min_tx_rate", "max_tx_rate",
+        "driver",
+    ]
 }

@@ -56,7 +56,16 @@ public struct SRIOVAPI: Sendable {
         }
         router.add(.GET, "/vfs") { request, _, _ in answer(request) { try listAllVFs(request) } }
         router.add(.GET, "/vfs/{address}") { request, _, params in
-            answer(request) { try vfDetail(pciAddress(params["address"])) }
+            // Deferred: it asks the kernel for the VF's settings (never through the PF's write queue).
+            read(request) { try await vfDetail(pciAddress(params["address"])) }
+        }
+        router.add(.PATCH, "/vfs/{address}") { request, context, params in
+            mutation(request, context) { caller in
+                let address = try pciAddress(params["address"])
+                let body = try JSONBody.decode(VFConfigRequest.self, from: request.body)
+                _ = try await VFSettingsService(core: core).update(vf: address, config: body.config, caller: caller)
+                return try await vfDetail(address)
+            }
         }
         router.add(.POST, "/allocations") { request, context, _ in
             mutation(request, context) { caller in try await createAllocation(request, caller: caller) }
@@ -68,7 +77,15 @@ public struct SRIOVAPI: Sendable {
                 guard let allocation = try read({ try $0.allocation(id: id) }) else {
                     throw SRIOVError.allocationNotFound(id)
                 }
-                return JSONBody.ok(allocation)
+                return JSONBody.ok(view(allocation))
+            }
+        }
+        router.add(.PATCH, "/allocations/{id}") { request, context, params in
+            mutation(request, context) { caller in
+                let body = try JSONBody.decode(VFConfigRequest.self, from: request.body)
+                let updated = try await AllocationService(core: core).update(
+                    id: params["id"] ?? "", config: body.config, caller: caller)
+                return JSONBody.ok(view(updated))
             }
         }
         router.add(.DELETE, "/allocations/{id}") { request, context, params in
@@ -106,6 +123,21 @@ public struct SRIOVAPI: Sendable {
             do {
                 guard ready else { throw SRIOVError.notReady }
                 return try await body(caller)
+            } catch let error as SRIOVError {
+                return error.response(instance: request.path)
+            } catch {
+                return SRIOVError.storage(String(describing: error)).response(instance: request.path)
+            }
+        }
+    }
+
+    /// A read that must leave the event loop because it asks the kernel.
+    private func read(_ request: HTTPRequest, _ body: @escaping @Sendable () async throws -> HTTPResponse)
+        -> HTTPHandlerResult
+    {
+        .deferred {
+            do {
+                return try await body()
             } catch let error as SRIOVError {
                 return error.response(instance: request.path)
             } catch {
@@ -162,9 +194,11 @@ public struct SRIOVAPI: Sendable {
         return JSONBody.ok(Collection(items: try vfViews(snapshot.allVFs)))
     }
 
-    private func vfDetail(_ address: PCIAddress) throws -> HTTPResponse {
-        guard let found = core.inventory.snapshot.vf(address) else { throw SRIOVError.vfNotFound(address) }
-        return JSONBody.ok(try vfViews([found.vf])[0])
+    private func vfDetail(_ address: PCIAddress) async throws -> HTTPResponse {
+        guard let (pf, vf) = core.inventory.snapshot.vf(address) else { throw SRIOVError.vfNotFound(address) }
+        var detail = try vfViews([vf])[0]
+        detail.settings = try? core.vfs.state(of: vf, pf: pf)
+        return JSONBody.ok(detail)
     }
 
     /// VFs with their holders, from one store read.
@@ -199,7 +233,7 @@ public struct SRIOVAPI: Sendable {
             idempotency = (key, SHA256.hex(Array("POST /allocations\n\(canonical)".utf8)))
         }
         let outcome = try await AllocationService(core: core).allocate(
-            body, idempotency: idempotency, caller: caller, render: { JSONBody.encode($0) })
+            body, idempotency: idempotency, caller: caller, render: { JSONBody.encode(view($0)) })
         var headers = HTTPHeaders()
         headers.add("Content-Type", "application/json")
         switch outcome {
@@ -233,7 +267,13 @@ public struct SRIOVAPI: Sendable {
         filter.limit = try limit(request)
         filter.cursor = request.queryValue("cursor")
         let page = try read { try $0.allocations(filter) }
-        return JSONBody.ok(Collection(items: page.items, next: page.next))
+        return JSONBody.ok(Collection(items: page.items.map(view), next: page.next))
+    }
+
+    /// An allocation with its VF's device details from the inventory.
+    private func view(_ allocation: Allocation) -> AllocationView {
+        let vf = core.inventory.snapshot.vf(allocation.vf)?.vf
+        return AllocationView(allocation: allocation, vf: vf?.index == allocation.vfIndex ? vf : nil)
     }
 
     private func listAudit(_ request: HTTPRequest) throws -> HTTPResponse {

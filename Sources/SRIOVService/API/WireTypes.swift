@@ -59,8 +59,10 @@ struct VFCountChange: Encodable {
 struct VFView: Encodable {
     var vf: VirtualFunction
     var holder: Allocation?
+    /// The settings as the kernel reports them, on `GET /vfs/{address}` only.
+    var settings: VFState?
 
-    enum CodingKeys: String, CodingKey { case allocation, status }
+    enum CodingKeys: String, CodingKey { case allocation, status, settings }
 
     struct Holder: Encodable {
         var id: String
@@ -75,6 +77,47 @@ struct VFView: Encodable {
         let summary = holder.map { Holder(id: $0.id, owner: $0.owner, state: $0.state, generation: $0.generation) }
         try container.encode(summary, forKey: .allocation)
         try container.encode(holder == nil ? "free" : "allocated", forKey: .status)
+        try container.encodeIfPresent(settings, forKey: .settings)
+    }
+}
+
+/// An allocation with what its consumer needs to use the VF: the netdev, or the VFIO device.
+struct AllocationView: Encodable {
+    var allocation: Allocation
+    var vf: VirtualFunction?
+
+    enum CodingKeys: String, CodingKey { case device }
+
+    struct Device: Encodable {
+        var driver: String?
+        var interface: String?
+        var iommuGroup: Int?
+        var vfioDevice: String?
+
+        enum CodingKeys: String, CodingKey {
+            case driver, interface
+            case iommuGroup = "iommu_group"
+            case vfioDevice = "vfio_device"
+        }
+
+        func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(driver, forKey: .driver)
+            try container.encode(interface, forKey: .interface)
+            try container.encode(iommuGroup, forKey: .iommuGroup)
+            try container.encode(vfioDevice, forKey: .vfioDevice)
+        }
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        try allocation.encode(to: encoder)
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        let device = vf.map { vf in
+            Device(
+                driver: vf.driver, interface: vf.interface, iommuGroup: vf.iommuGroup,
+                vfioDevice: vf.driver == "vfio-pci" ? vf.iommuGroup.map { "/dev/vfio/\($0)" } : nil)
+        }
+        try container.encode(device, forKey: .device)
     }
 }
 

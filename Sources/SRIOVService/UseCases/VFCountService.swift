@@ -114,6 +114,10 @@ struct VFCountService: Sendable {
                 try tx.appendAudit(caller.failure(action, target: target, recordedFailure, details: outcomeDetails))
             } else {
                 try tx.setDesiredVFs(pf: address, count)
+                // Removed VFs take their captured settings with them: a VF the kernel creates anew starts clean.
+                if current > 0 && count != current {
+                    for vf in before.vfs { try tx.clearOriginalState(vf: vf.address) }
+                }
                 try tx.appendAudit(caller.event(action, target: target, outcome: .success, details: outcomeDetails))
             }
             try tx.recordInventory(snapshotForStore, seenAt: Timestamp.now())

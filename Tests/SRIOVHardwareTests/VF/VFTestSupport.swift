@@ -14,11 +14,7 @@ final class VFFixture: Sendable {
     let controller: VFController
     private let recorded = Mutex<[HardwareWrite]>([])
 
-    static let igbProfile = SimulatedPFProfile(
-        address: PCIAddress("0000:02:00.0")!, rootComplex: "pci0000:00", bridge: PCIAddress("0000:00:01.0")!,
-        vendor: "0x8086", device: "0x10c9", pciClass: "0x020000", driver: "igb", totalVFs: 7, offset: 128,
-        stride: 2, vfDevice: "10ca", vfDriver: "igbvf", vfProbeFails: false, interface: "eth0",
-        mac: "52:54:00:12:34:56", speedMbps: 1000, numaNode: 0, iommuGroup: 10, initialVFs: 4, deviceTotalVFs: 8)
+    static let igbProfile = SimulatedHost.igb82576Profile
 
     init() throws {
         folder = try TemporaryFolder()

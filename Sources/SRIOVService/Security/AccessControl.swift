@@ -1,0 +1,129 @@
+import HTTPServer
+
+/// The authentication and authorization layer in front of the router: it finds the route a request is for,
+/// decides who is asking, checks the role the policy asks for, and passes the request on with `peer` naming the
+/// caller (the token's name, `uid=…,pid=…,comm=…`, or the TCP peer), which is what the audit records.
+///
+/// Who is asking:
+/// - a request with `Authorization: Bearer TOKEN`, when a tokens file is in force: the token's name and role
+///   (an unknown token is 401, whatever the listener);
+/// - otherwise a Unix-socket peer: its SO_PEERCRED credentials, mapped to a role by `UnixRoleMap`;
+/// - otherwise a TCP peer: `anonymousTCPRole` when set (no tokens file, loopback only: local development),
+///   else 401.
+public struct AccessControl: HTTPHandler {
+    public let router: Router
+    public let policy: AccessPolicy
+    /// Nil when no tokens file is in force; Authorization headers are then ignored.
+    public let tokens: TokenStore?
+    public let unixRoles: UnixRoleMap
+    /// The role of TCP callers without a token; nil requires a token.
+    public let anonymousTCPRole: Role?
+
+    public init(
+        router: Router, policy: AccessPolicy = .sriovd, tokens: TokenStore?, unixRoles: UnixRoleMap = UnixRoleMap(),
+        anonymousTCPRole: Role?
+    ) {
+        self.router = router
+        self.policy = policy
+        self.tokens = tokens
+        self.unixRoles = unixRoles
+        self.anonymousTCPRole = anonymousTCPRole
+    }
+
+    public func handle(_ request: HTTPRequest, context: RequestContext) -> HTTPHandlerResult {
+        let pattern = router.pattern(for: request)
+        let required: Role
+        switch policy.access(request.method, pattern) {
+        case .open:
+            return router.handle(request, context: context)
+        case .role(let role):
+            required = role
+        }
+        if let pattern { context.annotations.route = pattern }
+        let identity: Identity
+        switch identify(request, context: context) {
+        case .success(let found):
+            identity = found
+        case .failure(let refusal):
+            return .response(refusal.response(instance: request.path))
+        }
+        context.annotations.actor = identity.actor
+        guard let role = identity.role, role >= required else {
+            let has = identity.role.map { "the role \($0)" } ?? "no role"
+            return .response(
+                Refusal.forbidden(
+                    "\(request.method.rawValue) \(pattern ?? request.path) needs the role \(required); "
+                        + "\(identity.actor) has \(has).",
+                    required: required, role: identity.role
+                ).response(instance: request.path))
+        }
+        return router.handle(request, context: context.replacingPeer(identity.actor))
+    }
+
+    /// Who is asking, or why the request cannot say.
+    func identify(_ request: HTTPRequest, context: RequestContext) -> Result<Identity, Refusal> {
+        if let tokens, let authorization = request.headers["Authorization"] {
+            guard let token = Self.bearerToken(authorization) else {
+                return .failure(
+                    .unauthenticated("The Authorization header must be \"Bearer TOKEN\".", error: "invalid_request"))
+            }
+            guard let entry = tokens.authenticate(token) else {
+                return .failure(.unauthenticated("The bearer token is not valid.", error: "invalid_token"))
+            }
+            return .success(Identity(actor: entry.name, role: entry.role))
+        }
+        if context.isUnixPeer {
+            guard let credentials = context.peerCredentials else {
+                return .failure(.unauthenticated("The Unix-socket peer's credentials are unknown.", error: nil))
+            }
+            return .success(
+                Identity(actor: UnixRoleMap.actor(for: credentials), role: unixRoles.role(for: credentials)))
+        }
+        if let anonymousTCPRole {
+            return .success(Identity(actor: context.remoteAddress, role: anonymousTCPRole))
+        }
+        return .failure(
+            .unauthenticated("This request needs a bearer token (Authorization: Bearer TOKEN).", error: nil))
+    }
+
+    /// The token of an `Authorization: Bearer TOKEN` value (RFC 6750 §2.1; the scheme is case-insensitive).
+    static func bearerToken(_ value: String) -> String? {
+        let parts = value.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)
+        guard parts.count == 2, parts[0].lowercased() == "bearer" else { return nil }
+        let token = parts[1].trimmingCharacters(in: .whitespaces)
+        return token.isEmpty ? nil : token
+    }
+}
+
+/// A request refused before it reached its route: 401 (who are you?) or 403 (not allowed).
+struct Refusal: Error {
+    var status: Int
+    var slug: String
+    var detail: String
+    /// RFC 6750 §3.1 error code for the WWW-Authenticate challenge.
+    var challengeError: String?
+    var extensions: [String: ProblemValue] = [:]
+
+    static func unauthenticated(_ detail: String, error: String?) -> Refusal {
+        Refusal(status: 401, slug: "unauthenticated", detail: detail, challengeError: error)
+    }
+
+    static func forbidden(_ detail: String, required: Role, role: Role?) -> Refusal {
+        var extensions: [String: ProblemValue] = ["required_role": .string(required.rawValue)]
+        if let role { extensions["role"] = .string(role.rawValue) }
+        return Refusal(status: 403, slug: "forbidden", detail: detail, challengeError: nil, extensions: extensions)
+    }
+
+    func response(instance: String) -> HTTPResponse {
+        var response = HTTPResponse.problem(
+            ProblemDetails(
+                type: "urn:sriovd:problem:\(slug)", title: status == 401 ? "Unauthorized" : "Forbidden",
+                status: status, detail: detail, instance: instance, extensions: extensions))
+        if status == 401 {
+            var challenge = "Bearer realm=\"sriovd\""
+            if let challengeError { challenge += ", error=\"\(challengeError)\"" }
+            response.headers.add("WWW-Authenticate", challenge)
+        }
+        return response
+    }
+}
