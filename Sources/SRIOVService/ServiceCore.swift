@@ -14,6 +14,8 @@ public final class ServiceCore: Sendable {
     let queues = PFWriteQueues()
     let pfLocks = PFLocks()
     let resizing = ResizingPFs()
+    let reconcileState = ReconcileState()
+    let dirtyVFs = DirtyVFs()
     let writeTimeout: Duration
     let logger: Logger
 

@@ -1,9 +1,7 @@
-import Foundation
 import SRIOVCore
-import SRIOVStore
 
-/// What the daemon does before it serves mutations: finish or roll back what a crash interrupted, and
-/// record the inventory it found.
+/// What the daemon does before it serves mutations: reconcile the stored promises with the hardware
+/// (finishing what a crash interrupted, and after a reboot putting VFs and settings back).
 public struct StartupRecovery: Sendable {
     let core: ServiceCore
     /// Whether to put VFs and settings back (reboot recovery), or only report.
@@ -14,37 +12,16 @@ public struct StartupRecovery: Sendable {
         self.restore = restore
     }
 
-    /// Closes every intent left open by a crash. A VF count change whose write reached the hardware is
-    /// completed (its desired count recorded); one that did not is rolled back (the desired count stays).
-    /// Each decision is an audit event with actor `reconciler`.
     public func run() async throws {
-        let snapshot = core.inventory.snapshot
-        let intents = try core.store.read { try $0.openIntents() }
-        let caller = Caller.reconciler
-        try await core.perform { tx in
-            for intent in intents {
-                var details: [String: JSONValue] = [
-                    "intent": .int(Int(intent.id)), "kind": .string(intent.kind),
-                    "payload": (try? JSONValue.parse(intent.payload)) ?? .null,
-                ]
-                var outcome = "rolled back"
-                if intent.kind == "pf.vfs.set", let pf = PCIAddress(intent.target),
-                    case .object(let payload)? = try? JSONValue.parse(intent.payload),
-                    case .int(let wanted)? = payload["to"]
-                {
-                    let now = snapshot.pf(pf)?.pf.numVFs
-                    details["hardware"] = now.map(JSONValue.int) ?? .null
-                    if now == wanted {
-                        try tx.setDesiredVFs(pf: pf, wanted)
-                        outcome = "completed"
-                    }
-                }
-                details["outcome"] = .string(outcome)
-                try tx.completeIntent(intent.id)
-                try tx.appendAudit(
-                    caller.event("intent.recover", target: intent.target, outcome: .success, details: details))
-            }
-            try tx.recordInventory(snapshot.host, seenAt: Timestamp.now())
-        }
+        core.reconcileState.restore = restore
+        let report = try await Reconciler(core: core, restore: restore).run(dryRun: false)
+        core.logger.info(
+            "startup reconciliation finished",
+            metadata: ["duration_ms": "\(report.durationMS)", "actions": "\(report.actions.count)"])
+    }
+
+    /// The plan a reconcile would carry out, touching nothing.
+    public func plan() async throws -> ReconcileReport {
+        try await Reconciler(core: core, restore: restore).run(dryRun: true)
     }
 }

@@ -95,6 +95,19 @@ public struct SRIOVAPI: Sendable {
             }
         }
         router.add(.GET, "/audit") { request, _, _ in answer(request) { try listAudit(request) } }
+        router.add(.GET, "/reconcile") { request, _, _ in
+            answer(request) {
+                guard let report = core.reconcileState.lastReport else { throw SRIOVError.notReady }
+                return JSONBody.ok(report)
+            }
+        }
+        router.add(.POST, "/reconcile") { request, context, _ in
+            mutation(request, context) { caller in
+                let report = try await Reconciler(core: core, restore: core.reconcileState.restore).run(
+                    dryRun: request.queryValue("dry_run") == "true", caller: caller)
+                return JSONBody.ok(report)
+            }
+        }
         addOperationsRoutes(to: &router)
         return router
     }

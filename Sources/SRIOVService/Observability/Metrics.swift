@@ -1,3 +1,4 @@
+import Foundation
 import HTTPServer
 import Synchronization
 
@@ -86,7 +87,9 @@ public final class Metrics: Sendable {
 
     /// Sets how long the latest reconcile pass took; `succeeded` also stamps the time of the last good pass.
     public func setReconcileDuration(_ seconds: Double, succeeded: Bool = true) {
-        let now = Double(Timestamp.unixSeconds())
+        var spec = timespec()
+        clock_gettime(CLOCK_REALTIME, &spec)
+        let now = Double(spec.tv_sec) + Double(spec.tv_nsec) / 1e9
         state.withLock { state in
             state.reconcileDuration = seconds
             state.reconcileRuns += 1
@@ -119,6 +122,13 @@ public final class Metrics: Sendable {
         case .GET, .HEAD, .POST, .PUT, .PATCH, .DELETE, .OPTIONS: method.rawValue
         default: "other"
         }
+    }
+
+    /// This object's metrics alone, as Prometheus text (`GET /metrics` adds the inventory gauges first).
+    public func exposition() -> String {
+        var text = PrometheusText()
+        render(into: &text)
+        return text.text
     }
 
     /// Appends this process's metrics to `text`.

@@ -80,6 +80,7 @@ public struct AccessPolicy: Sendable {
         (.PATCH, "/allocations/{id}", .role(.operator)),
         (.DELETE, "/allocations/{id}", .role(.operator)),
         (.GET, "/audit", .role(.reader)),
+        (.GET, "/reconcile", .role(.reader)),
         (.POST, "/reconcile", .role(.admin)),
     ])
 }

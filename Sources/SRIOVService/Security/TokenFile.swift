@@ -38,6 +38,11 @@ public struct TokenFileError: Error, CustomStringConvertible, Sendable {
 public enum TokenFile {
     static let nameCharacters = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-@:")
 
+    /// Whether `name` may name a token: 1 to 64 of `A-Z a-z 0-9 . _ - @ :`.
+    public static func isValidName(_ name: String) -> Bool {
+        (1...64).contains(name.count) && name.allSatisfy(nameCharacters.contains)
+    }
+
     /// Parses the text of a tokens file. `path` is only for messages.
     public static func parse(_ text: String, path: String = "tokens") throws(TokenFileError) -> [TokenEntry] {
         var entries: [TokenEntry] = []
@@ -53,7 +58,7 @@ public enum TokenFile {
                 throw fail("expected NAME ROLE SHA256, found \(fields.count) field(s)")
             }
             let name = String(fields[0])
-            guard (1...64).contains(name.count), name.allSatisfy(nameCharacters.contains) else {
+            guard isValidName(name) else {
                 throw fail("the name \"\(name)\" must be 1 to 64 of A-Z a-z 0-9 . _ - @ :")
             }
             guard let role = Role(rawValue: String(fields[1])) else {

@@ -9,9 +9,9 @@ import HTTPServer
 ///
 /// Written as comma-separated rules, `uid:0=admin,gid:kvm=operator,user:virt=operator,group:wheel=reader`: `uid:`
 /// and `gid:` take a number or a name, `user:` and `group:` a name; names are looked up when the map is built.
-/// A rule for the peer's uid decides alone. Otherwise the highest role of the rules for any of its groups (its
-/// primary gid from SO_PEERCRED and its supplementary groups from `/proc/PID/status`) applies. Otherwise root
-/// (uid 0) is admin, and anyone else has no role.
+/// A rule for the peer's uid decides alone (`uid:0=operator` demotes root). Otherwise root (uid 0) is admin.
+/// Otherwise the highest role of the rules for any of its groups (its primary gid from SO_PEERCRED and its
+/// supplementary groups from `/proc/PID/status`) applies, and a peer no rule names has no role (403).
 public struct UnixRoleMap: Sendable, Equatable {
     public private(set) var users: [UInt32: Role] = [:]
     public private(set) var groups: [UInt32: Role] = [:]
@@ -63,15 +63,14 @@ public struct UnixRoleMap: Sendable, Equatable {
     /// The role of a peer with these credentials; `supplementaryGroups` are its groups besides the primary one.
     public func role(uid: UInt32, gid: UInt32, supplementaryGroups: [UInt32] = []) -> Role? {
         if let role = users[uid] { return role }
-        let matched = ([gid] + supplementaryGroups).compactMap { groups[$0] }
-        if let best = matched.max() { return best }
-        return uid == 0 ? .admin : nil
+        if uid == 0 { return .admin }
+        return ([gid] + supplementaryGroups).compactMap { groups[$0] }.max()
     }
 
     /// The role of a connected peer, reading its supplementary groups from /proc when group rules exist.
     public func role(for credentials: PeerCredentials) -> Role? {
-        let extra =
-            groups.isEmpty || users[credentials.uid] != nil ? [] : Self.supplementaryGroups(pid: credentials.pid)
+        let decided = groups.isEmpty || users[credentials.uid] != nil || credentials.uid == 0
+        let extra = decided ? [] : Self.supplementaryGroups(pid: credentials.pid)
         return role(uid: credentials.uid, gid: credentials.gid, supplementaryGroups: extra)
     }
 

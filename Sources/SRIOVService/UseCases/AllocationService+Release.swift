@@ -107,6 +107,7 @@ extension AllocationService {
                 summary: "restore failed")
         }
         core.inventory.rescan(pf: pf.address)
+        core.dirtyVFs.remove(vf.address)
         return RestoreOutcome(intent: intent, failure: nil, summary: "restored every setting and the driver")
     }
 

@@ -45,6 +45,7 @@ struct AllocationService: Sendable {
         let action = "allocation.create"
         let snapshot = core.inventory.snapshot
         let resizing = core.resizing
+        let dirty = core.dirtyVFs
         let claim: Result<Claim, SRIOVError> = try await core.perform { tx in
             if let idempotency, let record = try tx.idempotencyRecord(key: idempotency.key) {
                 guard record.requestHash == idempotency.requestHash else {
@@ -55,7 +56,7 @@ struct AllocationService: Sendable {
                 return .success(.replay(Replay(status: record.status, body: record.body, location: record.location)))
             }
             do {
-                let allocation = try Self.choose(request, in: snapshot, tx: tx, resizing: resizing)
+                let allocation = try Self.choose(request, in: snapshot, tx: tx, resizing: resizing, dirty: dirty)
                 try tx.insertAllocation(allocation)
                 let location = "/allocations/" + allocation.id
                 if request.config != nil {
@@ -212,7 +213,8 @@ struct AllocationService: Sendable {
 
     /// The lowest-index free VF that the request allows, made into a new allocation.
     private static func choose(
-        _ request: AllocationRequest, in snapshot: InventorySnapshot, tx: Transaction, resizing: ResizingPFs
+        _ request: AllocationRequest, in snapshot: InventorySnapshot, tx: Transaction, resizing: ResizingPFs,
+        dirty: DirtyVFs
     ) throws -> Allocation {
         var candidates: [(pf: PhysicalFunction, vf: VirtualFunction)] = []
         switch request.selection {
@@ -230,7 +232,8 @@ struct AllocationService: Sendable {
                 candidates += entry.vfs.filter { selector.matches($0, of: entry.pf) }.map { (entry.pf, $0) }
             }
         }
-        let held = try tx.heldVFs()
+        // Held VFs, and free VFs left with settings that are not their baseline, are not handed out.
+        let held = try tx.heldVFs().union(dirty.all)
         var busy: PCIAddress?
         for candidate in candidates where !held.contains(candidate.vf.address) {
             if resizing.contains(candidate.pf.address) {

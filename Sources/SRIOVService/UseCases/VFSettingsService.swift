@@ -46,6 +46,7 @@ struct VFSettingsService: Sendable {
             throw failure
         }
         core.inventory.rescan(pf: freshPF.address)
+        core.dirtyVFs.remove(address)
         let (before, after) = result
         _ = try await core.perform { tx in
             try tx.clearOriginalState(vf: address)

@@ -1,0 +1,140 @@
+import Foundation
+import HTTPServer
+import Logging
+import Synchronization
+
+/// A swift-log handler that writes one logfmt line per message to standard error:
+/// `ts=2026-11-25T09:00:00.123Z level=info logger=sriovd msg="HTTP server listening" http.address=127.0.0.1:8080`.
+/// Values with spaces, quotes, `=` or control characters are quoted and escaped; each line is one `write`.
+public struct LogfmtLogHandler: LogHandler {
+    public var logLevel: Logger.Level
+    public var metadata: Logger.Metadata = [:]
+    private let label: String
+    private let output: @Sendable (String) -> Void
+
+    /// Writes to standard error.
+    public init(label: String, level: Logger.Level) {
+        self.init(label: label, level: level, output: LogfmtLogHandler.writeToStandardError)
+    }
+
+    /// Writes each line to `output` (tests).
+    public init(label: String, level: Logger.Level, output: @escaping @Sendable (String) -> Void) {
+        self.label = label
+        self.logLevel = level
+        self.output = output
+    }
+
+    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    public func log(event: LogEvent) {
+        var line =
+            "ts=\(Self.timestamp()) level=\(event.level) logger=\(Self.quote(label)) msg=\(Self.quote(event.message.description))"
+        var merged = metadata
+        if let explicit = event.metadata { merged.merge(explicit) { $1 } }
+        if let error = event.error { merged["error"] = "\(error)" }
+        for (key, value) in merged.sorted(by: { $0.key < $1.key }) {
+            line += " \(Self.key(key))=\(Self.quote(Self.text(value)))"
+        }
+        output(line + "\n")
+    }
+
+    private static let writeLock = Mutex(())
+
+    @Sendable static func writeToStandardError(_ line: String) {
+        writeLock.withLock { _ in
+            var bytes = Array(line.utf8)
+            var offset = 0
+            while offset < bytes.count {
+                let written = bytes.withUnsafeMutableBytes { write(2, $0.baseAddress! + offset, $0.count - offset) }
+                if written <= 0 {
+                    if written < 0 && errno == EINTR { continue }
+                    return
+                }
+                offset += written
+            }
+            bytes.removeAll()
+        }
+    }
+
+    static func timestamp() -> String {
+        var spec = timespec()
+        clock_gettime(CLOCK_REALTIME, &spec)
+        var parts = tm()
+        var seconds = spec.tv_sec
+        gmtime_r(&seconds, &parts)
+        return String(
+            format: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", Int(parts.tm_year) + 1900, Int(parts.tm_mon) + 1,
+            Int(parts.tm_mday), Int(parts.tm_hour), Int(parts.tm_min), Int(parts.tm_sec), Int(spec.tv_nsec / 1_000_000))
+    }
+
+    static func text(_ value: Logger.MetadataValue) -> String {
+        switch value {
+        case .string(let string): string
+        case .stringConvertible(let convertible): convertible.description
+        case .array(let values): values.map { text($0) }.joined(separator: ",")
+        case .dictionary(let values):
+            values.sorted { $0.key < $1.key }.map { "\($0.key):\(text($0.value))" }.joined(separator: ",")
+        }
+    }
+
+    /// A key keeps letters, digits and `._-`; anything else becomes `_`.
+    static func key(_ key: String) -> String {
+        String(key.map { $0.isLetter || $0.isNumber || "._-".contains($0) ? $0 : "_" })
+    }
+
+    /// A value as is when it is a plain token, otherwise in double quotes with `\\`, `"` and control characters
+    /// escaped.
+    static func quote(_ value: String) -> String {
+        let plain =
+            !value.isEmpty
+            && value.unicodeScalars.allSatisfy {
+                $0.value > 0x20 && $0 != "\"" && $0 != "=" && $0 != "\\" && $0.value != 0x7f
+            }
+        if plain { return value }
+        var out = "\""
+        for scalar in value.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            default:
+                if scalar.value < 0x20 || scalar.value == 0x7f {
+                    out += String(format: "\\u%04x", scalar.value)
+                } else {
+                    out.unicodeScalars.append(scalar)
+                }
+            }
+        }
+        return out + "\""
+    }
+}
+
+/// The HTTP server's access-log hook: counts every response in `Metrics`, and logs it as one line (unless the
+/// access log is off) with the request id, method, route pattern, path, status, duration, peer and actor.
+public enum AccessLog {
+    public static func makeHook(logger: Logger?, metrics: Metrics = .shared)
+        -> @Sendable (HTTPRequest, HTTPResponse, RequestContext, Duration) -> Void
+    {
+        { request, response, context, elapsed in
+            metrics.observe(request, response, context, elapsed)
+            guard let logger else { return }
+            let millis = Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
+            var metadata: Logger.Metadata = [
+                "request_id": "\(context.requestID)",
+                "http.method": "\(request.method.rawValue)",
+                "http.route": "\(context.annotations.route ?? "-")",
+                "http.path": "\(request.path)",
+                "http.status": "\(response.status.code)",
+                "duration_ms": "\(String(format: "%.3f", millis))",
+                "peer": "\(context.remoteAddress)",
+            ]
+            if let actor = context.annotations.actor { metadata["actor"] = "\(actor)" }
+            logger.info("request", metadata: metadata)
+        }
+    }
+}
