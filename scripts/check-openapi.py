@@ -121,6 +121,13 @@ def main():
         call("GET", "/allocations?state=all&limit=1", "/allocations")
         call("GET", "/allocations?state=bogus", "/allocations")
         call("GET", f"/allocations/{allocation['id']}", "/allocations/{id}")
+        call("PATCH", f"/allocations/{allocation['id']}", "/allocations/{id}", {"vlan": 11})
+        call("PATCH", f"/allocations/{allocation['id']}", "/allocations/{id}", {"vlan": 99999})
+        free_vf = vfs["items"][-1]["address"]
+        call("PATCH", f"/vfs/{free_vf}", "/vfs/{address}", {"trust": True})
+        call("PATCH", f"/vfs/{free_vf}", "/vfs/{address}", {"trusted": True})
+        call("GET", "/reconcile", "/reconcile")
+        call("POST", "/reconcile?dry_run=true", "/reconcile", b"")
         assert call("DELETE", f"/allocations/{allocation['id']}", "/allocations/{id}")[0] == 204
         assert call("DELETE", f"/allocations/{allocation['id']}", "/allocations/{id}")[0] == 404
         call("GET", "/allocations/unknown", "/allocations/{id}")

@@ -15,6 +15,7 @@ public final class ServiceCore: Sendable {
     let pfLocks = PFLocks()
     let resizing = ResizingPFs()
     let reconcileState = ReconcileState()
+    let releasing = ReleasingAllocations()
     let dirtyVFs = DirtyVFs()
     let writeTimeout: Duration
     let logger: Logger

@@ -66,8 +66,23 @@ struct Simulate: ParsableCommand {
         @Argument(help: "The simulated host's folder.")
         var dir: String
 
+        @Option(help: "Instead of the default host, this many E810-like PFs (for benchmarks).")
+        var pfs: Int?
+
+        @Option(help: "With --pfs: VFs enabled on each PF.")
+        var vfsPerPF: Int = 128
+
         func run() throws {
-            try SimulatedHost.ensureDefault(at: URL(fileURLWithPath: dir))
+            let folder = URL(fileURLWithPath: dir)
+            if let pfs {
+                guard (1...56).contains(pfs), (0...256).contains(vfsPerPF) else {
+                    throw ValidationError("--pfs must be 1 to 56 and --vfs-per-pf 0 to 256")
+                }
+                try SimulatedHost.ensure(
+                    at: folder, profiles: SimulatedHost.scaledProfiles(pfCount: pfs, vfsPerPF: vfsPerPF))
+            } else {
+                try SimulatedHost.ensureDefault(at: folder)
+            }
         }
     }
 

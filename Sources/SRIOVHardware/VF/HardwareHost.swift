@@ -1,6 +1,7 @@
 import Foundation
 import Netlink
 import SRIOVCore
+import Synchronization
 
 /// What plays the kernel for VF work: sysfs (drivers, VFs) and rtnetlink (VF settings on the PF's netdev). The
 /// real kernel and the simulated one are interchangeable behind it.
@@ -24,8 +25,17 @@ public struct HardwareHost: Sendable {
     /// driver, VF count, MTU, MAC and operstate.
     public static func simulated(at dir: URL) -> HardwareHost {
         let sysfs = Sysfs(backend: SimulatedKernel(root: dir))
+        let known = Mutex<[String: (device: PCIAddress, index: Int32)]>([:])
         let transport = SimulatedRTNetlink(stateDirectory: vfSettingsFolder(of: dir)) { selector in
-            simulatedLink(selector, sysfs: sysfs)
+            // Fast path: a netdev seen before is read from its own device folder only (still live from sysfs).
+            if case .name(let wanted) = selector, let (device, index) = known.withLock({ $0[wanted] }),
+                let link = simulatedLink(device: device, index: index, name: wanted, sysfs: sysfs)
+            {
+                return link
+            }
+            let link = simulatedLink(selector, sysfs: sysfs)
+            if let link { known.withLock { $0[link.name] = (link.device, link.index) } }
+            return link?.link
         }
         return HardwareHost(sysfs: sysfs, netlink: RTNetlinkClient(transport: transport))
     }
@@ -37,7 +47,9 @@ public struct HardwareHost: Sendable {
 
     /// The PF netdev `selector` names, read from the tree. Interface indexes are not kept in sysfs here: the
     /// simulated kernel numbers the PF netdevs 2, 3, ... in PCI address order (1 is `lo` on a real host).
-    static func simulatedLink(_ selector: LinkSelector, sysfs: Sysfs) -> SimulatedRTNetlink.Link? {
+    static func simulatedLink(_ selector: LinkSelector, sysfs: Sysfs) -> (
+        link: SimulatedRTNetlink.Link, device: PCIAddress, name: String, index: Int32
+    )? {
         let scanner = HostScanner(sysfs: sysfs)
         guard let devices = try? sysfs.pciDevices() else { return nil }
         var index: Int32 = 1
@@ -52,12 +64,28 @@ public struct HardwareHost: Sendable {
             case .index(let wanted): matches = wanted == index
             }
             guard matches else { continue }
-            let link = scanner.networkLink(interface, on: device)
-            return SimulatedRTNetlink.Link(
-                name: name, index: index, driver: pf.driver ?? "", numVFs: pf.numVFs,
-                mtu: UInt32(max(0, link.mtu ?? 1500)), address: link.mac.flatMap(parseMAC) ?? [0, 0, 0, 0, 0, 0],
-                isUp: link.state == "up")
+            return (link(pf, interface: interface, index: index, scanner: scanner), device, name, index)
         }
         return nil
+    }
+
+    /// The netdev `name` of `device`, if it still is one.
+    static func simulatedLink(device: PCIAddress, index: Int32, name: String, sysfs: Sysfs) -> SimulatedRTNetlink.Link?
+    {
+        let scanner = HostScanner(sysfs: sysfs)
+        guard let pf = scanner.physicalFunction(device), pf.interfaces.contains(name),
+            let interface = InterfaceName(name)
+        else { return nil }
+        return link(pf, interface: interface, index: index, scanner: scanner)
+    }
+
+    private static func link(
+        _ pf: PhysicalFunction, interface: InterfaceName, index: Int32, scanner: HostScanner
+    ) -> SimulatedRTNetlink.Link {
+        let link = scanner.networkLink(interface, on: pf.address)
+        return SimulatedRTNetlink.Link(
+            name: interface.rawValue, index: index, driver: pf.driver ?? "", numVFs: pf.numVFs,
+            mtu: UInt32(max(0, link.mtu ?? 1500)), address: link.mac.flatMap(parseMAC) ?? [0, 0, 0, 0, 0, 0],
+            isUp: link.state == "up")
     }
 }

@@ -13,23 +13,35 @@ enum EmbeddedOpenAPI {
             VFs, and hands VFs to consumers as durable allocations recorded in SQLite, with an append-only audit
             history. Errors are RFC 9457 `application/problem+json` documents whose `type` is
             `urn:sriovd:problem:<slug>`.
+
+            Access: every route but `/healthz` and `/readyz` needs a role. `reader` may make every GET; `operator`
+            may also create, change and release allocations; `admin` may also set VF counts, change the settings of
+            free VFs and run reconcile. A missing or unknown token is 401 with `WWW-Authenticate: Bearer
+            realm="sriovd"`; a caller without the role is 403 (`urn:sriovd:problem:forbidden`, with `required_role`).
           license:
             name: Apache-2.0
             identifier: Apache-2.0
         servers:
           - url: http://127.0.0.1:8080
+        security:
+          # A bearer token from the tokens file; or none, where sriovd identifies the caller otherwise: a Unix-socket
+          # peer by its uid and groups (SO_PEERCRED), and, with no tokens file, anyone on loopback TCP as admin.
+          - bearerToken: []
+          - {}
         tags:
           - name: health
           - name: inventory
           - name: vfs
           - name: allocations
           - name: audit
+          - name: reconcile
         paths:
           /healthz:
             get:
               tags: [health]
               operationId: getHealth
               summary: Liveness. 200 as soon as the process serves.
+              security: []
               responses:
                 "200":
                   description: Serving.
@@ -41,6 +53,7 @@ enum EmbeddedOpenAPI {
               tags: [health]
               operationId: getReadiness
               summary: Readiness. 503 until startup recovery has finished.
+              security: []
               responses:
                 "200":
                   description: Ready for mutations.
@@ -58,10 +71,29 @@ enum EmbeddedOpenAPI {
               operationId: getOpenAPI
               summary: This document.
               responses:
+                "401": { $ref: "#/components/responses/Unauthorized" }
+                "403": { $ref: "#/components/responses/Forbidden" }
                 "200":
                   description: The OpenAPI document.
                   content:
                     application/yaml:
+                      schema: {}
+          /metrics:
+            get:
+              tags: [health]
+              operationId: getMetrics
+              summary: Prometheus metrics, in the text exposition format 0.0.4.
+              description: |
+                PFs; VFs per PF by state (allocated, dirty, free); allocations created and released; requests by
+                method, route pattern and status with a latency histogram; reconcile duration; hardware write errors
+                by errno.
+              responses:
+                "401": { $ref: "#/components/responses/Unauthorized" }
+                "403": { $ref: "#/components/responses/Forbidden" }
+                "200":
+                  description: The metrics.
+                  content:
+                    text/plain:
                       schema: { type: string }
           /pfs:
             get:
@@ -80,6 +112,8 @@ enum EmbeddedOpenAPI {
                   description: A NUMA node number; -1 matches PFs without NUMA affinity.
                   schema: { type: integer, minimum: -1 }
               responses:
+                "401": { $ref: "#/components/responses/Unauthorized" }
+                "403": { $ref: "#/components/responses/Forbidden" }
                 "200":
                   description: The matching PFs.
                   content:
@@ -101,6 +135,8 @@ enum EmbeddedOpenAPI {
               operationId: getPF
               summary: One PF with its VFs.
               responses:
+                "401": { $ref: "#/components/responses/Unauthorized" }
+                "403": { $ref: "#/components/responses/Forbidden" }
                 "200":
                   description: The PF.
                   content:
@@ -116,6 +152,8 @@ enum EmbeddedOpenAPI {
               operationId: listPFVFs
               summary: The VFs of one PF.
               responses:
+                "401": { $ref: "#/components/responses/Unauthorized" }
+                "403": { $ref: "#/components/responses/Forbidden" }
                 "200":
                   description: The VFs, ordered by index.
                   content:
@@ -137,6 +175,8 @@ enum EmbeddedOpenAPI {
                   application/json:
                     schema: { $ref: "#/components/schemas/VFCountRequest" }
               responses:
+                "401": { $ref: "#/components/responses/Unauthorized" }
+                "403": { $ref: "#/components/responses/Forbidden" }
                 "200":
                   description: Nothing to change.
                   content:
@@ -160,6 +200,8 @@ enum EmbeddedOpenAPI {
               operationId: removeVFs
               summary: Set the VF count to 0. Refused with 409 while any VF is allocated.
               responses:
+                "401": { $ref: "#/components/responses/Unauthorized" }
+                "403": { $ref: "#/components/responses/Forbidden" }
                 "204":
                   description: No VFs remain.
                 "400": { $ref: "#/components/responses/Problem" }
@@ -179,6 +221,8 @@ enum EmbeddedOpenAPI {
                   description: Only the VFs of this PF.
                   schema: { $ref: "#/components/schemas/PCIAddress" }
               responses:
+                "401": { $ref: "#/components/responses/Unauthorized" }
+                "403": { $ref: "#/components/responses/Forbidden" }
                 "200":
                   description: The VFs.
                   content:
@@ -193,6 +237,8 @@ enum EmbeddedOpenAPI {
               operationId: getVF
               summary: One VF and who holds it.
               responses:
+                "401": { $ref: "#/components/responses/Unauthorized" }
+                "403": { $ref: "#/components/responses/Forbidden" }
                 "200":
                   description: The VF.
                   content:
@@ -200,6 +246,31 @@ enum EmbeddedOpenAPI {
                       schema: { $ref: "#/components/schemas/VirtualFunctionView" }
                 "400": { $ref: "#/components/responses/Problem" }
                 "404": { $ref: "#/components/responses/Problem" }
+            patch:
+              tags: [vfs]
+              operationId: updateVF
+              summary: Change the settings of a free VF (admin). They become the VF's baseline.
+              description: |
+                One setting per rtnetlink request; either the whole change applies or the VF is left as it was.
+                A held VF answers 409: change it through its allocation instead.
+              requestBody:
+                required: true
+                content:
+                  application/json:
+                    schema: { $ref: "#/components/schemas/VFConfig" }
+              responses:
+                "200":
+                  description: The VF with its settings as the kernel now reports them.
+                  content:
+                    application/json:
+                      schema: { $ref: "#/components/schemas/VirtualFunctionView" }
+                "400": { $ref: "#/components/responses/Problem" }
+                "404": { $ref: "#/components/responses/Problem" }
+                "409": { $ref: "#/components/responses/Problem" }
+                "422": { $ref: "#/components/responses/Problem" }
+                "500": { $ref: "#/components/responses/Problem" }
+                "503": { $ref: "#/components/responses/Problem" }
+                "504": { $ref: "#/components/responses/Problem" }
           /allocations:
             post:
               tags: [allocations]
@@ -219,11 +290,23 @@ enum EmbeddedOpenAPI {
                   application/json:
                     schema: { $ref: "#/components/schemas/AllocationRequest" }
               responses:
+                "401": { $ref: "#/components/responses/Unauthorized" }
+                "403": { $ref: "#/components/responses/Forbidden" }
                 "201":
                   description: Allocated.
                   headers:
                     Location:
                       schema: { type: string }
+                  links:
+                    GetAllocation:
+                      operationId: getAllocation
+                      parameters: { id: "$response.body#/id" }
+                    UpdateAllocation:
+                      operationId: updateAllocation
+                      parameters: { id: "$response.body#/id" }
+                    ReleaseAllocation:
+                      operationId: releaseAllocation
+                      parameters: { id: "$response.body#/id" }
                   content:
                     application/json:
                       schema: { $ref: "#/components/schemas/Allocation" }
@@ -257,6 +340,8 @@ enum EmbeddedOpenAPI {
                   description: The `next` value of the previous page.
                   schema: { type: string }
               responses:
+                "401": { $ref: "#/components/responses/Unauthorized" }
+                "403": { $ref: "#/components/responses/Forbidden" }
                 "200":
                   description: One page.
                   content:
@@ -281,21 +366,76 @@ enum EmbeddedOpenAPI {
               operationId: getAllocation
               summary: One allocation, whatever its state.
               responses:
+                "401": { $ref: "#/components/responses/Unauthorized" }
+                "403": { $ref: "#/components/responses/Forbidden" }
                 "200":
                   description: The allocation.
                   content:
                     application/json:
                       schema: { $ref: "#/components/schemas/Allocation" }
                 "404": { $ref: "#/components/responses/Problem" }
+            patch:
+              tags: [allocations]
+              operationId: updateAllocation
+              summary: Change the settings of a held VF (operator).
+              description: Either the whole change applies or the VF is left as it was. The allocation's config records it.
+              requestBody:
+                required: true
+                content:
+                  application/json:
+                    schema: { $ref: "#/components/schemas/VFConfig" }
+              responses:
+                "200":
+                  description: The allocation with its new config.
+                  content:
+                    application/json:
+                      schema: { $ref: "#/components/schemas/Allocation" }
+                "400": { $ref: "#/components/responses/Problem" }
+                "404": { $ref: "#/components/responses/Problem" }
+                "409": { $ref: "#/components/responses/Problem" }
+                "422": { $ref: "#/components/responses/Problem" }
+                "500": { $ref: "#/components/responses/Problem" }
+                "503": { $ref: "#/components/responses/Problem" }
+                "504": { $ref: "#/components/responses/Problem" }
             delete:
               tags: [allocations]
               operationId: releaseAllocation
               summary: Release an allocation; the record is kept as history.
               description: Fenced by the id. Releasing an allocation that is already released answers 404 and changes nothing.
               responses:
+                "401": { $ref: "#/components/responses/Unauthorized" }
+                "403": { $ref: "#/components/responses/Forbidden" }
                 "204":
                   description: Released.
                 "404": { $ref: "#/components/responses/Problem" }
+                "500": { $ref: "#/components/responses/Problem" }
+                "503": { $ref: "#/components/responses/Problem" }
+          /reconcile:
+            get:
+              tags: [reconcile]
+              operationId: getReconcileReport
+              summary: The last reconciliation report.
+              responses:
+                "200":
+                  description: The report.
+                  content:
+                    application/json:
+                      schema: { $ref: "#/components/schemas/ReconcileReport" }
+                "503": { $ref: "#/components/responses/Problem" }
+            post:
+              tags: [reconcile]
+              operationId: runReconcile
+              summary: Reconcile now (admin), serialized with other writes. `dry_run=true` only plans.
+              parameters:
+                - name: dry_run
+                  in: query
+                  schema: { type: string, enum: ["true", "false"] }
+              responses:
+                "200":
+                  description: What the run found and did.
+                  content:
+                    application/json:
+                      schema: { $ref: "#/components/schemas/ReconcileReport" }
                 "500": { $ref: "#/components/responses/Problem" }
                 "503": { $ref: "#/components/responses/Problem" }
           /audit:
@@ -325,6 +465,8 @@ enum EmbeddedOpenAPI {
                   schema: { type: integer, minimum: 0 }
                 - $ref: "#/components/parameters/Limit"
               responses:
+                "401": { $ref: "#/components/responses/Unauthorized" }
+                "403": { $ref: "#/components/responses/Forbidden" }
                 "200":
                   description: One page.
                   content:
@@ -350,12 +492,38 @@ enum EmbeddedOpenAPI {
               name: limit
               in: query
               schema: { type: integer, minimum: 1, maximum: 500, default: 100 }
+          securitySchemes:
+            bearerToken:
+              type: http
+              scheme: bearer
+              description: A token made by `sriovd token create NAME --role ROLE`; the audit records NAME as the actor.
           responses:
             Problem:
               description: An RFC 9457 problem.
               content:
                 application/problem+json:
                   schema: { $ref: "#/components/schemas/Problem" }
+            Unauthorized:
+              description: No token, or one sriovd does not know (`urn:sriovd:problem:unauthenticated`).
+              headers:
+                WWW-Authenticate:
+                  description: '`Bearer realm="sriovd"`, with `error="invalid_token"` when a token was refused.'
+                  schema: { type: string }
+              content:
+                application/problem+json:
+                  schema: { $ref: "#/components/schemas/Problem" }
+            Forbidden:
+              description: The caller lacks the role the route needs (`urn:sriovd:problem:forbidden`).
+              content:
+                application/problem+json:
+                  schema:
+                    allOf:
+                      - { $ref: "#/components/schemas/Problem" }
+                      - type: object
+                        required: [required_role]
+                        properties:
+                          required_role: { type: string, enum: [reader, operator, admin] }
+                          role: { type: string, enum: [reader, operator, admin] }
           schemas:
             PCIAddress:
               type: string
@@ -441,6 +609,9 @@ enum EmbeddedOpenAPI {
                   required: [status, allocation]
                   properties:
                     status: { type: string, enum: [free, allocated] }
+                    settings:
+                      $ref: "#/components/schemas/VFState"
+                      description: On GET /vfs/{address} only, as the kernel reports them.
                     allocation:
                       oneOf:
                         - type: object
@@ -513,6 +684,13 @@ enum EmbeddedOpenAPI {
               required: [owner]
               additionalProperties: false
               description: Exactly one of pf, vf or selector.
+              oneOf:
+                - required: [pf]
+                  not: { anyOf: [{ required: [vf] }, { required: [selector] }] }
+                - required: [vf]
+                  not: { anyOf: [{ required: [pf] }, { required: [selector] }] }
+                - required: [selector]
+                  not: { anyOf: [{ required: [pf] }, { required: [vf] }] }
               properties:
                 owner: { type: string, minLength: 1, maxLength: 256, examples: ["k8s:default/web-0/1f2e"] }
                 pf: { $ref: "#/components/schemas/PCIAddress" }
@@ -545,6 +723,56 @@ enum EmbeddedOpenAPI {
                     - { $ref: "#/components/schemas/VFConfig" }
                     - { type: "null" }
                 generation: { type: integer, minimum: 1, description: "Fencing token: the VF's allocation count." }
+                device:
+                  description: What the consumer needs to use the VF; null when the VF is gone.
+                  oneOf:
+                    - type: object
+                      required: [driver, interface, iommu_group, vfio_device]
+                      properties:
+                        driver: { type: [string, "null"] }
+                        interface: { type: [string, "null"], description: The VF's netdev with its kernel driver. }
+                        iommu_group: { type: [integer, "null"] }
+                        vfio_device: { type: [string, "null"], examples: ["/dev/vfio/42"] }
+                    - { type: "null" }
+            VFState:
+              type: object
+              description: A VF's settings and driver; null where the driver does not report a field.
+              properties:
+                mac: { type: [string, "null"] }
+                vlan: { type: [integer, "null"] }
+                qos: { type: [integer, "null"] }
+                vlan_proto: { type: [string, "null"] }
+                spoof_check: { type: [boolean, "null"] }
+                trust: { type: [boolean, "null"] }
+                link_state: { type: [string, "null"] }
+                min_tx_rate: { type: [integer, "null"] }
+                max_tx_rate: { type: [integer, "null"] }
+                driver: { type: [string, "null"] }
+            ReconcileReport:
+              type: object
+              required: [started_at, finished_at, duration_ms, dry_run, restore, counts, actions]
+              properties:
+                started_at: { type: string, format: date-time }
+                finished_at: { type: string, format: date-time }
+                duration_ms: { type: number }
+                dry_run: { type: boolean }
+                restore: { type: boolean, description: Whether hardware was written (off with --no-restore). }
+                counts:
+                  type: object
+                  additionalProperties: { type: integer }
+                actions:
+                  type: array
+                  items:
+                    type: object
+                    required: [kind, target, outcome, detail]
+                    properties:
+                      kind: { type: string, examples: [pf.vfs.recreate, allocation.reapply, allocation.orphan, vf.dirty] }
+                      target: { type: string }
+                      outcome: { type: string, enum: [done, planned, reported, partial, failed] }
+                      detail: { type: string }
+                      differences:
+                        type: array
+                        items: { type: string }
             AuditEvent:
               type: object
               required: [id, at, actor, action, target, outcome, error, request_id, details]

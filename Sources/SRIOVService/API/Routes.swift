@@ -160,11 +160,21 @@ public struct SRIOVAPI: Sendable {
     }
 
     private func read<T>(_ body: (ReadView) throws -> T) throws -> T {
-        do { return try core.store.read(body) } catch { throw SRIOVError.storage(String(describing: error)) }
+        do {
+            return try core.store.read(body)
+        } catch StoreError.invalidCursor {
+            throw SRIOVError.invalidParameter("cursor", "is not a cursor this server gave out")
+        } catch {
+            throw SRIOVError.storage(String(describing: error))
+        }
     }
 
+    /// A path segment as a PCI address. The segment is percent-decoded first (clients may send `:` as
+    /// `%3A`); whatever it decodes to must then be the strict form, so `%2F`, `..` and the like stay 400.
     private func pciAddress(_ text: String?) throws(SRIOVError) -> PCIAddress {
-        guard let text, let address = PCIAddress(text) else { throw .malformedAddress(text ?? "") }
+        guard let text, let address = PCIAddress(text.removingPercentEncoding ?? text) else {
+            throw .malformedAddress(text ?? "")
+        }
         return address
     }
 
@@ -278,7 +288,7 @@ public struct SRIOVAPI: Sendable {
             filter.pf = pf
         }
         filter.limit = try limit(request)
-        filter.cursor = request.queryValue("cursor")
+        filter.cursor = request.queryValue("cursor").flatMap { $0.isEmpty ? nil : $0 }
         let page = try read { try $0.allocations(filter) }
         return JSONBody.ok(Collection(items: page.items.map(view), next: page.next))
     }

@@ -32,3 +32,13 @@ final class ResizingPFs: Sendable {
     func insert(_ pf: PCIAddress) { _ = pfs.withLock { $0.insert(pf) } }
     func remove(_ pf: PCIAddress) { _ = pfs.withLock { $0.remove(pf) } }
 }
+
+/// Allocations being released or changed: one such request per allocation at a time.
+final class ReleasingAllocations: Sendable {
+    private let ids = Mutex<Set<String>>([])
+
+    /// False when another release of the same allocation is under way.
+    func claim(_ id: String) -> Bool { ids.withLock { $0.insert(id).inserted } }
+    func finish(_ id: String) { _ = ids.withLock { $0.remove(id) } }
+    func contains(_ id: String) -> Bool { ids.withLock { $0.contains(id) } }
+}

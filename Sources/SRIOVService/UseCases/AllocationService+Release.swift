@@ -18,8 +18,12 @@ extension AllocationService {
             try await core.audit(caller.failure(action, target: id, .allocationNotFound(id)))
             throw .allocationNotFound(id)
         }
-        await core.pfLocks.acquire(allocation.pf)
-        defer { Task { await core.pfLocks.release(allocation.pf) } }
+        // One release or change of an allocation at a time (the other answers 409), so a read of the VF that
+        // finds nothing to restore stays true until the release is recorded.
+        guard core.releasing.claim(id) else {
+            throw .pfBusy(allocation.pf, "allocation \(id) is being released or changed")
+        }
+        defer { core.releasing.finish(id) }
 
         let restore = try await restoreVF(of: allocation, caller: caller)
         let result: Result<Void, SRIOVError> = try await core.perform { tx in
@@ -72,17 +76,18 @@ extension AllocationService {
         do { stored = try core.store.read { try $0.originalState(vf: vf.address) } } catch {
             throw .storage("\(error)")
         }
+        // A read only: it does not queue behind the PF's writes.
         let current: VFState
-        do { current = try await core.vfState(vf, pf: pf, caller: caller) } catch let error as SRIOVError {
-            return RestoreOutcome(intent: nil, failure: error, summary: "could not read the VF")
-        } catch {
+        do { current = try core.vfs.state(of: vf, pf: pf) } catch {
             return RestoreOutcome(
-                intent: nil, failure: .kernel(operation: "read VF", errno: 0, name: "\(error)"), summary: "")
+                intent: nil, failure: error.domainError(vf: vf.address), summary: "could not read the VF")
         }
         let original = stored.flatMap(VFState.decode) ?? VFState.factoryDefault(driver: current.driver)
         if allocation.config == nil && current == original {
             return RestoreOutcome(intent: nil, failure: nil, summary: "unchanged: nothing to restore")
         }
+        await core.pfLocks.acquire(pf.address)
+        defer { Task { await core.pfLocks.release(pf.address) } }
         let payload = JSONValue.object([
             "vf": .string(vf.address.description), "original": (try? JSONValue.parse(original.json)) ?? .null,
         ])
@@ -121,6 +126,10 @@ extension AllocationService {
             try await core.audit(caller.failure(action, target: id, error))
             throw error
         }
+        guard core.releasing.claim(id) else {
+            throw .pfBusy(allocation.pf, "allocation \(id) is being released or changed")
+        }
+        defer { core.releasing.finish(id) }
         await core.pfLocks.acquire(allocation.pf)
         defer { Task { await core.pfLocks.release(allocation.pf) } }
         guard let (pf, vf) = core.inventory.snapshot.vf(allocation.vf) else {
