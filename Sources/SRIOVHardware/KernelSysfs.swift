@@ -111,11 +111,25 @@ public struct KernelSysfs: SysfsBackend {
         return path.isEmpty ? root : root + "/" + path
     }
 
+    /// No NUL, not absolute, and no empty, `.` or `..` component. One pass over the bytes: it runs on every
+    /// sysfs access.
     static func isSafeRelative(_ path: String) -> Bool {
-        if path.isEmpty { return true }
-        if path.utf8.contains(0) || path.hasPrefix("/") { return false }
-        return path.split(separator: "/", omittingEmptySubsequences: false).allSatisfy {
-            $0 != "" && $0 != ".." && $0 != "."
+        var path = path
+        return path.withUTF8 { bytes in
+            var componentLength = 0
+            var dots = 0
+            for byte in bytes {
+                if byte == 0 { return false }
+                if byte == UInt8(ascii: "/") {
+                    if componentLength == 0 || componentLength == dots && dots <= 2 { return false }
+                    componentLength = 0
+                    dots = 0
+                } else {
+                    componentLength += 1
+                    if byte == UInt8(ascii: ".") { dots += 1 }
+                }
+            }
+            return bytes.isEmpty || !(componentLength == 0 || componentLength == dots && dots <= 2)
         }
     }
 }

@@ -14,7 +14,7 @@ public struct StartupRecovery: Sendable {
 
     public func run() async throws {
         core.reconcileState.restore = restore
-        let report = try await Reconciler(core: core, restore: restore).run(dryRun: false)
+        let report = try await Reconciler(core: core, restore: restore).run(dryRun: false, rescan: false)
         core.logger.info(
             "startup reconciliation finished",
             metadata: ["duration_ms": "\(report.durationMS)", "actions": "\(report.actions.count)"])

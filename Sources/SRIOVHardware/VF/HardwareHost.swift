@@ -33,9 +33,15 @@ public struct HardwareHost: Sendable {
             {
                 return link
             }
-            let link = simulatedLink(selector, sysfs: sysfs)
-            if let link { known.withLock { $0[link.name] = (link.device, link.index) } }
-            return link?.link
+            // Slow path: walk the PCI devices once and remember every PF netdev found.
+            let links = simulatedLinks(sysfs: sysfs)
+            known.withLock { known in for found in links { known[found.name] = (found.device, found.link.index) } }
+            return links.first { found in
+                switch selector {
+                case .name(let wanted): found.name == wanted
+                case .index(let wanted): found.link.index == wanted
+                }
+            }?.link
         }
         return HardwareHost(sysfs: sysfs, netlink: RTNetlinkClient(transport: transport))
     }
@@ -45,28 +51,21 @@ public struct HardwareHost: Sendable {
         dir.appendingPathComponent(".simulator").appendingPathComponent("vf-settings")
     }
 
-    /// The PF netdev `selector` names, read from the tree. Interface indexes are not kept in sysfs here: the
-    /// simulated kernel numbers the PF netdevs 2, 3, ... in PCI address order (1 is `lo` on a real host).
-    static func simulatedLink(_ selector: LinkSelector, sysfs: Sysfs) -> (
-        link: SimulatedRTNetlink.Link, device: PCIAddress, name: String, index: Int32
-    )? {
+    /// Every PF netdev in the tree. Interface indexes are not kept in sysfs here: the simulated kernel numbers
+    /// the PF netdevs 2, 3, ... in PCI address order (1 is `lo` on a real host).
+    static func simulatedLinks(sysfs: Sysfs) -> [(link: SimulatedRTNetlink.Link, device: PCIAddress, name: String)] {
         let scanner = HostScanner(sysfs: sysfs)
-        guard let devices = try? sysfs.pciDevices() else { return nil }
+        guard let devices = try? sysfs.pciDevices() else { return [] }
         var index: Int32 = 1
+        var links: [(link: SimulatedRTNetlink.Link, device: PCIAddress, name: String)] = []
         for device in devices {
             guard let pf = scanner.physicalFunction(device), let name = pf.interfaces.first,
                 let interface = InterfaceName(name)
             else { continue }
             index += 1
-            let matches: Bool
-            switch selector {
-            case .name(let wanted): matches = pf.interfaces.contains(wanted)
-            case .index(let wanted): matches = wanted == index
-            }
-            guard matches else { continue }
-            return (link(pf, interface: interface, index: index, scanner: scanner), device, name, index)
+            links.append((link(pf, interface: interface, index: index, scanner: scanner), device, name))
         }
-        return nil
+        return links
     }
 
     /// The netdev `name` of `device`, if it still is one.

@@ -2,8 +2,8 @@ import Netlink
 import SRIOVCore
 
 extension VFController {
-    /// The states of many VFs of one PF from a single `RTM_GETLINK`, for reconciliation. VFs the kernel does not
-    /// report (or whose driver cannot be read) are left out rather than failing the whole PF.
+    /// The states of many VFs of one PF from a single `RTM_GETLINK`, for reconciliation, with each VF's driver as
+    /// the scan that found it saw it. VFs the kernel does not report are left out rather than failing the PF.
     public func states(of vfs: [VirtualFunction], pf: PhysicalFunction) throws(VFHardwareError) -> [PCIAddress: VFState]
     {
         var infos: [Int: VFLinkInfo] = [:]
@@ -25,11 +25,8 @@ extension VFController {
                 guard let info = infos[vf.index] else { continue }
                 state = VFState(info, driver: nil)
             }
-            do {
-                state.driver = try currentDriver(vf.address)?.rawValue
-            } catch {
-                continue
-            }
+            // The scan that produced `vf` read its driver moments ago; no second read per VF.
+            state.driver = vf.driver
             states[vf.address] = state
         }
         return states

@@ -259,6 +259,8 @@ enum EmbeddedOpenAPI {
                   application/json:
                     schema: { $ref: "#/components/schemas/VFConfig" }
               responses:
+                "401": { $ref: "#/components/responses/Unauthorized" }
+                "403": { $ref: "#/components/responses/Forbidden" }
                 "200":
                   description: The VF with its settings as the kernel now reports them.
                   content:
@@ -385,6 +387,8 @@ enum EmbeddedOpenAPI {
                   application/json:
                     schema: { $ref: "#/components/schemas/VFConfig" }
               responses:
+                "401": { $ref: "#/components/responses/Unauthorized" }
+                "403": { $ref: "#/components/responses/Forbidden" }
                 "200":
                   description: The allocation with its new config.
                   content:
@@ -416,6 +420,8 @@ enum EmbeddedOpenAPI {
               operationId: getReconcileReport
               summary: The last reconciliation report.
               responses:
+                "401": { $ref: "#/components/responses/Unauthorized" }
+                "403": { $ref: "#/components/responses/Forbidden" }
                 "200":
                   description: The report.
                   content:
@@ -431,6 +437,8 @@ enum EmbeddedOpenAPI {
                   in: query
                   schema: { type: string, enum: ["true", "false"] }
               responses:
+                "401": { $ref: "#/components/responses/Unauthorized" }
+                "403": { $ref: "#/components/responses/Forbidden" }
                 "200":
                   description: What the run found and did.
                   content:

@@ -17,7 +17,10 @@ struct Reconciler: Sendable {
     /// Whether to write the hardware (reboot recovery); false only reports.
     let restore: Bool
 
-    func run(dryRun: Bool, caller: Caller = .reconciler) async throws(SRIOVError) -> ReconcileReport {
+    /// - Parameter rescan: walk sysfs first; false at startup, where the inventory was read a moment ago.
+    func run(dryRun: Bool, rescan: Bool = true, caller: Caller = .reconciler) async throws(SRIOVError)
+        -> ReconcileReport
+    {
         await core.reconcileState.gate.acquire(Self.gateKey)
         defer { Task { await core.reconcileState.gate.release(Self.gateKey) } }
         let clock = ContinuousClock()
@@ -26,7 +29,7 @@ struct Reconciler: Sendable {
         let writes = restore && !dryRun
 
         if !dryRun { try await recoverIntents(caller: caller, report: &report) }
-        let before = core.inventory.rescanAll()
+        let before = rescan ? core.inventory.rescanAll() : core.inventory.snapshot
         let previouslyKnown: Set<PCIAddress>
         do { previouslyKnown = Set(try core.store.read { try $0.storedPFs() }.map(\.address)) } catch {
             throw .storage("\(error)")
@@ -124,8 +127,9 @@ struct Reconciler: Sendable {
         if !dryRun {
             let summary = report
             do {
+                let changed = snapshot.version != before.version
                 _ = try await core.perform { tx in
-                    try tx.recordInventory(snapshot.host, seenAt: Timestamp.now())
+                    if changed { try tx.recordInventory(snapshot.host, seenAt: Timestamp.now()) }
                     try tx.appendAudit(
                         caller.event(
                             "reconcile.run", target: "host", outcome: .success,

@@ -51,12 +51,16 @@ import Testing
     @Test func simulatedHostResolvesNetdevsByNameAndIndex() throws {
         let fixture = try VFFixture()
         let sysfs = fixture.host.sysfs
-        let byName = try #require(HardwareHost.simulatedLink(.name("eth0"), sysfs: sysfs))
+        let links = HardwareHost.simulatedLinks(sysfs: sysfs)
+        let byName = try #require(links.first { $0.name == "eth0" }?.link)
         #expect(byName.driver == "igb")
         #expect(byName.numVFs == 4)
         #expect(byName.address == [0x52, 0x54, 0x00, 0x12, 0x34, 0x56])
-        #expect(HardwareHost.simulatedLink(.index(byName.index), sysfs: sysfs) == byName)
-        #expect(HardwareHost.simulatedLink(.name("nope0"), sysfs: sysfs) == nil)
+        #expect(links.filter { $0.link.index == byName.index }.count == 1, "indexes are unique")
+        #expect(!links.contains { $0.name == "nope0" })
+        let device = try #require(links.first { $0.name == "eth0" }?.device)
+        #expect(HardwareHost.simulatedLink(device: device, index: byName.index, name: "eth0", sysfs: sysfs) == byName)
+        #expect(try fixture.host.netlink.link(.name("eth0")).numVFs == 4)
         #expect(try fixture.host.netlink.vfs(ofInterface: "ens3f0np0").count == 2)
     }
 }
