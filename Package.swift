@@ -10,7 +10,8 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
-        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.0"),
     ],
     targets: [
         // C shims: Linux headers Glibc lacks (epoll, eventfd, netlink, ucred) and the system libsqlite3.
@@ -46,6 +47,7 @@ let package = Package(
             dependencies: [
                 "SRIOVCore", "SRIOVHardware", "SRIOVStore", "HTTPServer",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
 

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# The whole test suite: unit and socket tests, the OpenAPI contract, and formatting.
+# The whole test suite: unit and socket tests, the OpenAPI contract, formatting, and the real-kernel lab
+# (lab/: Debian's 6.1 kernel under QEMU with igb and NVMe SR-IOV and netdevsim; a few minutes under TCG).
+# SRIOVD_SKIP_LAB=1 skips the lab, loudly: the run then does not count as a full pass.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,4 +15,29 @@ echo "== the README's curl walk-through"
 ./scripts/check-readme.sh
 echo "== swift format lint --strict"
 swift format lint --strict --recursive Package.swift Sources Tests
-echo "== all tests passed"
+echo "== real-kernel lab"
+if [ "${SRIOVD_SKIP_LAB:-0}" = 1 ]; then
+    cat >&2 <<'SKIP'
+!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!
+!! SKIPPED: the real-kernel lab (SRIOVD_SKIP_LAB=1). Nothing was proven against a real kernel:     !!
+!! lab/test-netlink.sh, lab/test-vf.sh and lab/test-api.sh did NOT run. This is not a full pass.   !!
+!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!
+SKIP
+else
+    lab_failed() { echo "== real-kernel lab FAILED in $1 (logs under lab/cache/runs/)" >&2; exit 1; }
+    lab/setup.sh || lab_failed lab/setup.sh
+    lab/test-netlink.sh || lab_failed lab/test-netlink.sh
+    lab/test-vf.sh || lab_failed lab/test-vf.sh
+    lab/test-api.sh || lab_failed lab/test-api.sh
+fi
+echo "== proof under stress, short forms (issue 7)"
+Fuzz/run.sh 20
+scripts/crash-loop.sh 20
+CONFIG=debug scripts/soak.sh 15 --connections 64
+# Contract: enable once the failures in BENCHMARKS.md / issue 7 are fixed (GET /allocations?cursor= is a 500).
+# scripts/contract.sh 25
+if [ "${SRIOVD_SKIP_LAB:-0}" = 1 ]; then
+    echo "== all tests passed EXCEPT the real-kernel lab, which was SKIPPED (SRIOVD_SKIP_LAB=1)" >&2
+else
+    echo "== all tests passed"
+fi

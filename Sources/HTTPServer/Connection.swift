@@ -7,6 +7,8 @@ import Glibc
 final class Connection {
     let fd: Int32
     let peer: String
+    /// SO_PEERCRED of a Unix-socket peer; nil over TCP.
+    let credentials: PeerCredentials?
     unowned let loop: EventLoop
     var registeredEvents: UInt32 = 0
     /// When the current timer expires (monotonic ns), or 0.
@@ -42,9 +44,10 @@ final class Connection {
     private static let lingerTime: UInt64 = 2_000_000_000
     private static let drainingLingerTime: UInt64 = 200_000_000
 
-    init(fd: Int32, peer: String, loop: EventLoop) {
+    init(fd: Int32, peer: String, credentials: PeerCredentials? = nil, loop: EventLoop) {
         self.fd = fd
         self.peer = peer
+        self.credentials = credentials
         self.loop = loop
         let limits = loop.server.configuration.limits
         parser = HTTPRequestParser(limits: limits)
@@ -145,7 +148,8 @@ final class Connection {
         let context = RequestContext(
             requestID: loop.encoder.requestID(for: request),
             peer: peer,
-            receivedAt: .now
+            receivedAt: .now,
+            peerCredentials: credentials
         )
         switch loop.server.handler.handle(request, context: context) {
         case .response(let response):
@@ -200,7 +204,8 @@ final class Connection {
     /// A problem response from the server itself, after which the connection closes.
     private func respondWithError(_ status: HTTPStatus, detail: String, path: String?) {
         let response = HTTPResponse.serverProblem(status, detail: detail, instance: path)
-        let context = RequestContext(requestID: loop.encoder.nextID(), peer: peer, receivedAt: .now)
+        let context = RequestContext(
+            requestID: loop.encoder.nextID(), peer: peer, receivedAt: .now, peerCredentials: credentials)
         let request = HTTPRequest(method: ServerErrorReply.unknownMethod, target: path ?? "*")
         respond(to: request, with: response, context: context, keepAlive: false)
         loop.server.logger.debug(

@@ -62,7 +62,8 @@ final class EventLoop: @unchecked Sendable {
     let server: ServerContext
     private let epollFD: Int32
     private let wakeFD: Int32
-    private var listenFD: Int32 = -1
+    /// The listening sockets this loop accepts on (TCP and/or Unix), shared with the other loops.
+    private var listeners: [Listener] = []
     private var isAccepting = false
     private var acceptPausedUntil: UInt64 = 0
 
@@ -130,18 +131,32 @@ final class EventLoop: @unchecked Sendable {
 
     // MARK: - Loop thread
 
-    func startAccepting(_ fd: Int32) {
-        listenFD = fd
-        // EPOLLEXCLUSIVE: with several loops on one listening socket, a new connection wakes one of them.
-        isAccepting = register(fd, events: EPOLLIN.rawValue | EPOLLEXCLUSIVE.rawValue)
+    func startAccepting(_ listeners: [Listener]) {
+        self.listeners = listeners
+        isAccepting = registerListeners()
+    }
+
+    /// EPOLLEXCLUSIVE: with several loops on one listening socket, a new connection wakes one of them.
+    private func registerListeners() -> Bool {
+        var all = true
+        for listener in listeners where !register(listener.fd, events: EPOLLIN.rawValue | EPOLLEXCLUSIVE.rawValue) {
+            all = false
+        }
+        return all
+    }
+
+    private func unregisterListeners() {
+        for listener in listeners {
+            epoll_ctl(epollFD, EPOLL_CTL_DEL, listener.fd, nil)
+        }
     }
 
     func stopAccepting() {
-        if isAccepting {
-            epoll_ctl(epollFD, EPOLL_CTL_DEL, listenFD, nil)
+        if isAccepting && acceptPausedUntil == 0 {
+            unregisterListeners()
         }
         isAccepting = false
-        listenFD = -1
+        listeners = []
     }
 
     /// Stops keep-alive: idle connections close now, the others after their current response.
@@ -174,8 +189,8 @@ final class EventLoop: @unchecked Sendable {
                 let fd = event.data.fd
                 if fd == wakeFD {
                     runJobs()
-                } else if fd == listenFD && isAccepting {
-                    acceptConnections()
+                } else if isAccepting, let listener = listeners.first(where: { $0.fd == fd }) {
+                    acceptConnections(on: listener)
                 } else if fd >= 0 && Int(fd) < connections.count, let connection = connections[Int(fd)] {
                     connection.handle(events: event.events)
                 }
@@ -210,10 +225,10 @@ final class EventLoop: @unchecked Sendable {
         for job in queued { job() }
     }
 
-    private func acceptConnections() {
+    private func acceptConnections(on listener: Listener) {
         if acceptPausedUntil != 0 { return }
         for _ in 0..<64 {
-            guard let (fd, peer) = Socket.accept(listenFD) else {
+            guard let (fd, peer, credentials) = Socket.accept(listener.fd, isUnix: listener.isUnix) else {
                 switch errno {
                 case EAGAIN, EWOULDBLOCK:
                     return
@@ -223,7 +238,7 @@ final class EventLoop: @unchecked Sendable {
                     // EMFILE, ENFILE, ENOBUFS, ENOMEM: stop polling the listener for a moment, or level-triggered
                     // epoll would spin on it.
                     server.logger.warning("accept failed; pausing accepts", metadata: ["errno": "\(errno)"])
-                    epoll_ctl(epollFD, EPOLL_CTL_DEL, listenFD, nil)
+                    unregisterListeners()
                     acceptPausedUntil = now + 100_000_000
                     return
                 }
@@ -234,15 +249,15 @@ final class EventLoop: @unchecked Sendable {
                 Glibc.close(fd)
                 continue
             }
-            adopt(fd: fd, peer: peer)
+            adopt(fd: fd, peer: peer, credentials: credentials, isTCP: !listener.isUnix)
         }
     }
 
     /// Takes ownership of a connected non-blocking socket (already counted in `openConnections`).
     @discardableResult
-    func adopt(fd: Int32, peer: String) -> Connection? {
-        Socket.setNoDelay(fd)
-        let connection = Connection(fd: fd, peer: peer, loop: self)
+    func adopt(fd: Int32, peer: String, credentials: PeerCredentials? = nil, isTCP: Bool = true) -> Connection? {
+        if isTCP { Socket.setNoDelay(fd) }
+        let connection = Connection(fd: fd, peer: peer, credentials: credentials, loop: self)
         guard register(fd, events: EPOLLIN.rawValue) else {
             Glibc.close(fd)
             server.releaseConnection()
@@ -287,7 +302,7 @@ final class EventLoop: @unchecked Sendable {
     private func sweep() {
         if acceptPausedUntil != 0 && now >= acceptPausedUntil {
             acceptPausedUntil = 0
-            if isAccepting && !register(listenFD, events: EPOLLIN.rawValue | EPOLLEXCLUSIVE.rawValue) {
+            if isAccepting && !registerListeners() {
                 isAccepting = false
             }
         }
@@ -297,6 +312,13 @@ final class EventLoop: @unchecked Sendable {
             }
         }
     }
+}
+
+/// A listening socket the loops accept on.
+struct Listener: Sendable {
+    let fd: Int32
+    /// A Unix-domain socket: its peers get SO_PEERCRED credentials and no TCP_NODELAY.
+    let isUnix: Bool
 }
 
 /// Replies written without a connection object.

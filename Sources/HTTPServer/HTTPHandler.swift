@@ -1,17 +1,91 @@
+import Synchronization
+
+/// The credentials of a Unix-socket peer, as the kernel reported them (SO_PEERCRED) when it connected.
+public struct PeerCredentials: Sendable, Hashable {
+    public let pid: Int32
+    public let uid: UInt32
+    public let gid: UInt32
+
+    public init(pid: Int32, uid: UInt32, gid: UInt32) {
+        self.pid = pid
+        self.uid = uid
+        self.gid = gid
+    }
+}
+
+/// Facts handlers learn about a request that the access log wants afterwards: the route pattern that matched and
+/// who the request was made by. Shared by every copy of one request's context.
+public final class RequestAnnotations: Sendable {
+    private struct Values {
+        var route: String?
+        var actor: String?
+    }
+    private let values = Mutex(Values())
+
+    public init() {}
+
+    /// The matched route pattern (`/pfs/{address}`), set by the `Router`; nil when no route matched.
+    public var route: String? {
+        get { values.withLock { $0.route } }
+        set { values.withLock { $0.route = newValue } }
+    }
+
+    /// Who made the request, as an authenticating handler determined it; nil when none did.
+    public var actor: String? {
+        get { values.withLock { $0.actor } }
+        set { values.withLock { $0.actor = newValue } }
+    }
+}
+
 /// What the server knows about the request besides its bytes.
 public struct RequestContext: Sendable {
     /// The request's id: the client's `X-Request-Id` when it sent a sane one, otherwise generated. It is sent
     /// back in the response's `X-Request-Id`.
     public let requestID: String
-    /// The peer as "address:port" ("[::1]:5555" for IPv6), or "unix".
+    /// Who is asking. The server sets the transport peer ("address:port", "[::1]:5555" for IPv6, or "unix"); a
+    /// handler in front that authenticates the request may pass the next handler a copy naming the identity it
+    /// established instead (`replacingPeer(_:)`). `remoteAddress` keeps the transport peer.
     public let peer: String
+    /// The transport peer, as the server accepted it: "address:port", or "unix".
+    public let remoteAddress: String
+    /// The peer's pid, uid and gid when it connected over a Unix socket; nil over TCP.
+    public let peerCredentials: PeerCredentials?
+    /// Whether the request arrived on the Unix socket listener.
+    public var isUnixPeer: Bool { peerCredentials != nil || remoteAddress == "unix" }
     /// When the complete request had been received.
     public let receivedAt: ContinuousClock.Instant
+    /// What handlers learned about the request, for the access log.
+    public let annotations: RequestAnnotations
 
-    public init(requestID: String, peer: String, receivedAt: ContinuousClock.Instant = .now) {
+    public init(
+        requestID: String,
+        peer: String,
+        receivedAt: ContinuousClock.Instant = .now,
+        peerCredentials: PeerCredentials? = nil,
+        annotations: RequestAnnotations = RequestAnnotations()
+    ) {
         self.requestID = requestID
         self.peer = peer
+        self.remoteAddress = peer
+        self.peerCredentials = peerCredentials
         self.receivedAt = receivedAt
+        self.annotations = annotations
+    }
+
+    private init(copying other: RequestContext, peer: String) {
+        requestID = other.requestID
+        self.peer = peer
+        remoteAddress = other.remoteAddress
+        peerCredentials = other.peerCredentials
+        receivedAt = other.receivedAt
+        annotations = other.annotations
+    }
+
+    /// This context with `peer` naming `identity`; the transport peer stays in `remoteAddress`, and the
+    /// annotations record `identity` as the actor.
+    public func replacingPeer(_ identity: String) -> RequestContext {
+        annotations.actor = identity
+        return RequestContext(copying: self, peer: identity)
     }
 }
 

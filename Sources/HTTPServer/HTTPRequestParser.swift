@@ -116,8 +116,10 @@ struct HTTPRequestParser {
 
     private mutating func stepHead(_ bytes: UnsafeBufferPointer<UInt8>) -> (Int, Event?) {
         // RFC 9112 §2.2: a server SHOULD ignore at least one empty line (CRLF) received before the request-line.
-        if scanned == 0, bytes.count >= 2, bytes[0] == HTTPSyntax.cr, bytes[1] == HTTPSyntax.lf {
-            return (2, nil)
+        // The CR and LF of such a line may arrive in different reads: a lone CR at the start waits for the next byte.
+        if scanned == 0, bytes.first == HTTPSyntax.cr {
+            guard bytes.count >= 2 else { return (0, .needMore) }
+            if bytes[1] == HTTPSyntax.lf { return (2, nil) }
         }
         var index = scanned
         while index < bytes.count {

@@ -16,6 +16,27 @@ public struct HTTPServerConfiguration: Sendable {
         public init() {}
     }
 
+    /// A Unix-domain stream socket to listen on, beside or instead of TCP.
+    public struct UnixSocket: Sendable {
+        /// The socket's path. A stale socket left there by an earlier run is replaced; a live one (something
+        /// accepts connections on it) or a file that is not a socket makes `start()` fail.
+        public var path: String
+        /// The socket file's permission bits, e.g. 0o660. Connecting needs write permission on it.
+        public var mode: UInt32
+        /// The group to give the socket file, or nil to keep the process's group.
+        public var groupID: UInt32?
+
+        public init(path: String, mode: UInt32 = 0o660, groupID: UInt32? = nil) {
+            self.path = path
+            self.mode = mode
+            self.groupID = groupID
+        }
+    }
+
+    /// Whether to listen on TCP at `host:port`. When false, `unixSocket` must be set.
+    public var listensOnTCP = true
+    /// A Unix socket to listen on too (or alone); its peers' credentials reach handlers in `RequestContext`.
+    public var unixSocket: UnixSocket?
     /// An IPv4 or IPv6 literal, or "localhost".
     public var host: String = "127.0.0.1"
     /// 0 picks a free port; `HTTPServer.start()` returns the real one.

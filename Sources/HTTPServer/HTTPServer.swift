@@ -19,7 +19,7 @@ public final class HTTPServer: Sendable {
 
     private enum Phase {
         case idle
-        case running(listener: Int32, loops: [EventLoop])
+        case running(listeners: [Listener], loops: [EventLoop])
         case stopping
         case stopped
     }
@@ -43,18 +43,37 @@ public final class HTTPServer: Sendable {
         context.withLock { $0?.openConnections.withLock { $0 } ?? 0 }
     }
 
-    /// Binds and listens, starts the loop threads and returns the bound address (the real port when the
-    /// configured one is 0). Ignores SIGPIPE for the process.
+    /// Binds and listens (TCP, the Unix socket, or both), starts the loop threads and returns the bound TCP
+    /// address (the real port when the configured one is 0; port 0 with an empty host when TCP is off). Ignores
+    /// SIGPIPE for the process.
     @discardableResult
     public func start() throws -> SocketAddress {
         try phase.withLock { phase in
             guard case .idle = phase else { throw SocketError(operation: "Start (already started)", errno: EINVAL) }
+            guard configuration.listensOnTCP || configuration.unixSocket != nil else {
+                throw SocketError(operation: "Start (neither TCP nor a Unix socket configured)", errno: EINVAL)
+            }
             signal(SIGPIPE, SIG_IGN)
-            let (listener, address) = try Socket.makeListener(
-                host: configuration.host,
-                port: configuration.port,
-                backlog: configuration.backlog
-            )
+            var listeners: [Listener] = []
+            var address = SocketAddress(host: "", port: 0)
+            if configuration.listensOnTCP {
+                let (fd, bound) = try Socket.makeListener(
+                    host: configuration.host,
+                    port: configuration.port,
+                    backlog: configuration.backlog
+                )
+                listeners.append(Listener(fd: fd, isUnix: false))
+                address = bound
+            }
+            if let unix = configuration.unixSocket {
+                do {
+                    listeners.append(
+                        Listener(fd: try Socket.makeUnixListener(unix, backlog: configuration.backlog), isUnix: true))
+                } catch {
+                    for listener in listeners { close(listener.fd) }
+                    throw error
+                }
+            }
             let server = ServerContext(
                 configuration: configuration,
                 handler: handler,
@@ -67,18 +86,22 @@ public final class HTTPServer: Sendable {
                     loops.append(try EventLoop(index: index, server: server))
                 }
             } catch {
-                close(listener)
+                closeListeners(listeners)
                 throw error
             }
             for loop in loops {
-                loop.startAccepting(listener)
+                loop.startAccepting(listeners)
                 try LoopThread.spawn { loop.run() }
             }
             context.withLock { $0 = server }
-            phase = .running(listener: listener, loops: loops)
+            phase = .running(listeners: listeners, loops: loops)
             logger.info(
                 "HTTP server listening",
-                metadata: ["http.address": "\(address)", "http.event_loops": "\(loops.count)"]
+                metadata: [
+                    "http.address": "\(configuration.listensOnTCP ? address.description : "-")",
+                    "http.unix": "\(configuration.unixSocket?.path ?? "-")",
+                    "http.event_loops": "\(loops.count)",
+                ]
             )
             return address
         }
@@ -88,25 +111,25 @@ public final class HTTPServer: Sendable {
     /// connection and stops the loop threads. Safe to call more than once and from several tasks; every call
     /// returns once the server has stopped.
     public func shutdown() async {
-        let taken = phase.withLock { phase -> (Int32, [EventLoop])? in
+        let taken = phase.withLock { phase -> ([Listener], [EventLoop])? in
             switch phase {
             case .idle:
                 phase = .stopped
                 return nil
-            case .running(let listener, let loops):
+            case .running(let listeners, let loops):
                 phase = .stopping
-                return (listener, loops)
+                return (listeners, loops)
             case .stopping, .stopped:
                 return nil
             }
         }
-        guard let (listener, loops) = taken else {
+        guard let (listeners, loops) = taken else {
             while true {
                 if case .stopped = phase.withLock({ $0 }) { return }
                 try? await Task.sleep(for: .milliseconds(5))
             }
         }
-        // 1. Stop accepting on every loop before closing the shared listening socket.
+        // 1. Stop accepting on every loop before closing the shared listening sockets.
         let stoppedAccepting = Locked(0)
         for loop in loops {
             loop.execute {
@@ -117,7 +140,7 @@ public final class HTTPServer: Sendable {
         while stoppedAccepting.withLock({ $0 }) < loops.count {
             try? await Task.sleep(for: .milliseconds(2))
         }
-        close(listener)
+        closeListeners(listeners)
         // 2. Drain: idle connections close now, busy ones after their response, bounded by the grace period.
         for loop in loops {
             loop.execute { loop.beginDrain() }
@@ -137,5 +160,15 @@ public final class HTTPServer: Sendable {
         }
         phase.withLock { $0 = .stopped }
         logger.info("HTTP server stopped")
+    }
+
+    /// Closes the listening sockets and removes the Unix socket's file.
+    private func closeListeners(_ listeners: [Listener]) {
+        for listener in listeners {
+            close(listener.fd)
+            if listener.isUnix, let path = configuration.unixSocket?.path, !path.hasPrefix("@") {
+                unlink(path)
+            }
+        }
     }
 }

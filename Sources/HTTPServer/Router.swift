@@ -67,10 +67,22 @@ public struct Router: HTTPHandler {
         return parts
     }
 
-    public func handle(_ request: HTTPRequest, context: RequestContext) -> HTTPHandlerResult {
+    /// Every registered method and pattern, sorted by pattern then method (for policy checks and docs).
+    public var registeredRoutes: [(method: HTTPMethod, pattern: String)] {
+        routes.flatMap { route in route.handlers.keys.map { (method: $0, pattern: route.pattern) } }
+            .sorted { ($0.pattern, $0.method.rawValue) < ($1.pattern, $1.method.rawValue) }
+    }
+
+    private enum Match {
+        case found(pattern: String, handler: Handler, parameters: PathParameters)
+        case methodNotAllowed(pattern: String, allowed: Set<HTTPMethod>)
+        case notFound
+    }
+
+    private func match(_ request: HTTPRequest) -> Match {
         let parts = Router.segments(of: request.path)
         var allowed: Set<HTTPMethod> = []
-        var matchedAny = false
+        var firstPattern: String?
         for route in routes where route.segments.count == parts.count {
             var captures: [(name: String, value: String)] = []
             var matches = true
@@ -84,18 +96,39 @@ public struct Router: HTTPHandler {
                 if !matches { break }
             }
             guard matches else { continue }
-            matchedAny = true
+            if firstPattern == nil { firstPattern = route.pattern }
             if let handler = route.handlers[request.method]
                 ?? (request.method == .HEAD ? route.handlers[.GET] : nil)
             {
-                return handler(request, context, PathParameters(pairs: captures))
+                return .found(pattern: route.pattern, handler: handler, parameters: PathParameters(pairs: captures))
             }
             allowed.formUnion(route.handlers.keys)
         }
-        guard matchedAny else {
+        guard let firstPattern else { return .notFound }
+        return .methodNotAllowed(pattern: firstPattern, allowed: allowed)
+    }
+
+    /// The pattern of the route that would handle `request` (`/pfs/{address}`), or nil when the path matches no
+    /// route or the method is not allowed on it. A handler in front of the router uses it to decide by route.
+    public func pattern(for request: HTTPRequest) -> String? {
+        if case .found(let pattern, _, _) = match(request) { return pattern }
+        return nil
+    }
+
+    /// Dispatches `request`, and records the matched pattern in `context.annotations.route` (also for 405).
+    public func handle(_ request: HTTPRequest, context: RequestContext) -> HTTPHandlerResult {
+        var allowed: Set<HTTPMethod>
+        switch match(request) {
+        case .found(let pattern, let handler, let parameters):
+            context.annotations.route = pattern
+            return handler(request, context, parameters)
+        case .notFound:
             return .response(
                 .serverProblem(.notFound, detail: "No resource at \(request.path).", instance: request.path)
             )
+        case .methodNotAllowed(let pattern, let methods):
+            context.annotations.route = pattern
+            allowed = methods
         }
         if allowed.contains(.GET) { allowed.insert(.HEAD) }
         let allow = allowed.map(\.rawValue).sorted().joined(separator: ", ")

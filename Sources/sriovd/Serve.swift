@@ -13,11 +13,18 @@ import SRIOVStore
 #endif
 
 struct Serve: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Run the daemon and serve the API.")
+    static let configuration = CommandConfiguration(
+        abstract: "Run the daemon and serve the API.",
+        discussion: """
+            TCP on an address other than loopback needs --tokens. Without --tokens, every TCP caller on loopback \
+            is admin (local development). Unix-socket peers get the role --unix-role maps their uid or group to; \
+            root is admin. SIGHUP re-reads the tokens file; SIGTERM and SIGINT drain and stop.
+            """)
 
     @OptionGroup var host: HostOptions
 
-    @Option(help: "TCP address to listen on, HOST:PORT. Port 0 picks a free port.")
+    @Option(
+        help: "TCP address to listen on, HOST:PORT, or \"none\" for the Unix socket only. Port 0 picks a free port.")
     var listen: String = "127.0.0.1:8080"
 
     @Option(help: "The SQLite database. Default: /var/lib/sriovd/sriovd.db, or DIR/sriovd.db with --simulate DIR.")
@@ -35,15 +42,47 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: Logger.Level = .info
 
+    @Flag(help: "Do not log a line per request (metrics still count them).")
+    var noAccessLog = false
+
+    @Option(help: "The tokens file: lines of NAME ROLE SHA256 (see `sriovd token create`). Re-read on SIGHUP.")
+    var tokens: String?
+
+    @Option(help: "Also listen on this Unix socket path (for CNI plugins, kubelet plugins, VM managers).")
+    var unix: String?
+
+    @Option(help: "The Unix socket's permission bits, in octal.")
+    var unixMode: String = "0660"
+
+    @Option(help: "The Unix socket's group (a name or a gid); default: the daemon's group.")
+    var unixGroup: String?
+
+    @Option(
+        help: """
+            Roles of Unix-socket peers: uid:0=admin,gid:kvm=operator,user:NAME=...,group:NAME=... (repeatable; \
+            @FILE reads rules from a file). A uid rule decides alone, then the best group rule; root is admin.
+            """)
+    var unixRole: [String] = []
+
+    @Option(help: "Seconds SIGTERM waits for in-flight requests before closing connections.")
+    var shutdownGrace: Double = 10
+
     func run() async throws {
         let level = logLevel
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
+        LoggingSystem.bootstrap { label in LogfmtLogHandler(label: label, level: level) }
         let logger = Logger(label: "sriovd")
-        let (bindHost, port) = try parseListen(listen)
+
+        var configuration = HTTPServerConfiguration()
+        let security: SecuritySettings
+        do {
+            security = try makeSecurity(into: &configuration)
+        } catch let refusal as Refusal {
+            FileHandle.standardError.write(Data("sriovd: refusing to start: \(refusal.reason)\n".utf8))
+            throw ExitCode(2)
+        }
+        configuration.shutdownGrace = .milliseconds(Int(shutdownGrace * 1000))
+        // Signals: handled from here on, so that one arriving during startup recovery is not fatal.
+        let signals = SignalHandlers()
 
         let hardware = try host.makeHost()
         let dbPath = db ?? host.simulate.map { $0 + "/sriovd.db" } ?? "/var/lib/sriovd/sriovd.db"
@@ -60,16 +99,51 @@ struct Serve: AsyncParsableCommand {
             writeTimeout: .milliseconds(Int(writeTimeout * 1000)), logger: logger)
         let readiness = Readiness()
         let api = SRIOVAPI(core: core, readiness: readiness)
+        let handler = AccessControl(
+            router: api.makeRouter(), tokens: security.tokens, unixRoles: security.unixRoles,
+            anonymousTCPRole: security.anonymousTCPRole)
 
-        var configuration = HTTPServerConfiguration()
-        configuration.host = bindHost
-        configuration.port = port
-        let server = HTTPServer(configuration: configuration, handler: api.makeRouter(), logger: logger)
-        let address = try server.start()
-        FileHandle.standardOutput.write(Data("sriovd listening on http://\(address)\n".utf8))
+        let server = HTTPServer(
+            configuration: configuration, handler: handler, logger: logger,
+            accessLog: AccessLog.makeHook(logger: noAccessLog ? nil : logger))
+        let address: SocketAddress
+        do {
+            address = try server.start()
+        } catch {
+            FileHandle.standardError.write(Data("sriovd: refusing to start: \(error)\n".utf8))
+            store.close()
+            throw ExitCode(2)
+        }
+        if configuration.listensOnTCP {
+            FileHandle.standardOutput.write(Data("sriovd listening on http://\(address)\n".utf8))
+        }
+        if let unix {
+            FileHandle.standardOutput.write(Data("sriovd listening on unix:\(unix)\n".utf8))
+        }
+        if security.anonymousTCPRole != nil {
+            logger.warning(
+                "no tokens file: every TCP caller on loopback is admin (local development only)",
+                metadata: ["http.address": "\(address)"])
+        }
+        signals.onReload {
+            guard let tokens = security.tokens else {
+                logger.notice("SIGHUP: no tokens file to re-read")
+                return
+            }
+            do {
+                let count = try tokens.reload()
+                logger.notice(
+                    "tokens file re-read",
+                    metadata: ["tokens.path": "\(tokens.path ?? "-")", "tokens.count": "\(count)"])
+            } catch {
+                logger.error(
+                    "tokens file not re-read; the previous tokens stay in force", metadata: ["error": "\(error)"])
+            }
+        }
 
         try await StartupRecovery(core: core, restore: !noRestore).run()
         readiness.markReady()
+        SystemdNotify.send("READY=1\nSTATUS=serving")
         logger.info("ready", metadata: ["pfs": "\(inventory.snapshot.host.pfs.count)", "db": "\(dbPath)"])
 
         let rescan = Task.detached {
@@ -78,7 +152,8 @@ struct Serve: AsyncParsableCommand {
                 inventory.rescanAll()
             }
         }
-        await waitForTerminationSignal()
+        await signals.termination()
+        SystemdNotify.send("STOPPING=1")
         logger.info("stopping: draining in-flight requests")
         rescan.cancel()
         await server.shutdown()
@@ -86,9 +161,92 @@ struct Serve: AsyncParsableCommand {
         logger.info("stopped")
     }
 
+    /// Why the daemon will not start.
+    struct Refusal: Error {
+        var reason: String
+    }
+
+    /// Tokens, Unix-socket roles and the anonymous role, checked before anything is opened.
+    struct SecuritySettings {
+        var tokens: TokenStore?
+        var unixRoles: UnixRoleMap
+        var anonymousTCPRole: Role?
+    }
+
+    private func makeSecurity(into configuration: inout HTTPServerConfiguration) throws -> SecuritySettings {
+        if listen == "none" {
+            guard unix != nil else {
+                throw Refusal(reason: "--listen none needs --unix PATH: there would be no listener")
+            }
+            configuration.listensOnTCP = false
+        } else {
+            let (bindHost, port) = try parseListen(listen)
+            configuration.host = bindHost
+            configuration.port = port
+            if tokens == nil && !Self.isLoopback(bindHost) {
+                throw Refusal(
+                    reason: """
+                        --listen \(listen) is not a loopback address and no --tokens file is given, so anyone who \
+                        can reach this port could change SR-IOV on this host. Give --tokens FILE (see `sriovd token \
+                        create`), listen on 127.0.0.1, or use --unix PATH with --listen none.
+                        """)
+            }
+        }
+        var tokenStore: TokenStore?
+        if let tokens {
+            do {
+                tokenStore = try TokenStore(path: tokens)
+            } catch {
+                throw Refusal(reason: "the tokens file \(error)")
+            }
+        }
+        var unixRoles = UnixRoleMap()
+        if let unix {
+            guard let mode = UInt32(unixMode, radix: 8), mode <= 0o777 else {
+                throw Refusal(reason: "--unix-mode \(unixMode) must be octal permission bits such as 0660")
+            }
+            var groupID: UInt32?
+            if let unixGroup {
+                guard let gid = UInt32(unixGroup) ?? UnixRoleMap.groupID(unixGroup) else {
+                    throw Refusal(reason: "--unix-group \(unixGroup): no such group on this host")
+                }
+                groupID = gid
+            }
+            configuration.unixSocket = .init(path: unix, mode: mode, groupID: groupID)
+            var rules: [String] = []
+            for spec in unixRole {
+                if spec.hasPrefix("@") {
+                    guard let text = try? String(contentsOfFile: String(spec.dropFirst()), encoding: .utf8) else {
+                        throw Refusal(reason: "--unix-role \(spec): the file cannot be read")
+                    }
+                    rules.append(text)
+                } else {
+                    rules.append(spec)
+                }
+            }
+            do {
+                unixRoles = try UnixRoleMap(parsing: rules.joined(separator: ","))
+            } catch {
+                throw Refusal(reason: "--unix-role: \(error)")
+            }
+        }
+        let anonymous: Role? = tokens == nil && configuration.listensOnTCP ? .admin : nil
+        return SecuritySettings(tokens: tokenStore, unixRoles: unixRoles, anonymousTCPRole: anonymous)
+    }
+
+    /// 127.0.0.0/8, ::1 and "localhost".
+    static func isLoopback(_ host: String) -> Bool {
+        if host == "localhost" || host == "::1" { return true }
+        var address = in_addr()
+        if inet_pton(AF_INET, host, &address) == 1 {
+            return UInt32(bigEndian: address.s_addr) >> 24 == 127
+        }
+        return false
+    }
+
     private func parseListen(_ text: String) throws -> (String, UInt16) {
         guard let colon = text.lastIndex(of: ":"), let port = UInt16(text[text.index(after: colon)...]) else {
-            throw ValidationError("--listen must be HOST:PORT, e.g. 127.0.0.1:8080")
+            throw ValidationError("--listen must be HOST:PORT, e.g. 127.0.0.1:8080, or none")
         }
         var host = String(text[..<colon])
         if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
@@ -98,34 +256,53 @@ struct Serve: AsyncParsableCommand {
 
 extension Logger.Level: @retroactive ExpressibleByArgument {}
 
-/// Suspends until SIGTERM or SIGINT arrives.
-func waitForTerminationSignal() async {
-    await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-        let resumed = SignalLatch(continuation)
-        for signalNumber in [SIGTERM, SIGINT] {
+/// SIGTERM and SIGINT (stop) and SIGHUP (reload), delivered on a dispatch queue instead of killing the process.
+final class SignalHandlers: @unchecked Sendable {
+    private let lock = NSLock()
+    private var terminated = false
+    private var waiter: CheckedContinuation<Void, Never>?
+    private var reload: (@Sendable () -> Void)?
+    private var sources: [any DispatchSourceSignal] = []
+
+    init() {
+        for signalNumber in [SIGTERM, SIGINT, SIGHUP] {
             signal(signalNumber, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
-            source.setEventHandler { resumed.fire() }
+            source.setEventHandler { [weak self] in
+                if signalNumber == SIGHUP { self?.reloadRequested() } else { self?.terminate() }
+            }
             source.resume()
-            SignalLatch.keep(source)
+            sources.append(source)
         }
     }
-}
 
-private final class SignalLatch: @unchecked Sendable {
-    private let lock = NSLock()
-    private var continuation: CheckedContinuation<Void, Never>?
-    nonisolated(unsafe) private static var sources: [any DispatchSourceSignal] = []
+    /// What SIGHUP does.
+    func onReload(_ body: @escaping @Sendable () -> Void) {
+        lock.withLock { reload = body }
+    }
 
-    init(_ continuation: CheckedContinuation<Void, Never>) { self.continuation = continuation }
+    /// Returns once SIGTERM or SIGINT has arrived (at once if one already has).
+    func termination() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let resumeNow = lock.withLock { () -> Bool in
+                if terminated { return true }
+                waiter = continuation
+                return false
+            }
+            if resumeNow { continuation.resume() }
+        }
+    }
 
-    static func keep(_ source: any DispatchSourceSignal) { sources.append(source) }
-
-    func fire() {
-        lock.lock()
-        let pending = continuation
-        continuation = nil
-        lock.unlock()
+    private func terminate() {
+        let pending = lock.withLock { () -> CheckedContinuation<Void, Never>? in
+            terminated = true
+            defer { waiter = nil }
+            return waiter
+        }
         pending?.resume()
+    }
+
+    private func reloadRequested() {
+        lock.withLock { reload }?()
     }
 }

@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# Checks the deploy/ files: the systemd unit with systemd-analyze verify, the DaemonSet's structure against the
+# Kubernetes fields it uses, the Containerfile's stages, and that every SRIOVD_* variable they set is an option
+# of `sriovd serve`. Run after `swift build` (it reads `sriovd serve --help`).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+binary=${SRIOVD_BINARY:-.build/debug/sriovd}
+[ -x "$binary" ] || { echo "validate: build first ($binary is missing)" >&2; exit 1; }
+help=$("$binary" serve --help)
+
+echo "== systemd-analyze verify deploy/systemd/sriovd.service"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+# verify insists that ExecStart's binary exists: point it at the one just built.
+sed "s|/usr/local/bin/sriovd|$(realpath "$binary")|" deploy/systemd/sriovd.service > "$work/sriovd.service"
+verify_output=$(SYSTEMD_LOG_LEVEL=notice systemd-analyze verify --man=no "$work/sriovd.service" 2>&1) || {
+    echo "$verify_output" >&2
+    exit 1
+}
+# Warnings about the unit itself are failures too; warnings about the host's other units are not ours.
+if echo "$verify_output" | grep -F "$work/sriovd.service" >&2; then exit 1; fi
+grep -q '^Type=notify$' deploy/systemd/sriovd.service
+grep -q '^StateDirectory=sriovd$' deploy/systemd/sriovd.service
+grep -q '^Restart=on-failure$' deploy/systemd/sriovd.service
+if grep -q '^ProtectKernelTunables=yes' deploy/systemd/sriovd.service; then
+    echo "sriovd.service: ProtectKernelTunables=yes would make /sys read-only" >&2
+    exit 1
+fi
+
+echo "== deploy/kubernetes/daemonset.yaml and deploy/container/Containerfile"
+SERVE_HELP="$help" python3 - <<'PY'
+import os, re, sys
+import yaml
+
+errors = []
+def need(condition, message):
+    if not condition:
+        errors.append(message)
+
+options = set(re.findall(r"--([a-z][a-z0-9-]*)", os.environ["SERVE_HELP"]))
+def check_variable(where, name):
+    need(name.startswith("SRIOVD_"), f"{where}: {name} is not an SRIOVD_* variable")
+    option = name[len("SRIOVD_"):].lower().replace("_", "-")
+    need(option in options, f"{where}: {name} is no option of `sriovd serve` (--{option})")
+
+documents = [d for d in yaml.safe_load_all(open("deploy/kubernetes/daemonset.yaml")) if d]
+need(len(documents) == 1, "daemonset.yaml: expected one document")
+ds = documents[0]
+need(ds.get("apiVersion") == "apps/v1" and ds.get("kind") == "DaemonSet", "daemonset.yaml: not an apps/v1 DaemonSet")
+meta = ds.get("metadata", {})
+need(re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", meta.get("name", "")), "metadata.name is not a DNS label")
+spec = ds.get("spec", {})
+template = spec.get("template", {})
+selector = spec.get("selector", {}).get("matchLabels", {})
+labels = template.get("metadata", {}).get("labels", {})
+need(selector and all(labels.get(k) == v for k, v in selector.items()), "spec.selector does not match the template's labels")
+pod = template.get("spec", {})
+need(pod.get("hostNetwork") is True, "the pod must use the host network")
+containers = pod.get("containers", [])
+need(len(containers) == 1, "expected one container")
+container = containers[0] if containers else {}
+need(container.get("securityContext", {}).get("privileged") is True, "the container must be privileged")
+need(isinstance(container.get("image"), str) and container["image"], "the container needs an image")
+volumes = {v["name"]: v for v in pod.get("volumes", [])}
+mounts = {m["mountPath"]: m for m in container.get("volumeMounts", [])}
+for mount in mounts.values():
+    need(mount["name"] in volumes, f"volumeMount {mount['name']} names no volume")
+def host_path_at(path):
+    mount = mounts.get(path)
+    volume = volumes.get(mount["name"]) if mount else None
+    return volume.get("hostPath", {}).get("path") if volume else None
+need(host_path_at("/sys") == "/sys", "/sys must be the host's /sys")
+need(host_path_at("/var/lib/sriovd") == "/var/lib/sriovd", "/var/lib/sriovd must come from the host")
+env = {e["name"]: e.get("value") for e in container.get("env", [])}
+for name in env:
+    check_variable("daemonset.yaml", name)
+socket = env.get("SRIOVD_UNIX")
+need(socket is not None, "SRIOVD_UNIX must be set (the node-local socket)")
+if socket:
+    directory = os.path.dirname(socket)
+    need(host_path_at(directory) is not None, f"the socket's folder {directory} must be a hostPath")
+listen = env.get("SRIOVD_LISTEN", "127.0.0.1:8080")
+port = int(listen.rsplit(":", 1)[1])
+if not listen.startswith("127."):
+    need("SRIOVD_TOKENS" in env, "TCP beyond loopback needs SRIOVD_TOKENS (sriovd refuses to start without)")
+    tokens_dir = os.path.dirname(env.get("SRIOVD_TOKENS", "/"))
+    need(tokens_dir in mounts, f"the tokens file's folder {tokens_dir} must be mounted")
+ports = {p.get("name"): p.get("containerPort") for p in container.get("ports", [])}
+for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
+    get = container.get(probe, {}).get("httpGet", {})
+    need(get.get("path") == path, f"{probe} must GET {path}")
+    target = get.get("port")
+    need(ports.get(target, target) == port, f"{probe} port {target} is not the listen port {port}")
+grace = pod.get("terminationGracePeriodSeconds", 30)
+need(grace > 10, "terminationGracePeriodSeconds must exceed --shutdown-grace (10 s)")
+
+unit = open("deploy/systemd/sriovd.service").read()
+for name in re.findall(r"^Environment=(SRIOVD_[A-Z_]+)=", unit, re.M):
+    check_variable("sriovd.service", name)
+for name in re.findall(r"^#?(SRIOVD_[A-Z_]+)=", open("deploy/systemd/sriovd.env").read(), re.M):
+    check_variable("sriovd.env", name)
+
+containerfile = open("deploy/container/Containerfile").read()
+stages = re.findall(r"^FROM\s+(\S+)(?:\s+AS\s+(\S+))?", containerfile, re.M)
+need(len(stages) >= 2, "Containerfile: expected a build stage and a runtime stage")
+need(re.search(r"^COPY --from=build ", containerfile, re.M), "Containerfile: the runtime must copy from the build stage")
+need("libsqlite3-0" in containerfile, "Containerfile: the runtime needs libsqlite3-0")
+for name in re.findall(r"(SRIOVD_[A-Z_]+)=", containerfile):
+    check_variable("Containerfile", name)
+
+if errors:
+    print("\n".join("FAIL: " + e for e in errors), file=sys.stderr)
+    sys.exit(1)
+print(f"daemonset.yaml, sriovd.service, sriovd.env and Containerfile: {len(env)} variables checked")
+PY
+echo "== deploy/: all checks passed"

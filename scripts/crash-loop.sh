@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Crash loops (issue 7 §3): N cycles of start sriovd, concurrent allocate/release/resize clients, kill -9 at a
+# random moment, integrity check, restart, invariant checks. Usage: scripts/crash-loop.sh [N=20] [--seed S]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N=${1:-20}
+shift || true
+CONFIG=${CONFIG:-debug}
+swift build -c "$CONFIG" --product sriovd >/dev/null
+exec python3 scripts/crash-loop.py "$(swift build -c "$CONFIG" --show-bin-path)/sriovd" "$N" "$@"
