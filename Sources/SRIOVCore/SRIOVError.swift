@@ -22,8 +22,10 @@ public enum SRIOVError: Error, Hashable, Sendable {
     case countOutOfRange(requested: Int, totalVFs: Int)
     /// The PF has no driver bound that can do SR-IOV (ENOENT).
     case noSRIOVDriver(PCIAddress)
-    /// The kernel or another writer is busy with this PF (EBUSY, or a write still running).
+    /// Another change to this PF (or allocation) is under way in sriovd.
     case pfBusy(PCIAddress, String)
+    /// The kernel answered EBUSY: something else changed the PF's VFs meanwhile.
+    case kernelBusy(PCIAddress)
     /// A hardware write did not finish in time; what was read back afterwards.
     case hardwareTimeout(PCIAddress, String)
     /// A driver refused a setting: the setting, the driver and the errno name.

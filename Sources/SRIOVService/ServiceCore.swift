@@ -79,6 +79,11 @@ public final class ServiceCore: Sendable {
         case .timedOut?: details["errno"] = .string("ETIMEDOUT")
         case nil: details["errno"] = .null
         }
+        switch failure {
+        case .kernel(let error)?: Metrics.shared.recordHardwareWrite(errnoName: error.name)
+        case .timedOut?: Metrics.shared.recordHardwareWrite(errnoName: "ETIMEDOUT")
+        case nil: Metrics.shared.recordHardwareWrite(errnoName: nil)
+        }
         let event = caller.event(
             "hw.sysfs.write", target: pf.description, outcome: failure == nil ? .success : .failure,
             error: failure.map { "\($0)" }, details: details)
@@ -111,7 +116,7 @@ enum HardwareWriteError: Error, Sendable, CustomStringConvertible {
             switch error.errno {
             case ERANGE: return .countOutOfRange(requested: requested, totalVFs: totalVFs)
             case ENOENT: return .noSRIOVDriver(pf)
-            case EBUSY: return .pfBusy(pf, "the kernel answered EBUSY")
+            case EBUSY: return .kernelBusy(pf)
             default: return .kernel(operation: "write to \(pf)", errno: error.errno, name: error.name)
             }
         }

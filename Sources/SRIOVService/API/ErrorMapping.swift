@@ -10,7 +10,7 @@ extension SRIOVError {
         case .malformedAddress, .malformedBody, .invalidParameter: .badRequest
         case .pfNotFound, .vfNotFound, .allocationNotFound: .notFound
         case .invalidField, .countOutOfRange, .settingUnsupported, .idempotencyKeyReused: .unprocessableContent
-        case .noFreeVF, .vfsHeld, .vfHeld, .noSRIOVDriver, .pfBusy: .conflict
+        case .noFreeVF, .vfsHeld, .vfHeld, .noSRIOVDriver, .pfBusy, .kernelBusy: .conflict
         case .hardwareTimeout: .gatewayTimeout
         case .kernel, .storage: .internalServerError
         case .notReady: .serviceUnavailable
@@ -31,7 +31,7 @@ extension SRIOVError {
         case .vfHeld: "vf-held"
         case .countOutOfRange: "count-out-of-range"
         case .noSRIOVDriver: "no-sriov-driver"
-        case .pfBusy: "pf-busy"
+        case .pfBusy, .kernelBusy: "pf-busy"
         case .hardwareTimeout: "hardware-timeout"
         case .settingUnsupported: "setting-unsupported"
         case .kernel: "kernel-error"
@@ -55,7 +55,7 @@ extension SRIOVError {
         case .vfHeld: "Virtual function is allocated"
         case .countOutOfRange: "VF count out of range"
         case .noSRIOVDriver: "No SR-IOV capable driver bound"
-        case .pfBusy: "Physical function busy"
+        case .pfBusy, .kernelBusy: "Physical function busy"
         case .hardwareTimeout: "Hardware write timed out"
         case .settingUnsupported: "Setting not supported by the driver"
         case .kernel: "Kernel error"
@@ -110,6 +110,11 @@ extension SRIOVError {
             )
         case .pfBusy(let pf, let why):
             return ("\(pf) is busy: \(why)", [:])
+        case .kernelBusy(let pf):
+            return (
+                "The kernel answered EBUSY for \(pf): another writer changed its VFs; re-read and retry",
+                ["errno": .string("EBUSY")]
+            )
         case .hardwareTimeout(let pf, let outcome):
             return ("A hardware write to \(pf) did not finish in time; \(outcome)", [:])
         case .settingUnsupported(let setting, let driver, let errno):

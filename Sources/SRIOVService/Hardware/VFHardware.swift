@@ -31,6 +31,7 @@ extension ServiceCore {
 
     /// One audit event per hardware write, with its errno and duration.
     func audit(writes: [HardwareWrite], caller: Caller) async {
+        for write in writes { Metrics.shared.recordHardwareWrite(errnoName: write.errno) }
         let events = writes.map { write in
             caller.event(
                 "hw.\(write.kind.rawValue).write", target: write.target.description,

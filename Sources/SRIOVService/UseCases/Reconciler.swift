@@ -47,9 +47,10 @@ struct Reconciler: Sendable {
             throw .storage("\(error)")
         }
 
-        // Phase A: PFs and their VF counts.
+        // Phase A: PFs and their VF counts. Recreations run in parallel across PFs, as all PF writes may.
         var recreated: Set<PCIAddress> = []
         var orphaned: Set<String> = []
+        var toRecreate: [(PCIAddress, Int)] = []
         for pf in stored {
             guard let present = before.pf(pf.address) else {
                 report.add("pf.missing", target: pf.address.description, outcome: "reported", detail: "the PF is gone")
@@ -81,14 +82,24 @@ struct Reconciler: Sendable {
                         detail: "sriov_numvfs is 0, desired \(desired)")
                     continue
                 }
-                if await recreate(pf.address, count: desired, caller: caller, report: &report) {
-                    recreated.insert(pf.address)
-                }
+                toRecreate.append((pf.address, desired))
             } else {
                 report.add(
                     "pf.vfs.count_mismatch", target: pf.address.description, outcome: "reported",
                     detail: "\(present.pf.numVFs) VFs, desired \(desired); left alone so VFs in use are not destroyed")
             }
+        }
+        let recreations = await withTaskGroup(of: (PCIAddress, ReconcileReport.Action, Bool).self) { group in
+            for (pf, count) in toRecreate {
+                group.addTask { await recreate(pf, count: count, caller: caller) }
+            }
+            var results: [(PCIAddress, ReconcileReport.Action, Bool)] = []
+            for await result in group { results.append(result) }
+            return results.sorted { $0.0 < $1.0 }
+        }
+        for (pf, action, succeeded) in recreations {
+            report.actions.append(action)
+            if succeeded { recreated.insert(pf) }
         }
         for entry in before.host.pfs where !previouslyKnown.contains(entry.pf.address) {
             report.add("pf.new", target: entry.pf.address.description, outcome: "reported", detail: "first seen")
@@ -125,6 +136,7 @@ struct Reconciler: Sendable {
 
         report.finish(elapsed: clock.now - started)
         if !dryRun {
+            Metrics.shared.setReconcileDuration(report.durationMS / 1000, succeeded: report.counts["failed"] == nil)
             let summary = report
             do {
                 let changed = snapshot.version != before.version
@@ -265,9 +277,14 @@ struct Reconciler: Sendable {
         }
     }
 
-    private func recreate(_ pf: PCIAddress, count: Int, caller: Caller, report: inout ReconcileReport) async -> Bool {
+    private func recreate(_ pf: PCIAddress, count: Int, caller: Caller) async -> (
+        PCIAddress, ReconcileReport.Action, Bool
+    ) {
         await core.pfLocks.acquire(pf)
         defer { Task { await core.pfLocks.release(pf) } }
+        func action(_ outcome: String, _ detail: String) -> ReconcileReport.Action {
+            ReconcileReport.Action(kind: "pf.vfs.recreate", target: pf.description, outcome: outcome, detail: detail)
+        }
         do {
             try await core.hardwareWrite(pf: pf, attribute: "sriov_numvfs", value: String(count), caller: caller) {
                 try $0.setNumVFs(pf, count)
@@ -276,13 +293,10 @@ struct Reconciler: Sendable {
             // The kernel made new VFs: settings captured from the old ones no longer apply.
             let gone = core.inventory.snapshot.pf(pf)?.vfs.map(\.address) ?? []
             _ = try? await core.perform { tx in for vf in gone { try tx.clearOriginalState(vf: vf) } }
-            report.add(
-                "pf.vfs.recreate", target: pf.description, outcome: enabled == count ? "done" : "partial",
-                detail: "sriov_numvfs 0 → \(count); the kernel enabled \(enabled)")
-            return true
+            let detail = "sriov_numvfs 0 → \(count); the kernel enabled \(enabled)"
+            return (pf, action(enabled == count ? "done" : "partial", detail), true)
         } catch {
-            report.add("pf.vfs.recreate", target: pf.description, outcome: "failed", detail: "\(error)")
-            return false
+            return (pf, action("failed", "\(error)"), false)
         }
     }
 
