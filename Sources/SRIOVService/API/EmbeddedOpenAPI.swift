@@ -340,7 +340,7 @@ enum EmbeddedOpenAPI {
                 - name: cursor
                   in: query
                   description: The `next` value of the previous page.
-                  schema: { type: string }
+                  schema: { type: string, pattern: "^[0-9]{0,18}$" }
               responses:
                 "401": { $ref: "#/components/responses/Unauthorized" }
                 "403": { $ref: "#/components/responses/Forbidden" }
@@ -444,6 +444,7 @@ enum EmbeddedOpenAPI {
                   content:
                     application/json:
                       schema: { $ref: "#/components/schemas/ReconcileReport" }
+                "400": { $ref: "#/components/responses/Problem" }
                 "500": { $ref: "#/components/responses/Problem" }
                 "503": { $ref: "#/components/responses/Problem" }
           /audit:
@@ -667,26 +668,33 @@ enum EmbeddedOpenAPI {
                   description: Written to sriov_drivers_autoprobe before the VFs are enabled.
             VFConfig:
               type: object
-              description: VF settings. Validated and stored with the allocation.
+              description: |
+                VF settings; an absent or null field is left as it is. Validated and stored with the allocation.
+                `qos` and `vlan_proto` need `vlan`; `min_tx_rate` must not exceed a non-zero `max_tx_rate`.
+              additionalProperties: false
+              dependentRequired:
+                qos: [vlan]
+                vlan_proto: [vlan]
               properties:
-                mac: { type: string, pattern: "^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$" }
-                vlan: { type: integer, minimum: 0, maximum: 4095 }
-                qos: { type: integer, minimum: 0, maximum: 7 }
-                vlan_proto: { type: string, enum: [802.1Q, 802.1ad] }
-                spoof_check: { type: boolean }
-                trust: { type: boolean }
-                link_state: { type: string, enum: [auto, enable, disable] }
-                min_tx_rate: { type: integer, minimum: 0, description: Mbps. }
-                max_tx_rate: { type: integer, minimum: 0, description: Mbps. }
-                driver: { type: string, enum: [vfio-pci, default] }
+                mac: { type: [string, "null"], pattern: "^[0-9a-fA-F][02468aceACE](:[0-9a-fA-F]{2}){5}$" }
+                vlan: { type: [integer, "null"], minimum: 0, maximum: 4095 }
+                qos: { type: [integer, "null"], minimum: 0, maximum: 7 }
+                vlan_proto: { type: [string, "null"], enum: [802.1Q, 802.1ad, null] }
+                spoof_check: { type: [boolean, "null"] }
+                trust: { type: [boolean, "null"] }
+                link_state: { type: [string, "null"], enum: [auto, enable, disable, null] }
+                min_tx_rate: { type: [integer, "null"], minimum: 0, maximum: 4294967295, description: Mbps. }
+                max_tx_rate: { type: [integer, "null"], minimum: 0, maximum: 4294967295, description: Mbps. }
+                driver: { type: [string, "null"], enum: [vfio-pci, default, null] }
             VFSelector:
               type: object
+              additionalProperties: false
               properties:
-                vendor_id: { type: string }
-                device_id: { type: string }
-                driver: { type: string }
-                pf_interface: { type: string }
-                numa_node: { type: integer }
+                vendor_id: { type: [string, "null"] }
+                device_id: { type: [string, "null"] }
+                driver: { type: [string, "null"] }
+                pf_interface: { type: [string, "null"] }
+                numa_node: { type: [integer, "null"] }
             AllocationRequest:
               type: object
               required: [owner]

@@ -103,8 +103,14 @@ public struct SRIOVAPI: Sendable {
         }
         router.add(.POST, "/reconcile") { request, context, _ in
             mutation(request, context) { caller in
+                let dryRun: Bool
+                switch request.queryValue("dry_run") {
+                case nil, "false": dryRun = false
+                case "true": dryRun = true
+                default: throw SRIOVError.invalidParameter("dry_run", "must be true or false")
+                }
                 let report = try await Reconciler(core: core, restore: core.reconcileState.restore).run(
-                    dryRun: request.queryValue("dry_run") == "true", caller: caller)
+                    dryRun: dryRun, caller: caller)
                 return JSONBody.ok(report)
             }
         }
