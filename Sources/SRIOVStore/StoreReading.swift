@@ -25,8 +25,9 @@ public protocol StoreReading {
     func originalState(vf: PCIAddress) throws -> String?
 }
 
-/// A consistent snapshot for reading, valid only inside the `Store.read` body that received it.
-public final class ReadView: StoreReading {
+/// The queries of `StoreReading` over one connection, for as long as the `Store` body that received it runs:
+/// the shared base of `ReadView` and `Transaction`. Calls after the body has returned throw `.closed`.
+public class StoreView: StoreReading {
     private var database: Database?
 
     init(_ database: Database) {
@@ -37,7 +38,7 @@ public final class ReadView: StoreReading {
         database = nil
     }
 
-    private func connection() throws(StoreError) -> Database {
+    func connection() throws(StoreError) -> Database {
         guard let database else { throw .closed }
         return database
     }
@@ -86,3 +87,6 @@ public final class ReadView: StoreReading {
         try connection().originalState(vf: vf)
     }
 }
+
+/// A consistent snapshot for reading, valid only inside the `Store.read` body that received it.
+public final class ReadView: StoreView {}

@@ -2,68 +2,7 @@ import SRIOVCore
 
 /// One `Store.write` body's view of the open write transaction. It sees its own writes and those of the
 /// bodies before it in the same batch. Valid only inside the body: calls afterwards throw `.closed`.
-public final class Transaction: StoreReading {
-    private var database: Database?
-
-    init(_ database: Database) {
-        self.database = database
-    }
-
-    func invalidate() {
-        database = nil
-    }
-
-    private func connection() throws(StoreError) -> Database {
-        guard let database else { throw .closed }
-        return database
-    }
-
-    // MARK: Reading
-
-    public func allocation(id: String) throws(StoreError) -> Allocation? {
-        try connection().allocation(id: id)
-    }
-
-    public func allocations(_ filter: AllocationFilter) throws(StoreError) -> AllocationPage {
-        try connection().allocations(filter)
-    }
-
-    public func holdingAllocations(pf: PCIAddress) throws(StoreError) -> [Allocation] {
-        try connection().holdingAllocations(pf: pf)
-    }
-
-    public func holdingAllocation(vf: PCIAddress) throws(StoreError) -> Allocation? {
-        try connection().holdingAllocation(vf: vf)
-    }
-
-    public func heldVFs() throws(StoreError) -> Set<PCIAddress> {
-        try connection().heldVFs()
-    }
-
-    public func auditEvents(_ filter: AuditFilter) throws(StoreError) -> [AuditEvent] {
-        try connection().auditEvents(filter)
-    }
-
-    public func storedPFs() throws(StoreError) -> [StoredPF] {
-        try connection().storedPFs()
-    }
-
-    public func desiredVFs(pf: PCIAddress) throws(StoreError) -> Int? {
-        try connection().desiredVFs(pf: pf)
-    }
-
-    public func idempotencyRecord(key: String) throws(StoreError) -> IdempotencyRecord? {
-        try connection().idempotencyRecord(key: key)
-    }
-
-    public func openIntents() throws(StoreError) -> [Intent] {
-        try connection().openIntents()
-    }
-
-    public func originalState(vf: PCIAddress) throws(StoreError) -> String? {
-        try connection().originalState(vf: vf)
-    }
-
+public final class Transaction: StoreView {
     /// The intent with this id, open or not.
     public func intent(id: Int64) throws(StoreError) -> Intent? {
         try connection().intent(id: id)
