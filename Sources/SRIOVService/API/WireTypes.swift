@@ -182,8 +182,57 @@ enum JSONValue: Encodable, Sendable, Equatable {
         }
     }
 
-    /// Compact JSON text.
-    var text: String { String(decoding: JSONBody.encode(self), as: UTF8.self) }
+    /// Compact JSON text with sorted keys, written directly: audit details are built on every mutation.
+    var text: String {
+        var out = ""
+        write(to: &out)
+        return out
+    }
+
+    private func write(to out: inout String) {
+        switch self {
+        case .null: out += "null"
+        case .bool(let value): out += value ? "true" : "false"
+        case .int(let value): out += String(value)
+        case .number(let value): out += value.isFinite ? String(value) : "null"
+        case .string(let value): Self.write(string: value, to: &out)
+        case .array(let values):
+            out += "["
+            for (n, value) in values.enumerated() {
+                if n > 0 { out += "," }
+                value.write(to: &out)
+            }
+            out += "]"
+        case .object(let members):
+            out += "{"
+            for (n, key) in members.keys.sorted().enumerated() {
+                if n > 0 { out += "," }
+                Self.write(string: key, to: &out)
+                out += ":"
+                members[key]?.write(to: &out)
+            }
+            out += "}"
+        }
+    }
+
+    /// A JSON string literal (RFC 8259 §7): quote, backslash and control characters escaped.
+    private static func write(string: String, to out: inout String) {
+        out += "\""
+        for scalar in string.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case _ where scalar.value < 0x20:
+                let hex = String(scalar.value, radix: 16)
+                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        out += "\""
+    }
 }
 
 private struct DecodableJSON: Decodable {

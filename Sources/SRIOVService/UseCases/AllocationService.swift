@@ -259,8 +259,20 @@ struct AllocationService: Sendable {
         }
     }
 
+    /// The allocation as audit details, built directly (no encode-and-parse on the hot path).
     static func json(_ allocation: Allocation) -> JSONValue {
-        (try? JSONValue.parse(String(decoding: JSONBody.encode(allocation), as: UTF8.self))) ?? .null
+        .object([
+            "id": .string(allocation.id), "vf": .string(allocation.vf.description),
+            "pf": .string(allocation.pf.description), "vf_index": .int(allocation.vfIndex),
+            "owner": .string(allocation.owner), "labels": .object(allocation.labels.mapValues(JSONValue.string)),
+            "state": .string(allocation.state.rawValue), "created_at": .string(allocation.createdAt),
+            "released_at": allocation.releasedAt.map(JSONValue.string) ?? .null,
+            "config": allocation.config.flatMap {
+                try? JSONValue.parse(String(decoding: JSONBody.encode($0), as: UTF8.self))
+            }
+                ?? .null,
+            "generation": .int(allocation.generation),
+        ])
     }
 }
 
