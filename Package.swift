@@ -54,7 +54,7 @@ let package = Package(
         .executableTarget(
             name: "sriovd",
             dependencies: [
-                "SRIOVService", "SRIOVHardware", "SRIOVStore", "HTTPServer", "SRIOVCore",
+                "SRIOVService", "SRIOVHardware", "SRIOVStore", "HTTPServer", "SRIOVCore", "Netlink",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]

@@ -3,6 +3,7 @@ import Dispatch
 import Foundation
 import HTTPServer
 import Logging
+import Netlink
 import SRIOVCore
 import SRIOVHardware
 import SRIOVService
@@ -146,6 +147,8 @@ struct Serve: AsyncParsableCommand {
         SystemdNotify.send("READY=1\nSTATUS=serving")
         logger.info("ready", metadata: ["pfs": "\(inventory.snapshot.host.pfs.count)", "db": "\(dbPath)"])
 
+        // Kernel uevents keep the inventory fresh between rescans (the simulated host has none).
+        let uevents = host.simulate == nil ? startUEventMonitor(inventory: inventory, logger: logger) : nil
         let rescan = Task.detached {
             while !Task.isCancelled {
                 try? await Task.sleep(for: .milliseconds(Int(rescanInterval * 1000)))
@@ -156,9 +159,25 @@ struct Serve: AsyncParsableCommand {
         SystemdNotify.send("STOPPING=1")
         logger.info("stopping: draining in-flight requests")
         rescan.cancel()
+        uevents?.stop()
         await server.shutdown()
         store.close()
         logger.info("stopped")
+    }
+
+    /// Listens for PCI uevents and hands each device to the inventory; nil (logged) if the socket cannot open.
+    private func startUEventMonitor(inventory: InventoryCache, logger: Logger) -> UEventMonitor? {
+        do {
+            return try UEventMonitor(
+                onEvent: { event in
+                    guard event.subsystem == "pci" else { return }
+                    inventory.deviceChanged(event.pciSlotName.flatMap { PCIAddress($0) })
+                },
+                onOverrun: { inventory.deviceChanged(nil) })
+        } catch {
+            logger.warning("no kernel uevents; relying on the periodic rescan", metadata: ["error": "\(error)"])
+            return nil
+        }
     }
 
     /// Why the daemon will not start.

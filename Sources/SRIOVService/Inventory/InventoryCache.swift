@@ -10,6 +10,7 @@ import Synchronization
 public final class InventoryCache: Sendable {
     private let scanner: HostScanner
     private let current: Mutex<InventorySnapshot>
+    let pendingRescans = PendingRescans()
 
     public init(scanner: HostScanner) {
         self.scanner = scanner

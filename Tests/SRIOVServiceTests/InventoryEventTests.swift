@@ -1,0 +1,36 @@
+import Foundation
+import SRIOVCore
+import SRIOVHardware
+import Testing
+
+/// Kernel uevents refresh the in-memory inventory without waiting for the periodic rescan.
+@Suite(.serialized) struct InventoryEventTests {
+    @Test func aUEventAboutANewVFRescansItsPF() async throws {
+        let daemon = try await TestDaemon()
+        defer { daemon.removeFiles() }
+        let e810 = try #require(PCIAddress("0000:5e:00.0"))
+        // Something other than sriovd enables VFs: the inventory does not know yet.
+        try SRIOVWriter(sysfs: HardwareHost.simulated(at: daemon.directory).sysfs).setNumVFs(e810, 3)
+        #expect(daemon.core.inventory.snapshot.pf(e810)?.pf.numVFs == 0)
+
+        // The kernel announces each new VF; a burst becomes one rescan of the PF.
+        let firstVF = try #require(e810.advanced(byRoutingIDs: 8))
+        for _ in 0..<3 { daemon.core.inventory.deviceChanged(firstVF, delay: .milliseconds(50)) }
+        try await Task.sleep(for: .milliseconds(400))
+        #expect(daemon.core.inventory.snapshot.pf(e810)?.pf.numVFs == 3)
+        let listed = try await daemon.client().get("/pfs/\(e810)/vfs")
+        #expect(listed.items.count == 3)
+        await daemon.stop()
+    }
+
+    @Test func aUEventAboutAnUnknownDeviceRescansEverything() async throws {
+        let daemon = try await TestDaemon()
+        defer { daemon.removeFiles() }
+        let x710 = try #require(PCIAddress("0000:3b:00.0"))
+        try SRIOVWriter(sysfs: HardwareHost.simulated(at: daemon.directory).sysfs).setNumVFs(x710, 0)
+        daemon.core.inventory.deviceChanged(nil, delay: .milliseconds(10))
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(daemon.core.inventory.snapshot.pf(x710)?.pf.numVFs == 0)
+        await daemon.stop()
+    }
+}
