@@ -93,6 +93,16 @@ public final class SimulatedRTNetlink: RTNetlinkTransport {
     public let stateDirectory: URL
     private let resolve: @Sendable (LinkSelector) -> Link?
     private let lock = Mutex(())
+    /// Encoded `IFLA_VF_INFO` entries by what they encode: most VFs look alike, and a PF with 256 VFs would
+    /// otherwise be re-encoded attribute by attribute on every `RTM_GETLINK`.
+    private let encodedVFs = Mutex<[EncodedVFKey: [UInt8]]>([:])
+
+    private struct EncodedVFKey: Hashable {
+        var vf: UInt32
+        var state: VFState
+        var addressLength: Int
+        var withStats: Bool
+    }
 
     /// - Parameters:
     ///   - stateDirectory: the folder of the per-netdev JSON files (created on first write).
@@ -325,7 +335,19 @@ public final class SimulatedRTNetlink: RTNetlinkTransport {
             w.nested(ABI.IFLA_VFINFO_LIST) { list in
                 for vf in 0..<link.numVFs {
                     let settings = state.vfs[String(vf)] ?? VFState()
-                    writeVFInfo(&list, vf: UInt32(vf), settings, addressLength: link.address.count, withStats)
+                    let key = EncodedVFKey(
+                        vf: UInt32(vf), state: settings, addressLength: link.address.count, withStats: withStats)
+                    if let encoded = encodedVFs.withLock({ $0[key] }) {
+                        list.append(encoded)
+                        continue
+                    }
+                    var one = ByteWriter()
+                    writeVFInfo(&one, vf: key.vf, settings, addressLength: key.addressLength, withStats)
+                    list.append(one.bytes)
+                    encodedVFs.withLock { cache in
+                        if cache.count >= 8192 { cache.removeAll(keepingCapacity: true) }
+                        cache[key] = one.bytes
+                    }
                 }
             }
         }

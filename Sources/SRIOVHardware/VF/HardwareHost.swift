@@ -68,14 +68,17 @@ public struct HardwareHost: Sendable {
         return links
     }
 
-    /// The netdev `name` of `device`, if it still is one.
+    /// The netdev `name` of `device`, if it still is one: only the attributes a link needs are read.
     static func simulatedLink(device: PCIAddress, index: Int32, name: String, sysfs: Sysfs) -> SimulatedRTNetlink.Link?
     {
-        let scanner = HostScanner(sysfs: sysfs)
-        guard let pf = scanner.physicalFunction(device), pf.interfaces.contains(name),
-            let interface = InterfaceName(name)
+        guard let interface = InterfaceName(name), (try? sysfs.interfaces(of: device))?.contains(interface) == true
         else { return nil }
-        return link(pf, interface: interface, index: index, scanner: scanner)
+        let link = HostScanner(sysfs: sysfs).networkLink(interface, on: device)
+        return SimulatedRTNetlink.Link(
+            name: name, index: index, driver: (try? sysfs.driver(of: device))??.rawValue ?? "",
+            numVFs: ((try? sysfs.readInt(.sriovNumVFs, of: device)) ?? nil) ?? 0,
+            mtu: UInt32(max(0, link.mtu ?? 1500)), address: link.mac.flatMap(parseMAC) ?? [0, 0, 0, 0, 0, 0],
+            isUp: link.state == "up")
     }
 
     private static func link(
