@@ -29,6 +29,47 @@ extension ServiceCore {
         }
     }
 
+    /// Applies `config` to the VF on its PF's queue (all of it, or the VF is rolled back); a driver's refusal
+    /// becomes the domain error that names the setting, the driver and the errno.
+    func apply(_ config: VFConfig, to vf: VirtualFunction, pf: PhysicalFunction, caller: Caller)
+        async throws(SRIOVError)
+    {
+        let timeout = writeTimeout
+        try await vfStep(pf: pf.address, vf: vf.address, caller: caller) { controller, record in
+            try controller.apply(config, to: vf, pf: pf, bindTimeout: timeout, onWrite: record)
+        }
+    }
+
+    /// Restores every setting and the driver of the VF on its PF's queue.
+    func restore(_ original: VFState, vf: VirtualFunction, pf: PhysicalFunction, caller: Caller)
+        async throws(SRIOVError)
+    {
+        let timeout = writeTimeout
+        try await vfStep(pf: pf.address, vf: vf.address, caller: caller) { controller, record in
+            try controller.restore(original, vf: vf, pf: pf, bindTimeout: timeout, onWrite: record)
+        }
+    }
+
+    /// A VF step whose hardware errors become domain errors.
+    private func vfStep(
+        pf: PCIAddress, vf: PCIAddress, caller: Caller,
+        _ body: @escaping @Sendable (VFController, (HardwareWrite) -> Void) throws -> Void
+    ) async throws(SRIOVError) {
+        do {
+            try await vfWork(pf: pf, caller: caller) { controller, record in
+                do {
+                    try body(controller, record)
+                } catch let error as VFHardwareError {
+                    throw error.domainError(vf: vf)
+                }
+            }
+        } catch let error as SRIOVError {
+            throw error
+        } catch {
+            throw .kernel(operation: "VF step on \(vf)", errno: 0, name: "\(error)")
+        }
+    }
+
     /// One audit event per hardware write, with its errno and duration.
     func audit(writes: [HardwareWrite], caller: Caller) async {
         for write in writes { Metrics.shared.recordHardwareWrite(errnoName: write.errno) }

@@ -94,22 +94,11 @@ extension AllocationService {
         let intent = try await core.perform { tx in
             try tx.beginIntent(kind: "allocation.release", target: allocation.id, payload: payload.text)
         }
-        let timeout = core.writeTimeout
         do {
-            try await core.vfWork(pf: pf.address, caller: caller) { controller, record in
-                do {
-                    try controller.restore(original, vf: vf, pf: pf, bindTimeout: timeout, onWrite: record)
-                } catch let error as VFHardwareError {
-                    throw error.domainError(vf: vf.address)
-                }
-            }
-        } catch let error as SRIOVError {
+            try await core.restore(original, vf: vf, pf: pf, caller: caller)
+        } catch {
             core.inventory.rescan(pf: pf.address)
             return RestoreOutcome(intent: intent, failure: error, summary: "restore incomplete")
-        } catch {
-            return RestoreOutcome(
-                intent: intent, failure: .kernel(operation: "restore", errno: 0, name: "\(error)"),
-                summary: "restore failed")
         }
         core.inventory.rescan(pf: pf.address)
         core.dirtyVFs.remove(vf.address)
@@ -137,23 +126,15 @@ extension AllocationService {
             try await core.audit(caller.failure(action, target: id, error))
             throw error
         }
-        let timeout = core.writeTimeout
         var updated = allocation
         updated.config = (allocation.config ?? VFConfig()).merging(config)
         let merged = updated
         do {
-            try await core.vfWork(pf: pf.address, caller: caller) { controller, record in
-                do {
-                    try controller.apply(config, to: vf, pf: pf, bindTimeout: timeout, onWrite: record)
-                } catch let error as VFHardwareError {
-                    throw error.domainError(vf: vf.address)
-                }
-            }
+            try await core.apply(config, to: vf, pf: pf, caller: caller)
         } catch {
-            let failure = error as? SRIOVError ?? .kernel(operation: "apply VF config", errno: 0, name: "\(error)")
             try await core.audit(
-                caller.failure(action, target: id, failure, details: ["vf": .string(vf.address.description)]))
-            throw failure
+                caller.failure(action, target: id, error, details: ["vf": .string(vf.address.description)]))
+            throw error
         }
         core.inventory.rescan(pf: pf.address)
         _ = try await core.perform { tx in

@@ -342,15 +342,8 @@ struct Reconciler: Sendable {
         }
         await core.pfLocks.acquire(pf.address)
         defer { Task { await core.pfLocks.release(pf.address) } }
-        let timeout = core.writeTimeout
         do {
-            try await core.vfWork(pf: pf.address, caller: caller) { controller, record in
-                do {
-                    try controller.apply(config, to: vf, pf: pf, bindTimeout: timeout, onWrite: record)
-                } catch let error as VFHardwareError {
-                    throw error.domainError(vf: vf.address)
-                }
-            }
+            try await core.apply(config, to: vf, pf: pf, caller: caller)
             core.inventory.rescan(pf: pf.address)
             if allocation.state != .active {
                 await setState(allocation, to: .active, why: "settings re-applied", caller: caller)
