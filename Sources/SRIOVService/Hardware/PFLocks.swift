@@ -40,5 +40,4 @@ final class ReleasingAllocations: Sendable {
     /// False when another release of the same allocation is under way.
     func claim(_ id: String) -> Bool { ids.withLock { $0.insert(id).inserted } }
     func finish(_ id: String) { _ = ids.withLock { $0.remove(id) } }
-    func contains(_ id: String) -> Bool { ids.withLock { $0.contains(id) } }
 }

@@ -37,18 +37,9 @@ public final class PFWriteQueues: Sendable {
             queue(for: pf).async {
                 once.resume(with: Result { try work() })
             }
-            let nanos = timeout.components.seconds * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000
-            DispatchQueue.global().asyncAfter(deadline: .now() + .nanoseconds(Int(nanos))) {
+            DispatchQueue.global().asyncAfter(deadline: .now() + timeout.dispatchInterval) {
                 once.resume(with: .failure(Failure.timedOut))
             }
-        }
-    }
-
-    /// Runs `work` on the PF's serial queue with no timeout, for steps that must hold the PF (reconciliation).
-    public func runUnbounded<T: Sendable>(pf: PCIAddress, _ work: @escaping @Sendable () throws -> T) async throws -> T
-    {
-        try await withCheckedThrowingContinuation { continuation in
-            queue(for: pf).async { continuation.resume(with: Result { try work() }) }
         }
     }
 }

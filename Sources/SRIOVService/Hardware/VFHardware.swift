@@ -1,3 +1,4 @@
+import Dispatch
 import Foundation
 import SRIOVCore
 import SRIOVHardware
@@ -103,6 +104,11 @@ extension ServiceCore {
 }
 
 extension Duration {
+    /// For `DispatchQueue.asyncAfter`.
+    var dispatchInterval: DispatchTimeInterval {
+        .nanoseconds(Int(components.seconds * 1_000_000_000 + components.attoseconds / 1_000_000_000))
+    }
+
     /// Milliseconds with microsecond precision, for audit details.
     var milliseconds: Double {
         let micros = components.seconds * 1_000_000 + components.attoseconds / 1_000_000_000_000

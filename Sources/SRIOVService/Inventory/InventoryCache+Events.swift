@@ -19,8 +19,7 @@ extension InventoryCache {
             target = nil
         }
         guard pendingRescans.schedule(target) else { return }
-        let nanos = Int(delay.components.seconds * 1_000_000_000 + delay.components.attoseconds / 1_000_000_000)
-        DispatchQueue.global().asyncAfter(deadline: .now() + .nanoseconds(nanos)) { [self] in
+        DispatchQueue.global().asyncAfter(deadline: .now() + delay.dispatchInterval) { [self] in
             pendingRescans.take(target)
             if let target { rescan(pf: target) } else { rescanAll() }
         }

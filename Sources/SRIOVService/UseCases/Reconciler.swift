@@ -483,9 +483,6 @@ public struct ReconcileReport: Sendable, Encodable {
         counts = Dictionary(actions.map { ($0.outcome, 1) }, uniquingKeysWith: +)
     }
 
-    /// Whether the run changed nothing.
-    public var isQuiet: Bool { actions.allSatisfy { $0.outcome == "reported" } }
-
     /// One line per action, for `sriovd reconcile --dry-run`.
     public var lines: [String] {
         actions.map {
@@ -513,7 +510,6 @@ final class ReconcileState: Sendable {
 final class DirtyVFs: Sendable {
     private let vfs = Mutex<Set<PCIAddress>>([])
 
-    func contains(_ vf: PCIAddress) -> Bool { vfs.withLock { $0.contains(vf) } }
     func replace(with set: Set<PCIAddress>) { vfs.withLock { $0 = set } }
     func remove(_ vf: PCIAddress) { _ = vfs.withLock { $0.remove(vf) } }
     var all: Set<PCIAddress> { vfs.withLock { $0 } }
