@@ -26,7 +26,7 @@ start() {  # $1 host dir; prints "ready_ms"
 stop() { kill $PID; wait $PID 2>/dev/null || true; PID=; }
 field() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
 
-printf '%-22s %-14s %12s %12s %10s %8s\n' host run reconcile_ms ready_ms peak_MiB actions
+printf '%-22s %-14s %12s %12s %10s %8s %7s\n' host run reconcile_ms ready_ms peak_MiB actions failed
 for spec in "8 128" "16 256"; do
     set -- $spec
     HOST="$WORK/host-$1"
@@ -43,8 +43,9 @@ for spec in "8 128" "16 256"; do
         R=$(curl -s "$ADDR/reconcile")
         MS=$(echo "$R" | field '["duration_ms"]')
         N=$(echo "$R" | field '["actions"].__len__()')
+        FAILED=$(echo "$R" | field '["counts"].get("failed", 0)')
         PEAK=$(awk '/VmHWM/ {printf "%.1f", $2/1024}' /proc/$PID/status)
-        printf '%-22s %-14s %12.1f %12s %10s %8s\n' "$1 PFs x $2 = $(( $1 * $2 )) VFs" "$run" "$MS" "$READY_MS" "$PEAK" "$N"
+        printf '%-22s %-14s %12.1f %12s %10s %8s %7s\n' "$1 PFs x $2 = $(( $1 * $2 )) VFs" "$run" "$MS" "$READY_MS" "$PEAK" "$N" "$FAILED"
         stop
     done
 done

@@ -1,4 +1,6 @@
+import Dispatch
 import SRIOVCore
+import Synchronization
 
 /// Discovery: reads the SR-IOV PFs of a host and their VFs through `Sysfs`.
 ///
@@ -14,7 +16,13 @@ public struct HostScanner: Sendable {
     /// Every PCI device with `sriov_totalvfs` > 0, network or not, with its VFs, ordered by address.
     public func scan() -> HostSnapshot {
         guard let devices = try? sysfs.pciDevices() else { return HostSnapshot(pfs: []) }
-        return HostSnapshot(pfs: devices.compactMap { scan(pf: $0) })
+        // Devices are read in parallel (a host with thousands of VFs has thousands of device folders); the
+        // snapshot orders the PFs by address whatever order they were read in.
+        let found = Mutex<[PFSnapshot]>([])
+        DispatchQueue.concurrentPerform(iterations: devices.count) { index in
+            if let pf = scan(pf: devices[index]) { found.withLock { $0.append(pf) } }
+        }
+        return HostSnapshot(pfs: found.withLock { $0 })
     }
 
     /// One PF with its VFs; nil when it is gone or is not an SR-IOV PF.

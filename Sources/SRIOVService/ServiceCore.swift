@@ -49,14 +49,14 @@ public final class ServiceCore: Sendable {
     /// One hardware write on the PF's queue, bounded by the write timeout, and audited with its errno and
     /// duration whatever happens.
     func hardwareWrite(
-        pf: PCIAddress, attribute: String, value: String, caller: Caller,
+        pf: PCIAddress, attribute: String, value: String, caller: Caller, timeout: Duration? = nil,
         _ work: @escaping @Sendable (SRIOVWriter) throws -> Void
     ) async throws(HardwareWriteError) {
         let writer = self.writer
         let started = ContinuousClock.now
         var failure: HardwareWriteError?
         do {
-            try await queues.run(pf: pf, timeout: writeTimeout) {
+            try await queues.run(pf: pf, timeout: timeout ?? writeTimeout) {
                 do {
                     try work(writer)
                 } catch let error as SysfsError {

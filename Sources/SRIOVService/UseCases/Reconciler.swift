@@ -286,7 +286,11 @@ struct Reconciler: Sendable {
             ReconcileReport.Action(kind: "pf.vfs.recreate", target: pf.description, outcome: outcome, detail: detail)
         }
         do {
-            try await core.hardwareWrite(pf: pf, attribute: "sriov_numvfs", value: String(count), caller: caller) {
+            // Nobody waits on an HTTP answer here, and creating hundreds of VFs (with their driver probes) can take
+            // far longer than an API write may: a generous bound, still a bound.
+            try await core.hardwareWrite(
+                pf: pf, attribute: "sriov_numvfs", value: String(count), caller: caller, timeout: core.writeTimeout * 12
+            ) {
                 try $0.setNumVFs(pf, count)
             }
             let enabled = core.inventory.rescan(pf: pf)?.pf.numVFs ?? 0
