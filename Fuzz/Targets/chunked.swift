@@ -43,7 +43,9 @@ func reference(_ bytes: ArraySlice<UInt8>) -> [UInt8]? {
     }
 }
 
-func decode(_ input: [UInt8], piece: Int, limits: HTTPServerConfiguration.Limits) -> (body: [UInt8]?, consumed: Int, status: Int?) {
+func decode(_ input: [UInt8], piece: Int, limits: HTTPServerConfiguration.Limits) -> (
+    body: [UInt8]?, consumed: Int, status: Int?
+) {
     var parser = HTTPRequestParser(limits: limits)
     var pending: [UInt8] = []
     var total = 0

@@ -2,7 +2,6 @@ import Foundation
 import HTTPServer
 import SRIOVCore
 import SRIOVStore
-import Synchronization
 
 /// The REST API: routes, parameter parsing and rendering. Use cases do the work; errors become problems in
 /// `ErrorMapping.swift`.
@@ -338,15 +337,4 @@ public struct SRIOVAPI: Sendable {
         }
         return value
     }
-}
-
-/// Whether startup reconciliation has finished and mutations may run.
-public final class Readiness: Sendable {
-    private let ready = Mutex(false)
-
-    public init() {}
-
-    public var isReady: Bool { ready.withLock { $0 } }
-
-    public func markReady() { ready.withLock { $0 = true } }
 }

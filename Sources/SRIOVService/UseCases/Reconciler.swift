@@ -21,8 +21,8 @@ struct Reconciler: Sendable {
     func run(dryRun: Bool, rescan: Bool = true, caller: Caller = .reconciler) async throws(SRIOVError)
         -> ReconcileReport
     {
-        await core.reconcileState.gate.acquire(Self.gateKey)
-        defer { Task { await core.reconcileState.gate.release(Self.gateKey) } }
+        await core.reconcileState.gate.acquire("reconcile")
+        defer { Task { await core.reconcileState.gate.release("reconcile") } }
         let clock = ContinuousClock()
         let started = clock.now
         var report = ReconcileReport(startedAt: Timestamp.now(), dryRun: dryRun, restore: restore && !dryRun)
@@ -157,8 +157,6 @@ struct Reconciler: Sendable {
         }
         return report
     }
-
-    private static let gateKey = PCIAddress(domain: 0xffff, bus: 0xff, device: 0x1f, function: 7)
 
     /// Every allocation in a state that holds a VF, across pages.
     static func holdingAllocations(_ store: Store) throws -> [Allocation] {
@@ -497,7 +495,7 @@ public struct ReconcileReport: Sendable, Encodable {
 
 /// The reconciler's memory: the last report, the setting it runs with, and the gate that serializes runs.
 final class ReconcileState: Sendable {
-    let gate = PFLocks()
+    let gate = AsyncLocks<String>()
     private let last = Mutex<ReconcileReport?>(nil)
     private let restoreSetting = Mutex(true)
 

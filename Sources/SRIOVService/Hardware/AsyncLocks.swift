@@ -1,27 +1,30 @@
 import SRIOVCore
 import Synchronization
 
-/// Serializes multi-step changes per PF (resize, later binding and settings), in FIFO order, without
-/// blocking a thread while waiting.
-actor PFLocks {
-    private var held: Set<PCIAddress> = []
-    private var waiters: [PCIAddress: [CheckedContinuation<Void, Never>]] = [:]
+/// Serializes multi-step work per key (per PF: resize, binding and settings; one key for reconcile runs), in
+/// FIFO order, without blocking a thread while waiting.
+actor AsyncLocks<Key: Hashable & Sendable> {
+    private var held: Set<Key> = []
+    private var waiters: [Key: [CheckedContinuation<Void, Never>]] = [:]
 
-    func acquire(_ pf: PCIAddress) async {
-        if held.insert(pf).inserted { return }
-        await withCheckedContinuation { waiters[pf, default: []].append($0) }
+    func acquire(_ key: Key) async {
+        if held.insert(key).inserted { return }
+        await withCheckedContinuation { waiters[key, default: []].append($0) }
     }
 
-    func release(_ pf: PCIAddress) {
-        if var queue = waiters[pf], !queue.isEmpty {
+    func release(_ key: Key) {
+        if var queue = waiters[key], !queue.isEmpty {
             let next = queue.removeFirst()
-            waiters[pf] = queue.isEmpty ? nil : queue
+            waiters[key] = queue.isEmpty ? nil : queue
             next.resume()  // ownership passes straight to the next waiter
         } else {
-            held.remove(pf)
+            held.remove(key)
         }
     }
 }
+
+/// One lock per PF.
+typealias PFLocks = AsyncLocks<PCIAddress>
 
 /// PFs whose VF set is being changed. Allocation refuses their VFs until the change is done; both sides
 /// check and set it inside the store's serial write path, so no allocation slips between check and write.
