@@ -11,6 +11,7 @@ final class ServerContext: Sendable {
     let idPrefix: String
     let headerTimeout: UInt64
     let idleTimeout: UInt64
+    let busyPoll: UInt64
     /// Open connections across all loops, for `maxConnections` and for shutdown.
     let openConnections = Locked(0)
 
@@ -27,6 +28,7 @@ final class ServerContext: Sendable {
         idPrefix = String(UInt32.random(in: 0x1000_0000...UInt32.max), radix: 36) + "-"
         headerTimeout = Monotonic.nanoseconds(configuration.headerTimeout)
         idleTimeout = Monotonic.nanoseconds(configuration.idleTimeout)
+        busyPoll = Monotonic.nanoseconds(configuration.busyPoll)
     }
 
     func tryReserveConnection() -> Bool {
@@ -174,9 +176,12 @@ final class EventLoop: @unchecked Sendable {
     func run() {
         var events = [epoll_event](repeating: epoll_event(), count: 256)
         nextSweep = Monotonic.now() + sweepInterval
+        // Until then the loop polls instead of sleeping (`HTTPServerConfiguration.busyPoll`).
+        var pollUntil: UInt64 = 0
         while isRunning {
             now = Monotonic.now()
-            let timeout = Int32(clamping: (nextSweep > now ? nextSweep - now : 0) / 1_000_000 + 1)
+            let timeout =
+                now < pollUntil ? 0 : Int32(clamping: (nextSweep > now ? nextSweep - now : 0) / 1_000_000 + 1)
             let count = epoll_wait(epollFD, &events, Int32(events.count), timeout)
             if count < 0 {
                 if errno == EINTR { continue }
@@ -184,6 +189,7 @@ final class EventLoop: @unchecked Sendable {
                 break
             }
             now = Monotonic.now()
+            if count > 0 { pollUntil = now + server.busyPoll }
             for slot in 0..<Int(count) {
                 let event = events[slot]
                 let fd = event.data.fd

@@ -68,6 +68,21 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Seconds SIGTERM waits for in-flight requests before closing connections.")
     var shutdownGrace: Double = 10
 
+    @Option(help: "HTTP event loop threads (connections are spread across them).")
+    var eventLoops: Int = 1
+
+    @Option(
+        help: """
+            Microseconds an event loop keeps polling after a request before it sleeps: the next request is \
+            answered sooner, at the cost of CPU while clients are active. 0 turns it off.
+            """)
+    var busyPollUs: Int = 100
+
+    func validate() throws {
+        guard (1...64).contains(eventLoops) else { throw ValidationError("--event-loops must be 1 to 64.") }
+        guard (0...10_000).contains(busyPollUs) else { throw ValidationError("--busy-poll-us must be 0 to 10000.") }
+    }
+
     func run() async throws {
         let level = logLevel
         LoggingSystem.bootstrap { label in LogfmtLogHandler(label: label, level: level) }
@@ -82,6 +97,8 @@ struct Serve: AsyncParsableCommand {
             throw ExitCode(2)
         }
         configuration.shutdownGrace = .milliseconds(Int(shutdownGrace * 1000))
+        configuration.eventLoopCount = eventLoops
+        configuration.busyPoll = .microseconds(busyPollUs)
         // Signals: handled from here on, so that one arriving during startup recovery is not fatal.
         let signals = SignalHandlers()
 

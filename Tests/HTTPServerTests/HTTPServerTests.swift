@@ -314,6 +314,21 @@ struct HTTPServerTests {
         }
     }
 
+    @Test(arguments: [Duration.zero, .milliseconds(50)])
+    func answersWithAndWithoutBusyPolling(busyPoll: Duration) async throws {
+        try await withServer(configure: { $0.busyPoll = busyPoll }) { _, port in
+            let client = try TestClient(port: port)
+            for round in 0..<3 {
+                try client.send(
+                    "GET /deferred/\(round) HTTP/1.1\r\nHost: t\r\n\r\nGET /hello HTTP/1.1\r\nHost: t\r\n\r\n")
+                #expect(try await client.readResponse().text == "deferred \(round)")
+                #expect(try await client.readResponse().status == 200)
+                // A pause longer than the polling window: the loop must go back to sleep and wake for the next one.
+                try await Task.sleep(for: .milliseconds(80))
+            }
+        }
+    }
+
     @Test func runsSeveralEventLoops() async throws {
         try await withServer(configure: { $0.eventLoopCount = 3 }) { _, port in
             var clients: [TestClient] = []

@@ -259,5 +259,30 @@ import Testing
             RequestContext(requestID: "r", peer: "p"), .zero)
         #expect(lines.withLock { $0.count } == 1, "--no-access-log logs nothing but still counts")
         #expect(metrics.exposition().contains(#"route="unmatched",status="404""#))
+
+        var warningsOnly = Logger(label: "sriovd") { label in
+            LogfmtLogHandler(label: label, level: .info) { line in lines.withLock { $0.append(line) } }
+        }
+        warningsOnly.logLevel = .warning
+        AccessLog.makeHook(logger: warningsOnly, metrics: metrics)(
+            HTTPRequest(method: .GET, target: "/y"), HTTPResponse(status: .ok),
+            RequestContext(requestID: "r2", peer: "p"), .zero)
+        #expect(lines.withLock { $0.count } == 1, "a log level above info writes no access line")
+        #expect(metrics.exposition().contains(#"route="unmatched",status="200""#))
+    }
+
+    @Test(arguments: [
+        (Duration.zero, "0.000"), (.nanoseconds(999), "0.000"), (.microseconds(42), "0.042"),
+        (.microseconds(1_005), "1.005"), (.milliseconds(3), "3.000"), (.microseconds(1_234_567), "1234.567"),
+    ])
+    func accessLogDurationHasThreeDecimals(elapsed: Duration, expected: String) {
+        #expect(AccessLog.milliseconds(elapsed) == expected)
+    }
+
+    @Test func logTimestampIsRFC3339InUTCWithMilliseconds() {
+        let stamp = LogfmtLogHandler.timestamp()
+        #expect(stamp.wholeMatch(of: #/\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z/#) != nil, "\(stamp)")
+        let year = Calendar(identifier: .gregorian).dateComponents(in: TimeZone(identifier: "UTC")!, from: Date()).year!
+        #expect(stamp.hasPrefix(String(year)) || stamp.hasPrefix(String(year - 1)))
     }
 }

@@ -59,15 +59,19 @@ public struct LogfmtLogHandler: LogHandler {
         }
     }
 
-    static func timestamp() -> String {
+    public static func timestamp() -> String {
         var spec = timespec()
         clock_gettime(CLOCK_REALTIME, &spec)
         var parts = tm()
         var seconds = spec.tv_sec
         gmtime_r(&seconds, &parts)
-        return String(
-            format: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", Int(parts.tm_year) + 1900, Int(parts.tm_mon) + 1,
-            Int(parts.tm_mday), Int(parts.tm_hour), Int(parts.tm_min), Int(parts.tm_sec), Int(spec.tv_nsec / 1_000_000))
+        func padded(_ value: Int, _ width: Int) -> String {
+            let digits = String(value)
+            return String(repeating: "0", count: max(0, width - digits.count)) + digits
+        }
+        return padded(Int(parts.tm_year) + 1900, 4) + "-" + padded(Int(parts.tm_mon) + 1, 2) + "-"
+            + padded(Int(parts.tm_mday), 2) + "T" + padded(Int(parts.tm_hour), 2) + ":" + padded(Int(parts.tm_min), 2)
+            + ":" + padded(Int(parts.tm_sec), 2) + "." + padded(Int(spec.tv_nsec / 1_000_000), 3) + "Z"
     }
 
     static func text(_ value: Logger.MetadataValue) -> String {
@@ -122,19 +126,26 @@ public enum AccessLog {
     {
         { request, response, context, elapsed in
             metrics.observe(request, response, context, elapsed)
-            guard let logger else { return }
-            let millis = Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
+            guard let logger, logger.logLevel <= .info else { return }
             var metadata: Logger.Metadata = [
                 "request_id": "\(context.requestID)",
                 "http.method": "\(request.method.rawValue)",
                 "http.route": "\(context.annotations.route ?? "-")",
                 "http.path": "\(request.path)",
                 "http.status": "\(response.status.code)",
-                "duration_ms": "\(String(format: "%.3f", millis))",
+                "duration_ms": "\(milliseconds(elapsed))",
                 "peer": "\(context.remoteAddress)",
             ]
             if let actor = context.annotations.actor { metadata["actor"] = "\(actor)" }
             logger.info("request", metadata: metadata)
         }
+    }
+
+    /// `elapsed` in milliseconds with three decimals ("0.042").
+    public static func milliseconds(_ elapsed: Duration) -> String {
+        let micros =
+            max(0, elapsed.components.seconds) * 1_000_000 + max(0, elapsed.components.attoseconds) / 1_000_000_000_000
+        let fraction = String(micros % 1000)
+        return "\(micros / 1000)." + String(repeating: "0", count: 3 - fraction.count) + fraction
     }
 }

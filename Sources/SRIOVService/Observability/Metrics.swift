@@ -33,6 +33,13 @@ public final class Metrics: Sendable {
         var buckets = [Int](repeating: 0, count: Metrics.latencyBuckets.count)
         var count = 0
         var sum = 0.0
+
+        /// Counts one observation of `seconds`, in bucket `slot` (nil: above the last bound, only in `+Inf`).
+        mutating func record(_ seconds: Double, slot: Int?) {
+            if let slot { buckets[slot] += 1 }
+            count += 1
+            sum += seconds
+        }
     }
 
     struct State {
@@ -68,12 +75,9 @@ public final class Metrics: Sendable {
         let releasedAllocation = method == "DELETE" && route == "/allocations/{id}" && status == 204
         state.withLock { state in
             state.requests[RequestKey(method: method, route: route, status: status), default: 0] += 1
-            let key = LatencyKey(method: method, route: route)
-            var histogram = state.latency[key] ?? Histogram()
-            if let slot = Self.latencyBuckets.firstIndex(where: { seconds <= $0 }) { histogram.buckets[slot] += 1 }
-            histogram.count += 1
-            histogram.sum += seconds
-            state.latency[key] = histogram
+            // Mutated in place: copying the histogram out and back would copy its bucket array on every request.
+            state.latency[LatencyKey(method: method, route: route), default: Histogram()].record(
+                seconds, slot: Self.latencyBuckets.firstIndex(where: { seconds <= $0 }))
             if createdAllocation { state.allocationsCreated += 1 }
             if releasedAllocation { state.allocationsReleased += 1 }
         }
