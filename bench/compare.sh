@@ -8,8 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 D=${1:-10}
 command -v wrk >/dev/null || apt-get install -y -qq wrk >/dev/null
-swift build -c release --product sriovd >/dev/null
-BIN=$(swift build -c release --show-bin-path)/sriovd
+BIN=$(scripts/build-release.sh)
 (cd Benchmarks && swift build -c release --scratch-path .build --product Baseline >/dev/null)
 BASE=Benchmarks/.build/release/Baseline
 W=$(mktemp -d)

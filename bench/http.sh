@@ -6,8 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${1:-10}
 command -v wrk >/dev/null || { apt-get install -y -qq wrk >/dev/null; }
-swift build -c release --product sriovd >/dev/null
-BIN=$(swift build -c release --show-bin-path)/sriovd
+BIN=$(scripts/build-release.sh)
 DIR=$(mktemp -d)
 trap 'kill $PID 2>/dev/null || true; wait $PID 2>/dev/null || true; rm -rf "$DIR"' EXIT
 "$BIN" serve --simulate "$DIR/host" --db "$DIR/sriovd.db" --listen 127.0.0.1:0 --log-level error >"$DIR/out" &

@@ -6,8 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ALLOCATIONS=${1:-64}
-swift build -c release --product sriovd >/dev/null
-BIN=$(swift build -c release --show-bin-path)/sriovd
+BIN=$(scripts/build-release.sh)
 WORK=$(mktemp -d)
 PID=
 trap '[ -n "$PID" ] && kill $PID 2>/dev/null; rm -rf "$WORK"' EXIT

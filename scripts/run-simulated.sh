@@ -7,6 +7,6 @@ if ! dpkg -s libsqlite3-dev >/dev/null 2>&1; then
     sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
     $sudo_cmd apt-get update -qq && $sudo_cmd apt-get install -y -qq libsqlite3-dev pkg-config
 fi
-swift build -c release --product sriovd
-exec "$(swift build -c release --show-bin-path)/sriovd" serve --simulate "${SIMHOST:-./simhost}" \
+BIN=$(scripts/build-release.sh)
+exec "$BIN" serve --simulate "${SIMHOST:-./simhost}" \
     --listen "${LISTEN:-127.0.0.1:8080}" "$@"

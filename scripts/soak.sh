@@ -3,5 +3,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CONFIG=${CONFIG:-release}
-swift build -c "$CONFIG" --product sriovd >/dev/null
-exec python3 scripts/soak.py "$(swift build -c "$CONFIG" --show-bin-path)/sriovd" "${1:-60}" "${@:2}"
+if [ "$CONFIG" = release ]; then
+    BIN=$(scripts/build-release.sh)
+else
+    swift build -c "$CONFIG" --product sriovd >/dev/null
+    BIN=$(swift build -c "$CONFIG" --show-bin-path)/sriovd
+fi
+exec python3 scripts/soak.py "$BIN" "${1:-60}" "${@:2}"

@@ -15,6 +15,7 @@
 #include <linux/rtnetlink.h>
 #include <linux/if_link.h>
 #include <linux/if_ether.h>
+#include <sys/prctl.h>
 
 /// The peer credentials SO_PEERCRED returns (struct ucred, which glibc shows only under _GNU_SOURCE).
 struct sriovd_peer_credentials {
@@ -22,4 +23,10 @@ struct sriovd_peer_credentials {
     uid_t uid;
     gid_t gid;
 };
+
+/// Names the calling thread (what `top -H` and /proc/PID/task/TID/comm show; the kernel keeps 15 bytes).
+/// prctl is variadic, which Swift cannot call.
+static inline int sriovd_set_thread_name(const char *name) {
+    return prctl(PR_SET_NAME, (unsigned long)name, 0UL, 0UL, 0UL);
+}
 #endif

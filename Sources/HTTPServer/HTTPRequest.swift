@@ -80,16 +80,24 @@ public struct HTTPRequest: Sendable {
         return nil
     }
 
-    /// Decodes `%XX` escapes and `+` (application/x-www-form-urlencoded); malformed escapes are kept as they are.
-    static func percentDecode(_ text: Substring) -> String {
+    /// A path segment with its `%XX` escapes decoded (`+` stays `+`); malformed escapes are kept as they are.
+    public static func percentDecodedPathSegment(_ segment: some StringProtocol) -> String {
+        percentDecode(Substring(segment), plusIsSpace: false)
+    }
+
+    /// Decodes `%XX` escapes and, in a query, `+` as a space (application/x-www-form-urlencoded); malformed escapes
+    /// are kept as they are.
+    static func percentDecode(_ text: Substring, plusIsSpace: Bool = true) -> String {
         let utf8 = Array(text.utf8)
-        if !utf8.contains(UInt8(ascii: "%")) && !utf8.contains(UInt8(ascii: "+")) { return String(text) }
+        if !utf8.contains(UInt8(ascii: "%")) && !(plusIsSpace && utf8.contains(UInt8(ascii: "+"))) {
+            return String(text)
+        }
         var out: [UInt8] = []
         out.reserveCapacity(utf8.count)
         var index = 0
         while index < utf8.count {
             let byte = utf8[index]
-            if byte == UInt8(ascii: "+") {
+            if plusIsSpace && byte == UInt8(ascii: "+") {
                 out.append(UInt8(ascii: " "))
             } else if byte == UInt8(ascii: "%"), index + 2 < utf8.count, let high = hexValue(utf8[index + 1]),
                 let low = hexValue(utf8[index + 2])

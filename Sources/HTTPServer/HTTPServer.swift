@@ -1,6 +1,7 @@
 import CLinux
 import Glibc
 import Logging
+import Threading
 
 /// An HTTP/1.1 server on non-blocking POSIX sockets and epoll.
 ///
@@ -91,7 +92,11 @@ public final class HTTPServer: Sendable {
             }
             for loop in loops {
                 loop.startAccepting(listeners)
-                try LoopThread.spawn { loop.run() }
+                do throws(DetachedThread.SpawnError) {
+                    try DetachedThread.spawn(name: "http-loop-\(loop.index)") { loop.run() }
+                } catch {
+                    throw SocketError(operation: "pthread_create", errno: error.errno)
+                }
             }
             context.withLock { $0 = server }
             phase = .running(listeners: listeners, loops: loops)

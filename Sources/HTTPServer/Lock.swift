@@ -28,36 +28,3 @@ final class Locked<Value>: @unchecked Sendable {
 struct LoopBound<Value: AnyObject>: @unchecked Sendable {
     let value: Value
 }
-
-/// Detached pthreads for the event loops (Foundation's Thread is avoided: its module clashes with CLinux's
-/// `_GNU_SOURCE` headers).
-enum LoopThread {
-    private final class Body {
-        let run: () -> Void
-        init(_ run: @escaping () -> Void) { self.run = run }
-    }
-
-    static func spawn(_ run: @escaping @Sendable () -> Void) throws {
-        var attributes = pthread_attr_t()
-        pthread_attr_init(&attributes)
-        defer { pthread_attr_destroy(&attributes) }
-        pthread_attr_setstacksize(&attributes, 4 << 20)
-        let argument = Unmanaged.passRetained(Body(run)).toOpaque()
-        var thread = pthread_t()
-        let result = pthread_create(
-            &thread,
-            &attributes,
-            { argument in
-                let body = Unmanaged<Body>.fromOpaque(argument!).takeRetainedValue()
-                body.run()
-                return nil
-            },
-            argument
-        )
-        guard result == 0 else {
-            Unmanaged<Body>.fromOpaque(argument).release()
-            throw SocketError(operation: "pthread_create", errno: result)
-        }
-        pthread_detach(thread)
-    }
-}

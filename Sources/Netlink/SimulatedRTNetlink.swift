@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 import Synchronization
 
 /// Plays the kernel's rtnetlink for the simulated host. It reads the same request bytes `KernelRTNetlink`

@@ -1,5 +1,6 @@
-import Foundation
+import Dispatch
 import Synchronization
+import Threading
 
 #if canImport(Glibc)
     import Glibc
@@ -51,13 +52,18 @@ public final class UEventMonitor: Sendable {
         self.fd = fd
         self.wakeRead = pipeFDs[0]
         self.wakeWrite = pipeFDs[1]
-        let thread = Thread { [self] in
-            state.withLock { $0.reader = pthread_self() }
-            run(onEvent: onEvent, onOverrun: onOverrun)
-            finished.signal()
+        do {
+            try DetachedThread.spawn(name: "uevent-monitor", stackSize: 1 << 20) { [self] in
+                state.withLock { $0.reader = pthread_self() }
+                run(onEvent: onEvent, onOverrun: onOverrun)
+                finished.signal()
+            }
+        } catch {
+            close(fd)
+            close(pipeFDs[0])
+            close(pipeFDs[1])
+            throw NetlinkError(errno: error.errno, context: "pthread_create")
         }
-        thread.name = "uevent-monitor"
-        thread.start()
     }
 
     deinit {

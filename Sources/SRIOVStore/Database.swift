@@ -1,5 +1,6 @@
 import CSQLite
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// Tells SQLite to copy bound text and blobs before `sqlite3_bind_*` returns.
 private var sqliteTransient: sqlite3_destructor_type {

@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 import SRIOVCore
 
 // The SQL of the store, shared by `ReadView` and `Transaction`, which forward to it.

@@ -1,6 +1,8 @@
 import CSQLite
-import Foundation
+import FoundationEssentials
+import Glibc
 import SRIOVCore
+import Threading
 
 /// The sriovd database: inventory, allocations, audit history, idempotency records and intents.
 ///
@@ -191,12 +193,13 @@ final class Writer: @unchecked Sendable {
     static let maximumBatch = 1024
 
     private let database: Database
-    private let condition = NSCondition()
+    private let condition = ConditionLock()
     private var queue: [any PendingWrite] = []
     private var isClosing = false
     private var isFinished = false
     private var batches = 0
-    private var thread: Thread?
+    /// The writer thread, once it has started.
+    private var thread: pthread_t?
 
     /// How many transactions the writer has committed or tried to (tests use it to see grouping).
     var batchCount: Int {
@@ -214,11 +217,15 @@ final class Writer: @unchecked Sendable {
 
     init(database: Database) {
         self.database = database
-        let thread = Thread { [self] in run() }
-        thread.name = "sriovd-store-writer"
-        thread.stackSize = 4 << 20
-        self.thread = thread
-        thread.start()
+        do {
+            try DetachedThread.spawn(name: "store-writer") { [self] in
+                condition.withLock { thread = pthread_self() }
+                run()
+            }
+        } catch {
+            // Only at startup, and only when the process cannot make a thread at all: nothing can go on.
+            fatalError("sriovd: cannot start the store's writer thread: \(error)")
+        }
     }
 
     func submit(_ request: any PendingWrite) throws(StoreError) {
@@ -236,7 +243,9 @@ final class Writer: @unchecked Sendable {
         condition.lock()
         isClosing = true
         condition.broadcast()
-        if Thread.current != thread {
+        if let thread, pthread_equal(thread, pthread_self()) != 0 {
+            // The writer thread itself: it closes once the queue is drained.
+        } else {
             while !isFinished { condition.wait() }
         }
         condition.unlock()
@@ -311,7 +320,7 @@ final class Writer: @unchecked Sendable {
 final class ReaderPool: @unchecked Sendable {
     private let path: String
     private let capacity: Int
-    private let condition = NSCondition()
+    private let condition = ConditionLock()
     private var idle: [Database] = []
     private var openCount = 0
     private var isClosed = false

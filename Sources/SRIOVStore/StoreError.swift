@@ -53,15 +53,7 @@ public enum StoreError: Error, Hashable, Sendable, CustomStringConvertible {
     }
 
     private static func abbreviated(_ sql: String) -> String {
-        let flat = sql.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters() }.joined(separator: " ")
+        let flat = sql.split(whereSeparator: \.isNewline).map { $0.trimmingWhitespace() }.joined(separator: " ")
         return flat.count > 200 ? String(flat.prefix(200)) + "…" : flat
-    }
-}
-
-extension Substring {
-    fileprivate func trimmingCharacters() -> Substring {
-        var text = self
-        while let first = text.first, first == " " || first == "\t" { text.removeFirst() }
-        return text
     }
 }

@@ -62,7 +62,7 @@ enum EnvironmentOptions {
         var added: [String] = []
         var warnings: [String] = []
         for (name, value) in variables.sorted(by: { $0.key < $1.key }) {
-            let option = name.dropFirst("SRIOVD_".count).lowercased().replacingOccurrences(of: "_", with: "-")
+            let option = name.dropFirst("SRIOVD_".count).lowercased().replacing("_", with: "-")
             let onCommandLine = arguments.contains { $0 == "--" + option || $0.hasPrefix("--" + option + "=") }
             if accepted.flags.contains(option) {
                 switch value.lowercased() {

@@ -1,5 +1,6 @@
 import ArgumentParser
-import Foundation
+import FoundationEssentials
+import Glibc
 import SRIOVHardware
 
 /// Where the hardware is: the real sysfs, or a simulated host in a folder.

@@ -1,5 +1,6 @@
 import ArgumentParser
-import Foundation
+import FoundationEssentials
+import Glibc
 import SRIOVCore
 import SRIOVHardware
 
@@ -47,8 +48,8 @@ struct Inventory: ParsableCommand {
 
     private func row(_ cells: [String]) -> String {
         let widths = [16, 6, 11, 11, 14, 5, 8, 5]
-        return zip(cells, widths).map { $0.padding(toLength: max($1, $0.count), withPad: " ", startingAt: 0) }
-            .joined(separator: " ").trimmingCharacters(in: .whitespaces)
+        return zip(cells, widths).map { $0.padded(toWidth: $1) }
+            .joined(separator: " ").trimmingWhitespace()
     }
 }
 

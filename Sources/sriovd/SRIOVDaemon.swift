@@ -1,5 +1,6 @@
 import ArgumentParser
-import Foundation
+import FoundationEssentials
+import Glibc
 
 @main
 struct SRIOVDaemon: AsyncParsableCommand {
@@ -22,11 +23,11 @@ struct SRIOVDaemon: AsyncParsableCommand {
         do {
             let applied = try EnvironmentOptions.apply(
                 to: Array(CommandLine.arguments.dropFirst()), environment: ProcessInfo.processInfo.environment)
-            for warning in applied.warnings { FileHandle.standardError.write(Data((warning + "\n").utf8)) }
+            for warning in applied.warnings { Console.error(warning) }
             arguments = applied.arguments
         } catch {
-            FileHandle.standardError.write(Data("sriovd: \(error)\n".utf8))
-            Foundation.exit(64)
+            Console.error("sriovd: \(error)")
+            Glibc.exit(64)
         }
         do {
             var command = try parseAsRoot(arguments)

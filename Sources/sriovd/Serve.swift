@@ -1,6 +1,6 @@
 import ArgumentParser
 import Dispatch
-import Foundation
+import FoundationEssentials
 import HTTPServer
 import Logging
 import Netlink
@@ -8,6 +8,7 @@ import SRIOVCore
 import SRIOVHardware
 import SRIOVService
 import SRIOVStore
+import Threading
 
 #if canImport(Glibc)
     import Glibc
@@ -93,7 +94,7 @@ struct Serve: AsyncParsableCommand {
         do {
             security = try makeSecurity(into: &configuration)
         } catch let refusal as Refusal {
-            FileHandle.standardError.write(Data("sriovd: refusing to start: \(refusal.reason)\n".utf8))
+            Console.error("sriovd: refusing to start: \(refusal.reason)")
             throw ExitCode(2)
         }
         configuration.shutdownGrace = .milliseconds(Int(shutdownGrace * 1000))
@@ -108,7 +109,7 @@ struct Serve: AsyncParsableCommand {
         do {
             store = try Store(path: dbPath)
         } catch {
-            FileHandle.standardError.write(Data("sriovd: refusing to start: \(error)\n".utf8))
+            Console.error("sriovd: refusing to start: \(error)")
             throw ExitCode(2)
         }
         let inventory = InventoryCache(scanner: HostScanner(sysfs: hardware.sysfs))
@@ -128,15 +129,15 @@ struct Serve: AsyncParsableCommand {
         do {
             address = try server.start()
         } catch {
-            FileHandle.standardError.write(Data("sriovd: refusing to start: \(error)\n".utf8))
+            Console.error("sriovd: refusing to start: \(error)")
             store.close()
             throw ExitCode(2)
         }
         if configuration.listensOnTCP {
-            FileHandle.standardOutput.write(Data("sriovd listening on http://\(address)\n".utf8))
+            Console.output("sriovd listening on http://\(address)")
         }
         if let unix {
-            FileHandle.standardOutput.write(Data("sriovd listening on unix:\(unix)\n".utf8))
+            Console.output("sriovd listening on unix:\(unix)")
         }
         if security.anonymousTCPRole != nil {
             logger.warning(
@@ -294,7 +295,7 @@ extension Logger.Level: @retroactive ExpressibleByArgument {}
 
 /// SIGTERM and SIGINT (stop) and SIGHUP (reload), delivered on a dispatch queue instead of killing the process.
 final class SignalHandlers: @unchecked Sendable {
-    private let lock = NSLock()
+    private let lock = ConditionLock()
     private var terminated = false
     private var waiter: CheckedContinuation<Void, Never>?
     private var reload: (@Sendable () -> Void)?

@@ -2,6 +2,7 @@ import CLinux
 import Glibc
 import Logging
 import Testing
+import Threading
 
 @testable import HTTPServer
 
@@ -28,7 +29,7 @@ final class LoopHarness: @unchecked Sendable {
         )
         loop = try EventLoop(index: 0, server: server)
         let loop = self.loop
-        try LoopThread.spawn { loop.run() }
+        try DetachedThread.spawn(name: "test-loop") { loop.run() }
     }
 
     func connect() throws -> TestClient {

@@ -2,6 +2,7 @@ import CLinux
 import Glibc
 import Logging
 import Testing
+import Threading
 
 @testable import HTTPServer
 
@@ -273,7 +274,7 @@ func get(_ path: String, port: UInt16, headers: String = "") async throws -> Cli
 func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
     try await withCheckedThrowingContinuation { continuation in
         do {
-            try LoopThread.spawn {
+            try DetachedThread.spawn(name: "test-client") {
                 continuation.resume(with: Result { try body() })
             }
         } catch {

@@ -49,7 +49,8 @@ import Testing
 
     @Test(arguments: [
         "/pfs/0000:00:00", "/pfs/..", "/pfs/0000:3b:00.0%2F..", "/pfs/%2E%2E", "/pfs/00000:3b:00.0",
-        "/pfs/0000:3b:00.0.0", "/vfs/zzzz:zz:zz.z", "/pfs/0000:3b:00.8/vfs",
+        "/pfs/0000:3b:00.0.0", "/vfs/zzzz:zz:zz.z", "/pfs/0000:3b:00.8/vfs", "/pfs/0000:3b:00.0+",
+        "/pfs/0000%3A3b%3A00.0%", "/pfs/0000%3G3b:00.0",
     ])
     func malformedAddressesAre400(_ path: String) async throws {
         let daemon = try await TestDaemon()
@@ -59,6 +60,18 @@ import Testing
         #expect(response.header("Content-Type") == "application/problem+json")
         #expect(response.object["type"] as? String == "urn:sriovd:problem:malformed-address")
         #expect(response.object["instance"] as? String == String(path.prefix(while: { $0 != "?" })))
+        await daemon.stop()
+    }
+
+    @Test func percentEncodedColonsAreDecodedInAddresses() async throws {
+        let daemon = try await TestDaemon()
+        defer { daemon.removeFiles() }
+        let client = try daemon.client()
+        for path in ["/pfs/0000%3A3b%3A00.0", "/pfs/0000%3a3b%3a00.0", "/pfs/0000:3b%3A00.0/vfs"] {
+            let response = try await client.get(path)
+            #expect(response.status == 200, "\(path)")
+        }
+        #expect(try await client.get("/pfs/0000%3A3b%3A00.0").object["address"] as? String == "0000:3b:00.0")
         await daemon.stop()
     }
 

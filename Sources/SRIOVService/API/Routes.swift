@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 import HTTPServer
 import SRIOVCore
 import SRIOVStore
@@ -177,7 +178,7 @@ public struct SRIOVAPI: Sendable {
     /// A path segment as a PCI address. The segment is percent-decoded first (clients may send `:` as
     /// `%3A`); whatever it decodes to must then be the strict form, so `%2F`, `..` and the like stay 400.
     private func pciAddress(_ text: String?) throws(SRIOVError) -> PCIAddress {
-        guard let text, let address = PCIAddress(text.removingPercentEncoding ?? text) else {
+        guard let text, let address = PCIAddress(HTTPRequest.percentDecodedPathSegment(text)) else {
             throw .malformedAddress(text ?? "")
         }
         return address

@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 import SRIOVCore
 
 /// `{"items": [...]}`, with an optional cursor for the next page.

@@ -11,7 +11,7 @@ struct PrometheusText {
     private(set) var text = ""
 
     mutating func family(_ name: String, _ help: String, _ kind: Kind) {
-        let escapedHelp = help.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\n", with: "\\n")
+        let escapedHelp = help.replacing("\\", with: "\\\\").replacing("\n", with: "\\n")
         text += "# HELP \(name) \(escapedHelp)\n# TYPE \(name) \(kind.rawValue)\n"
     }
 

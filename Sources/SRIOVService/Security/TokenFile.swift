@@ -1,5 +1,6 @@
-import Crypto
-import Foundation
+import FoundationEssentials
+import Glibc
+import SRIOVCore
 import Synchronization
 
 /// One line of the tokens file: a named token, its role, and the SHA-256 of the token (never the token).
@@ -16,7 +17,7 @@ public struct TokenEntry: Sendable, Equatable {
     }
 
     /// The line to put in the tokens file.
-    public var line: String { "\(name) \(role) \(digest.map { String(format: "%02x", $0) }.joined())" }
+    public var line: String { "\(name) \(role) \(digest.lowercaseHex)" }
 }
 
 /// Why a tokens file was refused; names the line.
@@ -50,7 +51,7 @@ public enum TokenFile {
         var digests: Set<[UInt8]> = []
         for (offset, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             let number = offset + 1
-            let line = rawLine.trimmingCharacters(in: .whitespacesAndNewlines)
+            let line = rawLine.trimmingWhitespace()
             if line.isEmpty || line.hasPrefix("#") { continue }
             let fields = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
             func fail(_ reason: String) -> TokenFileError { TokenFileError(path: path, line: number, reason: reason) }
@@ -76,11 +77,14 @@ public enum TokenFile {
 
     /// Reads and parses the tokens file at `path`.
     public static func load(path: String) throws(TokenFileError) -> [TokenEntry] {
+        guard access(path, R_OK) == 0 else {
+            throw TokenFileError(path: path, line: nil, reason: "cannot be read (\(String(cString: strerror(errno))))")
+        }
         let data: Data
         do {
             data = try Data(contentsOf: URL(fileURLWithPath: path))
         } catch {
-            throw TokenFileError(path: path, line: nil, reason: "cannot be read (\(error.localizedDescription))")
+            throw TokenFileError(path: path, line: nil, reason: "cannot be read (\(error))")
         }
         guard let text = String(data: data, encoding: .utf8) else {
             throw TokenFileError(path: path, line: nil, reason: "is not UTF-8 text")
@@ -122,9 +126,9 @@ public struct GeneratedToken: Sendable {
         var generator = SystemRandomNumberGenerator()
         let bytes = (0..<32).map { _ in UInt8.random(in: 0...255, using: &generator) }
         let encoded = Data(bytes).base64EncodedString()
-            .replacingOccurrences(of: "+", with: "-")
-            .replacingOccurrences(of: "/", with: "_")
-            .replacingOccurrences(of: "=", with: "")
+            .replacing("+", with: "-")
+            .replacing("/", with: "_")
+            .replacing("=", with: "")
         token = "sriovd_" + encoded
         entry = TokenEntry(name: name, role: role, digest: TokenStore.digest(of: token))
     }
@@ -174,7 +178,7 @@ public final class TokenStore: Sendable {
 
     /// SHA-256 of the token's UTF-8 bytes.
     public static func digest(of token: String) -> [UInt8] {
-        Array(Crypto.SHA256.hash(data: Array(token.utf8)))
+        SHA256.digest(token.utf8)
     }
 
     /// The entry whose hash matches `token`, or nil. The presented token is hashed, then compared with every

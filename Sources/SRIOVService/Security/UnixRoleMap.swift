@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import HTTPServer
 
 #if canImport(Glibc)
@@ -32,7 +32,7 @@ public struct UnixRoleMap: Sendable, Equatable {
     /// commas or newlines; `#` starts a comment line.
     public init(parsing spec: String) throws(ParseError) {
         let rules = spec.split(whereSeparator: { $0 == "," || $0 == "\n" })
-            .map { $0.trimmingCharacters(in: .whitespaces) }
+            .map { $0.trimmingWhitespace() }
             .filter { !$0.isEmpty && !$0.hasPrefix("#") }
         for rule in rules {
             guard let equals = rule.lastIndex(of: "="), let colon = rule.firstIndex(of: ":"), colon < equals else {
@@ -101,7 +101,7 @@ public struct UnixRoleMap: Sendable, Equatable {
     public static func actor(for credentials: PeerCredentials) -> String {
         let raw = (try? String(contentsOfFile: "/proc/\(credentials.pid)/comm", encoding: .utf8)) ?? ""
         let comm = String(
-            raw.trimmingCharacters(in: .whitespacesAndNewlines).map { character -> Character in
+            raw.trimmingWhitespace().map { character -> Character in
                 character.isLetter || character.isNumber || "._-:/@+".contains(character) ? character : "_"
             })
         return "uid=\(credentials.uid),pid=\(credentials.pid),comm=\(comm.isEmpty ? "?" : comm)"

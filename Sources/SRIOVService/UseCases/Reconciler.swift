@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 import SRIOVCore
 import SRIOVHardware
 import SRIOVStore
@@ -488,7 +489,7 @@ public struct ReconcileReport: Sendable, Encodable {
     /// One line per action, for `sriovd reconcile --dry-run`.
     public var lines: [String] {
         actions.map {
-            "\($0.outcome.padding(toLength: 9, withPad: " ", startingAt: 0)) \($0.kind) \($0.target): \($0.detail)"
+            "\($0.outcome.padded(toWidth: 9)) \($0.kind) \($0.target): \($0.detail)"
         }
     }
 }
