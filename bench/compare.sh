@@ -3,7 +3,7 @@
 # Usage: bench/compare.sh [seconds per wrk run, default 10]
 # Prints: GET /pfs req/s, p50, p99 at 1/64/256 connections for both, with ratios; durable allocate+release
 # cycles/s at 1 and 64 clients; the raw SQLite rate of the same transactions on the same disk; GET /pfs while
-# allocations run; startup-to-ready; idle and loaded RSS; the reconciliation slot (not yet measured).
+# allocations run; startup-to-ready; idle and loaded RSS; reconciliation at 1,024 and 4,096 VFs (bench/reconcile.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 D=${1:-10}
@@ -83,10 +83,10 @@ cp "$W/sriovd.db" "$W/raw.db"
 read -r RAW RP50 RP99 < <(python3 bench/sqlite-raw.py "$W/raw.db" "$D")
 echo "raw SQLite, same SQL and disk, one client (python sqlite3 $(python3 -c 'import sqlite3; print(sqlite3.sqlite_version)')):"
 printf '  %s cycles/s = %s transactions/s, cycle p50 %s ms, p99 %s ms\n' "$RAW" "$((RAW * 2))" "$RP50" "$RP99"
-echo "StoreBenchmark (SRIOVStore through Store.write): not yet built (see BENCHMARKS.md)"
 echo
 echo "startup to ready (spawn to first 200 on /readyz): sriovd ${READY_MS} ms, baseline ${B_READY_MS} ms"
 echo "RSS: sriovd idle ${S_IDLE} MiB, peak under GET load ${S_GET_HWM} MiB, after allocations ${S_LOADED} MiB;" \
      "baseline idle ${B_IDLE} MiB, peak ${B_HWM} MiB; idle ratio $(echo "$S_IDLE / $B_IDLE" | bc -l | cut -c1-4)"
-echo "reconciliation at 1,024 VFs: not yet measured"
-echo "reconciliation at 4,096 VFs: not yet measured"
+echo
+echo "reconciliation at 1,024 and 4,096 VFs (bench/reconcile.sh, ${RECONCILE_ALLOCATIONS:-32} allocations with settings per host):"
+bench/reconcile.sh "${RECONCILE_ALLOCATIONS:-32}" | grep -v '^Build'
