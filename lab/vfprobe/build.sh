@@ -1,5 +1,5 @@
 #!/bin/bash
-# lab/vfprobe/build.sh [OUT] - compile vf-probe on the host from the repo's SRIOVCore, Netlink and SRIOVHardware
+# lab/vfprobe/build.sh [OUT] - compile vf-probe on the host from the repo's SRIOVCore, Threading, Netlink and SRIOVHardware
 # sources (each its own module, as in Package.swift, built as a static library with plain swiftc) plus
 # VFProbe.swift. The guest runs the host's filesystem, so the binary works there unchanged.
 # Default OUT: $LAB_DIR/bin/vf-probe (LAB_DIR defaults to lab/cache).
@@ -10,13 +10,14 @@ OUT=${1:-${LAB_DIR:-$ROOT/lab/cache}/bin/vf-probe}
 B=$(dirname "$OUT")/vfprobe-modules
 mkdir -p "$B"
 module() {  # NAME: one module from Sources/NAME, as a static library with its .swiftmodule
-    swiftc -O -parse-as-library -swift-version 6 -module-name "$1" -I "$B" \
+    swiftc -O -parse-as-library -swift-version 6 -module-name "$1" -I "$B" -I "$ROOT/Sources/CLinux" \
         -emit-module -emit-module-path "$B/$1.swiftmodule" -emit-library -static -o "$B/lib$1.a" \
         $(find "$ROOT/Sources/$1" -name '*.swift' | sort)
 }
 module SRIOVCore
+module Threading
 module Netlink
 module SRIOVHardware
-swiftc -O -parse-as-library -swift-version 6 -module-name VFProbe -I "$B" "$HERE/VFProbe.swift" \
-    -L "$B" -lSRIOVHardware -lNetlink -lSRIOVCore -o "$OUT"
+swiftc -O -parse-as-library -swift-version 6 -module-name VFProbe -I "$B" -I "$ROOT/Sources/CLinux" \
+    "$HERE/VFProbe.swift" -L "$B" -lSRIOVHardware -lNetlink -lThreading -lSRIOVCore -o "$OUT"
 echo "$OUT"
