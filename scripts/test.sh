@@ -14,7 +14,8 @@ python3 scripts/check-openapi.py
 echo "== the README's curl walk-through"
 ./scripts/check-readme.sh
 echo "== swift format lint --strict"
-swift format lint --strict --recursive Package.swift Sources Tests Fuzz lab Benchmarks/Package.swift Benchmarks/Sources
+swift format lint --strict --recursive Package.swift Sources Tests Fuzz lab Benchmarks/Package.swift Benchmarks/Sources \
+    Benchmarks/RuntimeFloor/Package.swift Benchmarks/RuntimeFloor/Sources
 echo "== real-kernel lab"
 if [ "${SRIOVD_SKIP_LAB:-0}" = 1 ]; then
     cat >&2 <<'SKIP'
