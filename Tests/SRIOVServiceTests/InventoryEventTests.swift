@@ -23,6 +23,31 @@ import Testing
         await daemon.stop()
     }
 
+    @Test func aVFCountChangeRereadsThePFOnceItsLinkHasSettled() async throws {
+        let daemon = try await TestDaemon()
+        defer { daemon.removeFiles() }
+        let e810 = try #require(PCIAddress("0000:5e:00.0"))
+        let client = try daemon.client()
+        #expect(try await client.request("POST", "/pfs/\(e810)/vfs", json: ["count": 4]).status == 201)
+        #expect(daemon.core.inventory.snapshot.pf(e810)?.pf.link?.state == "up")
+        // The driver's reset takes the link down only after the write returned (igb does, for a few seconds):
+        // no uevent says so, and this daemon runs no periodic rescan.
+        let operstate = daemon.directory.appendingPathComponent("bus/pci/devices/\(e810)").resolvingSymlinksInPath()
+            .appendingPathComponent("net/ens801f0/operstate")
+        try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: operstate.path)
+        try Data("down\n".utf8).write(to: operstate)
+        var state: String?
+        for _ in 0..<40 {
+            try await Task.sleep(for: .milliseconds(100))
+            state =
+                try await client.get("/pfs/\(e810)").object["link"].flatMap { $0 as? [String: Any] }?["state"]
+                as? String
+            if state == "down" { break }
+        }
+        #expect(state == "down", "the PF is read again within seconds of the VF count change")
+        await daemon.stop()
+    }
+
     @Test func aUEventAboutAnUnknownDeviceRescansEverything() async throws {
         let daemon = try await TestDaemon()
         defer { daemon.removeFiles() }

@@ -25,6 +25,18 @@ extension InventoryCache {
         }
     }
 
+    /// A PF whose VF count just changed. Drivers reset the PF as they enable or disable VFs (igb takes its link
+    /// down for a few seconds), so its link state and speed read right after the write may be the reset's, and a
+    /// link coming back up sends no uevent. The PF is read again after each delay, so the inventory shows the
+    /// settled link without waiting for the periodic rescan.
+    public func settle(pf address: PCIAddress, after delays: [Duration] = [.seconds(1), .seconds(3), .seconds(10)]) {
+        for delay in delays {
+            DispatchQueue.global().asyncAfter(deadline: .now() + delay.dispatchInterval) { [self] in
+                rescan(pf: address)
+            }
+        }
+    }
+
     /// The PF whose VF routing-ID range holds `address`: a VF that was just created is not in the snapshot yet.
     private func physicalFunction(ofNewVF address: PCIAddress, in snapshot: InventorySnapshot) -> PCIAddress? {
         snapshot.host.pfs.first { entry in

@@ -293,6 +293,7 @@ struct Reconciler: Sendable {
                 try $0.setNumVFs(pf, count)
             }
             let enabled = core.inventory.rescan(pf: pf)?.pf.numVFs ?? 0
+            core.inventory.settle(pf: pf)
             // The kernel made new VFs: settings captured from the old ones no longer apply.
             let gone = core.inventory.snapshot.pf(pf)?.vfs.map(\.address) ?? []
             _ = try? await core.perform { tx in for vf in gone { try tx.clearOriginalState(vf: vf) } }

@@ -104,6 +104,7 @@ struct VFCountService: Sendable {
 
         let after = core.inventory.rescan(pf: address)
         let enabled = after?.pf.numVFs ?? 0
+        if enabled != current { core.inventory.settle(pf: address) }
         var afterDetails = details
         afterDetails["after"] = .int(enabled)
         let outcomeDetails = afterDetails
