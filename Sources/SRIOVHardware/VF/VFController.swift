@@ -199,8 +199,9 @@ public struct VFController: Sendable {
         if !failures.isEmpty { throw .restoreIncomplete(failures) }
     }
 
-    /// Writes the given fields of `original` (forced, in plan order), then the driver when `driver` is set, reads
-    /// back and returns the fields that do not match. Used by `restore` and by `apply`'s rollback.
+    /// Writes the given fields of `original` (forced, in plan order; a link state already in place excepted), then
+    /// the driver when `driver` is set, reads back and returns the fields that do not match. Used by `restore` and
+    /// by `apply`'s rollback.
     func restoreFields(
         _ original: VFState, fields: Set<VFField>, driver: Bool, vf: VirtualFunction, pf: PhysicalFunction,
         timeout: Duration, onWrite: (HardwareWrite) -> Void
@@ -209,7 +210,14 @@ public struct VFController: Sendable {
         let target = original.masked(to: fields)
         var refused: [VFField: VFStepFailure] = [:]
         if !fields.isEmpty, let netdev = netdev(of: pf) {
-            for step in VFSettingPlan.steps(to: target, from: original, force: true) {
+            // Every setting is written even when it reads right: a MAC, VLAN or rate written again reprograms the
+            // hardware's filters, whatever the driver reports. The link state is the exception: a policy knob
+            // with nothing behind it to reprogram, and igb refuses every link_state write, even of the value it
+            // has, which would record a failed write on every release.
+            let linkStateInPlace =
+                target.linkState != nil && (try? state(of: vf, pf: pf))?.linkState == target.linkState
+            for step in VFSettingPlan.steps(to: target, from: original, force: true)
+            where !(step.field == .linkState && linkStateInPlace) {
                 if let failure = send(step, vf: vf, netdev: netdev, pfDriver: driverName, onWrite: onWrite) {
                     refused[step.field] = refused[step.field] ?? failure
                 }
