@@ -74,6 +74,7 @@ class Ledger:
         self.resize_acked = {}       # pf -> last acknowledged count
         self.resize_inflight = {}    # pf -> set of counts sent without an answer since the last ack
         self.resize_ack_count = {}   # pf -> number of acknowledged resizes (for the audit)
+        self.adopted = 0             # allocations found active that no client saw acknowledged
         self.errors = []             # 5xx answers seen
         self.touched = set()         # allocation ids created or released (or attempted) this cycle
 
@@ -204,6 +205,20 @@ def check(daemon, ledger, rng, sample_old):
     dupes = {v for v in vfs if vfs.count(v) > 1}
     if dupes:
         raise Failure(f"VFs held twice: {sorted(dupes)}")
+    # Requests the kill cut off: an allocation the daemon made but the client never heard of, and a release
+    # whose answer was lost. Learn what happened, so the clients can release them in the next cycle; otherwise
+    # they pile up on the resized PF (8 VFs) and every later resize meets a 409.
+    active_ids = {x["id"] for x in active}
+    with ledger.lock:
+        for x in active:
+            if x["id"] not in ledger.allocated:
+                ledger.allocated[x["id"]] = {"vf": x["vf"], "pf": x["pf"], "released": False,
+                                             "release_pending": False}
+                ledger.adopted += 1
+        for a_id, a in ledger.allocated.items():
+            if a["release_pending"]:
+                a["released"] = a_id not in active_ids
+                a["release_pending"] = False
     # 3. The audit has an event for each acknowledged change (this cycle's, and a sample of older ones).
     for aid in checked:
         a = snapshot[aid]
@@ -297,7 +312,8 @@ def main():
     daemon.proc.wait()
     elapsed = time.time() - started
     print(f"crash loop passed: {args.cycles} kill -9 cycles in {elapsed:.0f} s; acknowledged {totals['create']} "
-          f"allocations, {totals['release']} releases, {totals['resize']} resizes, all present and audited")
+          f"allocations, {totals['release']} releases, {totals['resize']} resizes, all present and audited; "
+          f"{ledger.adopted} allocations made by requests a kill cut off were found and handed back to the clients")
     if not args.dir:
         shutil.rmtree(directory, ignore_errors=True)
 
