@@ -162,7 +162,10 @@ public enum SimulatedHost {
     public static func ensure(at dir: URL, profiles: [SimulatedPFProfile]) throws {
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         let tree = SimulatedTree(root: dir.path)
-        if tree.exists("bus/pci/devices") { return }
+        if tree.exists("bus/pci/devices") {
+            try SimulatedKernel(root: dir).finishInterruptedChanges()
+            return
+        }
         try build(tree, profiles: profiles, withInitialVFs: true)
     }
 

@@ -122,10 +122,35 @@ public struct SimulatedKernel: SysfsBackend {
             guard let current = tree.readInt(path) else { throw fail(ENOENT) }
             if count == current { return }
             guard machine.driver(of: pf) != nil else { throw fail(ENOENT) }
-            if count == 0 { return try machine.disableVFs(pf) }
-            guard current == 0 else { throw fail(EBUSY) }
-            let enabled = min(count, faults.numVFsCap?[pf.description] ?? count)
-            try machine.enableVFs(pf, count: max(0, enabled))
+            let enabled = count == 0 ? 0 : min(count, faults.numVFsCap?[pf.description] ?? count)
+            guard count == 0 || current == 0 else { throw fail(EBUSY) }
+            // The real kernel finishes a VF count change even when the writer is killed; this simulation runs in
+            // the writer's process, so it journals the change first and the next start finishes it
+            // (`finishInterruptedChanges`). Without that, a kill -9 in the middle leaves half the VFs made.
+            try tree.putFile(Self.journal, "\(pf) \(enabled)\n", mode: 0o644)
+            if count == 0 {
+                try machine.disableVFs(pf)
+            } else {
+                try machine.enableVFs(pf, count: enabled)
+            }
+            tree.remove(Self.journal)
+        }
+    }
+
+    /// Where a VF count change in progress is recorded: "PF COUNT".
+    static let journal = ".simulator/numvfs-in-progress"
+
+    /// Completes a VF count change that a killed process left half done, as the real kernel would have: the PF's
+    /// VFs are removed and, for a change to N, N are made. Called when a simulated host is opened.
+    public func finishInterruptedChanges() throws(SysfsError) {
+        guard let text = tree.readLine(Self.journal) else { return }
+        let fields = text.split(whereSeparator: \.isWhitespace)
+        try locked(Self.journal) { machine throws(SysfsError) in
+            if fields.count == 2, let pf = PCIAddress(String(fields[0])), let count = Int(fields[1]), count >= 0 {
+                try machine.disableVFs(pf)
+                if count > 0 { try machine.enableVFs(pf, count: count) }
+            }
+            tree.remove(Self.journal)
         }
     }
 

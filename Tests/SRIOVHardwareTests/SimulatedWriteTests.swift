@@ -23,6 +23,28 @@ struct SimulatedWriteTests {
         #expect(try host.writer.readNumVFs(Address.e810) == 3)
     }
 
+    @Test(arguments: [0, 4])
+    func aVFCountChangeCutOffByAKillIsFinishedAtTheNextStart(count: Int) throws {
+        let host = try SimulatedFixture()
+        defer { host.remove() }
+        // What a kill -9 in the middle of `echo 4 > sriov_numvfs` left: the journal, two of the four VFs made,
+        // sriov_numvfs not yet written. The real kernel never shows this; it finishes the change.
+        let tree = SimulatedTree(root: host.root.path)
+        try tree.putFile(SimulatedKernel.journal, "\(Address.e810) \(count)\n", mode: 0o644)
+        try SimulatedMachine(tree: tree).enableVFs(Address.e810, count: 2)
+        try tree.replaceFile("bus/pci/devices/\(Address.e810)/sriov_numvfs", "0\n")
+        #expect(try host.pf(Address.e810).vfs.count == 2)
+
+        try SimulatedHost.ensureDefault(at: host.root)
+        let finished = try host.pf(Address.e810)
+        #expect(finished.pf.numVFs == count)
+        #expect(finished.vfs.map(\.index) == Array(0..<count))
+        #expect(host.kernel.kind(of: SimulatedKernel.journal) == nil)
+        // Every VF listed is one the simulated rtnetlink knows too.
+        let controller = VFController(host: HardwareHost.simulated(at: host.root))
+        for vf in finished.vfs { _ = try controller.state(of: vf, pf: finished.pf) }
+    }
+
     @Test func busyWhenChangingANonZeroCount() throws {
         let host = try SimulatedFixture()
         defer { host.remove() }

@@ -1,4 +1,6 @@
 import Foundation
+import SRIOVCore
+import SRIOVHardware
 import Testing
 
 /// VF counts, allocations, idempotency and the audit trail, over real sockets against a real SQLite file
@@ -103,6 +105,27 @@ import Testing
         let page2 = try await client.get("/allocations?state=all&limit=2&cursor=\(next)")
         #expect(page2.items.count == 1)
         #expect(try await client.get("/allocations?owner=vm:db").items.count == 1)
+        await daemon.stop()
+    }
+
+    @Test func releaseOfAVFRemovedBehindSriovdsBackSucceeds() async throws {
+        let daemon = try await TestDaemon()
+        defer { daemon.removeFiles() }
+        let client = try daemon.client()
+        let e810 = try await Self.pf(client, device: "159b")
+        _ = try await client.request("POST", "/pfs/\(e810)/vfs", json: ["count": 2])
+        let held = try await client.request("POST", "/allocations", json: ["owner": "vm:gone", "pf": e810])
+        let id = try #require(held.object["id"] as? String)
+        // An operator removes the VFs by hand; the daemon has no uevents here, so its inventory still lists them.
+        try SRIOVWriter(sysfs: HardwareHost.simulated(at: daemon.directory).sysfs).setNumVFs(
+            try #require(PCIAddress(e810)), 0)
+
+        let released = try await client.request("DELETE", "/allocations/\(id)")
+        #expect(released.status == 204, "\(released.text)")
+        #expect(try await client.get("/allocations/\(id)").object["state"] as? String == "released")
+        let audit = try await client.get("/audit?action=allocation.release&target=\(id)")
+        let details = audit.items.first?["details"] as? [String: Any]
+        #expect(details?["restore"] as? String == "vf absent: nothing to restore")
         await daemon.stop()
     }
 

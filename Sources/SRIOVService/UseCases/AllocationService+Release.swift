@@ -80,6 +80,14 @@ extension AllocationService {
         // A read only: it does not queue behind the PF's writes.
         let current: VFState
         do { current = try core.vfs.state(of: vf, pf: pf) } catch {
+            // The VF may have just gone (its PF's VFs removed behind sriovd's back, the uevent's rescan still
+            // pending): look again before calling the read a failure.
+            let stillThere = core.inventory.rescan(pf: pf.address)?.vfs.contains {
+                $0.address == vf.address && $0.index == vf.index
+            }
+            if stillThere != true {
+                return RestoreOutcome(intent: nil, failure: nil, summary: "vf absent: nothing to restore")
+            }
             return RestoreOutcome(
                 intent: nil, failure: error.domainError(vf: vf.address), summary: "could not read the VF")
         }
