@@ -12,6 +12,15 @@ import Testing
         return try #require(pfs.items.first { $0["device_id"] as? String == device }?["address"] as? String)
     }
 
+    /// A daemon whose E810 has `count` VFs, a client, and the E810's address.
+    static func daemonWithE810VFs(_ count: Int) async throws -> (TestDaemon, TestClient, String) {
+        let daemon = try await TestDaemon()
+        let client = try daemon.client()
+        let e810 = try await pf(client, device: "159b")
+        #expect(try await client.request("POST", "/pfs/\(e810)/vfs", json: ["count": count]).status == 201)
+        return (daemon, client, e810)
+    }
+
     @Test func createsResizesAndRemovesVFs() async throws {
         let daemon = try await TestDaemon()
         defer { daemon.removeFiles() }
@@ -55,11 +64,8 @@ import Testing
     }
 
     @Test func allocatesLowestFreeVFAndReleases() async throws {
-        let daemon = try await TestDaemon()
+        let (daemon, client, e810) = try await Self.daemonWithE810VFs(2)
         defer { daemon.removeFiles() }
-        let client = try daemon.client()
-        let e810 = try await Self.pf(client, device: "159b")
-        _ = try await client.request("POST", "/pfs/\(e810)/vfs", json: ["count": 2])
 
         let first = try await client.request(
             "POST", "/allocations",
@@ -109,11 +115,8 @@ import Testing
     }
 
     @Test func releaseOfAVFRemovedBehindSriovdsBackSucceeds() async throws {
-        let daemon = try await TestDaemon()
+        let (daemon, client, e810) = try await Self.daemonWithE810VFs(2)
         defer { daemon.removeFiles() }
-        let client = try daemon.client()
-        let e810 = try await Self.pf(client, device: "159b")
-        _ = try await client.request("POST", "/pfs/\(e810)/vfs", json: ["count": 2])
         let held = try await client.request("POST", "/allocations", json: ["owner": "vm:gone", "pf": e810])
         let id = try #require(held.object["id"] as? String)
         // An operator removes the VFs by hand; the daemon has no uevents here, so its inventory still lists them.
