@@ -68,8 +68,7 @@ public struct PCIAddress: Hashable, Comparable, Sendable, CustomStringConvertibl
 }
 
 private func paddedHex(_ value: Int, width: Int) -> String {
-    let digits = String(value, radix: 16)
-    return String(repeating: "0", count: max(0, width - digits.count)) + digits
+    value.zeroPadded(toWidth: width, radix: 16)
 }
 
 extension PCIAddress: Codable {

@@ -96,8 +96,6 @@ public enum Timestamp {
     }
 
     private static func append(_ value: Int, width: Int, to text: inout String) {
-        let digits = String(value)
-        if digits.count < width { text.append(String(repeating: "0", count: width - digits.count)) }
-        text.append(digits)
+        text.append(value.zeroPadded(toWidth: width))
     }
 }

@@ -131,19 +131,15 @@ public enum SimulatedHost {
     /// A large host for benchmarks: `pfCount` E810-like PFs (ice, iavf VFs), each with `vfsPerPF` VFs enabled,
     /// on buses 0x10, 0x20, ... and NUMA nodes 0 and 1 in turn.
     public static func scaledProfiles(pfCount: Int, vfsPerPF: Int) -> [SimulatedPFProfile] {
-        func twoHexDigits(_ value: Int) -> String {
-            let digits = String(value & 0xff, radix: 16)
-            return digits.count < 2 ? "0" + digits : digits
-        }
         return (0..<pfCount).map { n in
             let bus = UInt8(0x10 + n * 4)
             return SimulatedPFProfile(
                 address: PCIAddress(domain: 0, bus: bus, device: 0, function: 0),
-                rootComplex: "pci0000:\(twoHexDigits(Int(bus) - 1))",
+                rootComplex: "pci0000:\((Int(bus) - 1).zeroPadded(toWidth: 2, radix: 16))",
                 bridge: PCIAddress(domain: 0, bus: bus - 1, device: 0, function: 0), vendor: "0x8086",
                 device: "0x159b", pciClass: "0x020000", driver: "ice", totalVFs: max(vfsPerPF, 1), offset: 8, stride: 1,
                 vfDevice: "1889", vfDriver: "iavf", vfProbeFails: false, interface: "ens\(n)f0",
-                mac: "b4:96:91:a7:\(twoHexDigits(n)):10", speedMbps: 25000, numaNode: n % 2,
+                mac: "b4:96:91:a7:\(n.zeroPadded(toWidth: 2, radix: 16)):10", speedMbps: 25000, numaNode: n % 2,
                 iommuGroup: 200 + n * 300, initialVFs: vfsPerPF)
         }
     }

@@ -199,7 +199,7 @@ public struct VFController: Sendable {
         if !failures.isEmpty { throw .restoreIncomplete(failures) }
     }
 
-    /// Writes the given fields of `original` (forced, in plan order; a link state already in place excepted), then
+    /// Writes the given fields of `original` (forced, in plan order; the plan skips a link state in place), then
     /// the driver when `driver` is set, reads back and returns the fields that do not match. Used by `restore` and
     /// by `apply`'s rollback.
     func restoreFields(
@@ -210,14 +210,11 @@ public struct VFController: Sendable {
         let target = original.masked(to: fields)
         var refused: [VFField: VFStepFailure] = [:]
         if !fields.isEmpty, let netdev = netdev(of: pf) {
-            // Every setting is written even when it reads right: a MAC, VLAN or rate written again reprograms the
-            // hardware's filters, whatever the driver reports. The link state is the exception: a policy knob
-            // with nothing behind it to reprogram, and igb refuses every link_state write, even of the value it
-            // has, which would record a failed write on every release.
-            let linkStateInPlace =
-                target.linkState != nil && (try? state(of: vf, pf: pf))?.linkState == target.linkState
-            for step in VFSettingPlan.steps(to: target, from: original, force: true)
-            where !(step.field == .linkState && linkStateInPlace) {
+            // Forced from the original, except the link state, which the plan compares with what the VF reads
+            // (nil when it cannot be read: then it is written too).
+            var from = original
+            from.linkState = target.linkState == nil ? nil : (try? state(of: vf, pf: pf))?.linkState
+            for step in VFSettingPlan.steps(to: target, from: from, force: true) {
                 if let failure = send(step, vf: vf, netdev: netdev, pfDriver: driverName, onWrite: onWrite) {
                     refused[step.field] = refused[step.field] ?? failure
                 }

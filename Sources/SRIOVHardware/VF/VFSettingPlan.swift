@@ -58,7 +58,10 @@ struct SettingStep: Hashable, Sendable {
 enum VFSettingPlan {
     /// The requests that take a VF from `current` to `target`. A nil field of `target` is left alone. Without
     /// `force`, a field already at the wanted value is not written (so asking for what is already there never
-    /// meets a driver's refusal); with it, every non-nil field is written once.
+    /// meets a driver's refusal); with it, every non-nil field is written once, because a MAC, VLAN or rate
+    /// written again reprograms the hardware's filters whatever the driver reports. The link state is never
+    /// forced: nothing in the hardware stands behind it, and igb refuses every link_state write, even of the
+    /// value it has.
     static func steps(to target: VFState, from current: VFState, force: Bool) -> [SettingStep] {
         var steps: [SettingStep] = []
         if target.vlan != nil || target.qos != nil || target.vlanProto != nil {
@@ -88,7 +91,7 @@ enum VFSettingPlan {
         if target.minTxRate != nil || target.maxTxRate != nil {
             steps += rateSteps(target, current, force: force)
         }
-        if let state = target.linkState, force || state != current.linkState {
+        if let state = target.linkState, state != current.linkState {
             steps.append(SettingStep(field: .linkState, setting: "link_state", request: .linkState(state.netlink)))
         }
         return steps

@@ -218,21 +218,7 @@ enum JSONValue: Encodable, Sendable, Equatable {
 
     /// A JSON string literal (RFC 8259 §7): quote, backslash and control characters escaped.
     private static func write(string: String, to out: inout String) {
-        out += "\""
-        for scalar in string.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where scalar.value < 0x20:
-                let hex = String(scalar.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        out += "\""
+        string.appendQuoted(to: &out)
     }
 }
 

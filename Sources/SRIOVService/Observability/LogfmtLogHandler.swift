@@ -2,6 +2,7 @@ import FoundationEssentials
 import Glibc
 import HTTPServer
 import Logging
+import SRIOVCore
 import Synchronization
 
 /// A swift-log handler that writes one logfmt line per message to standard error:
@@ -45,35 +46,10 @@ public struct LogfmtLogHandler: LogHandler {
     private static let writeLock = Mutex(())
 
     @Sendable static func writeToStandardError(_ line: String) {
-        writeLock.withLock { _ in
-            var bytes = Array(line.utf8)
-            var offset = 0
-            while offset < bytes.count {
-                let written = bytes.withUnsafeMutableBytes { write(2, $0.baseAddress! + offset, $0.count - offset) }
-                if written <= 0 {
-                    if written < 0 && errno == EINTR { continue }
-                    return
-                }
-                offset += written
-            }
-            bytes.removeAll()
-        }
+        writeLock.withLock { _ in Console.write(line, to: 2) }
     }
 
-    public static func timestamp() -> String {
-        var spec = timespec()
-        clock_gettime(CLOCK_REALTIME, &spec)
-        var parts = tm()
-        var seconds = spec.tv_sec
-        gmtime_r(&seconds, &parts)
-        func padded(_ value: Int, _ width: Int) -> String {
-            let digits = String(value)
-            return String(repeating: "0", count: max(0, width - digits.count)) + digits
-        }
-        return padded(Int(parts.tm_year) + 1900, 4) + "-" + padded(Int(parts.tm_mon) + 1, 2) + "-"
-            + padded(Int(parts.tm_mday), 2) + "T" + padded(Int(parts.tm_hour), 2) + ":" + padded(Int(parts.tm_min), 2)
-            + ":" + padded(Int(parts.tm_sec), 2) + "." + padded(Int(spec.tv_nsec / 1_000_000), 3) + "Z"
-    }
+    public static func timestamp() -> String { Timestamp.now() }
 
     static func text(_ value: Logger.MetadataValue) -> String {
         switch value {
@@ -99,24 +75,9 @@ public struct LogfmtLogHandler: LogHandler {
                 $0.value > 0x20 && $0 != "\"" && $0 != "=" && $0 != "\\" && $0.value != 0x7f
             }
         if plain { return value }
-        var out = "\""
-        for scalar in value.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if scalar.value < 0x20 || scalar.value == 0x7f {
-                    let digits = String(scalar.value, radix: 16)
-                    out += "\\u" + String(repeating: "0", count: 4 - digits.count) + digits
-                } else {
-                    out.unicodeScalars.append(scalar)
-                }
-            }
-        }
-        return out + "\""
+        var out = ""
+        value.appendQuoted(to: &out, escapingDelete: true)
+        return out
     }
 }
 
@@ -147,7 +108,6 @@ public enum AccessLog {
     public static func milliseconds(_ elapsed: Duration) -> String {
         let micros =
             max(0, elapsed.components.seconds) * 1_000_000 + max(0, elapsed.components.attoseconds) / 1_000_000_000_000
-        let fraction = String(micros % 1000)
-        return "\(micros / 1000)." + String(repeating: "0", count: 3 - fraction.count) + fraction
+        return "\(micros / 1000)." + (micros % 1000).zeroPadded(toWidth: 3)
     }
 }
