@@ -34,8 +34,15 @@ public enum SRIOVError: Error, Hashable, Sendable {
     case kernel(operation: String, errno: Int32, name: String)
     /// The same Idempotency-Key with a different request.
     case idempotencyKeyReused(String)
-    /// The database failed; the change was not made.
+    /// The database failed; the change was not made and the hardware was not touched.
     case storage(String)
+    /// The database refused to record a change after its hardware writes: they were put back (`restored`), or
+    /// putting them back failed too and the VF is kept out of the pool until a reconcile repairs it.
+    case storageAfterWrite(String, restored: Bool)
+    /// A request with this Idempotency-Key is still being carried out.
+    case idempotentRequestInProgress(String)
+    /// The first request with this Idempotency-Key was cut off by a restart and rolled back.
+    case idempotentRequestInterrupted(String)
     /// The daemon is not ready for mutations yet (startup reconciliation).
     case notReady
 }

@@ -14,7 +14,7 @@ public final class ServiceCore: Sendable {
     let vfs: VFController
     let queues = PFWriteQueues()
     let pfLocks = PFLocks()
-    let resizing = ResizingPFs()
+    let live = LiveTargets()
     let reconcileState = ReconcileState()
     let releasing = ReleasingAllocations()
     let dirtyVFs = DirtyVFs()
@@ -45,53 +45,6 @@ public final class ServiceCore: Sendable {
 
     func audit(_ event: AuditEvent) async throws(SRIOVError) {
         _ = try await perform { tx in try tx.appendAudit(event) }
-    }
-
-    /// One hardware write on the PF's queue, bounded by the write timeout, and audited with its errno and
-    /// duration whatever happens.
-    func hardwareWrite(
-        pf: PCIAddress, attribute: String, value: String, caller: Caller, timeout: Duration? = nil,
-        _ work: @escaping @Sendable (SRIOVWriter) throws -> Void
-    ) async throws(HardwareWriteError) {
-        let writer = self.writer
-        let started = ContinuousClock.now
-        var failure: HardwareWriteError?
-        do {
-            try await queues.run(pf: pf, timeout: timeout ?? writeTimeout) {
-                do {
-                    try work(writer)
-                } catch let error as SysfsError {
-                    throw HardwareWriteError.kernel(error)
-                }
-            }
-        } catch let error as HardwareWriteError {
-            failure = error
-        } catch {
-            failure = .timedOut
-        }
-        let elapsed = ContinuousClock.now - started
-        let millis = Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
-        var details: [String: JSONValue] = [
-            "attribute": .string(attribute), "value": .string(value),
-            "duration_ms": .number((millis * 1000).rounded() / 1000),
-        ]
-        switch failure {
-        case .kernel(let error)?: details["errno"] = .string(error.name)
-        case .timedOut?: details["errno"] = .string("ETIMEDOUT")
-        case nil: details["errno"] = .null
-        }
-        switch failure {
-        case .kernel(let error)?: Metrics.shared.recordHardwareWrite(errnoName: error.name)
-        case .timedOut?: Metrics.shared.recordHardwareWrite(errnoName: "ETIMEDOUT")
-        case nil: Metrics.shared.recordHardwareWrite(errnoName: nil)
-        }
-        let event = caller.event(
-            "hw.sysfs.write", target: pf.description, outcome: failure == nil ? .success : .failure,
-            error: failure.map { "\($0)" }, details: details)
-        do { try await audit(event) } catch {
-            logger.error("audit of a hardware write failed", metadata: ["error": "\(error)"])
-        }
-        if let failure { throw failure }
     }
 }
 

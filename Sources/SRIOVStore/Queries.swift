@@ -150,6 +150,13 @@ extension Database {
         }
     }
 
+    func hasOpenIntent(kind: IntentKind, target: String) throws(StoreError) -> Bool {
+        try queryFirst(
+            "SELECT 1 FROM intents WHERE completed_at IS NULL AND kind = ? AND target = ? LIMIT 1",
+            [kind.rawValue, target]
+        ) { _ in true } ?? false
+    }
+
     func intent(id: Int64) throws(StoreError) -> Intent? {
         try queryFirst("SELECT \(intentColumns) FROM intents WHERE id = ?", [id]) { row throws(StoreError) in
             try decodeIntent(row)
@@ -262,10 +269,10 @@ extension Database {
         return changes
     }
 
-    func beginIntent(kind: String, target: String, payload: String, at: String) throws(StoreError) -> Int64 {
+    func beginIntent(kind: IntentKind, target: String, payload: String, at: String) throws(StoreError) -> Int64 {
         try queryFirst(
             "INSERT INTO intents (kind, target, payload, created_at) VALUES (?, ?, ?, ?) RETURNING id",
-            [kind, target, payload, at]
+            [kind.rawValue, target, payload, at]
         ) { $0.int64(0) } ?? 0
     }
 
@@ -310,8 +317,9 @@ extension Database {
             guard let value = Intent.Outcome(rawValue: text) else { throw .corruptData("intents.outcome '\(text)'") }
             outcome = value
         }
+        guard let kind = IntentKind(rawValue: row.text(1)) else { throw .corruptData("intents.kind '\(row.text(1))'") }
         return Intent(
-            id: row.int64(0), kind: row.text(1), target: row.text(2), payload: row.text(3), createdAt: row.text(4),
+            id: row.int64(0), kind: kind, target: row.text(2), payload: row.text(3), createdAt: row.text(4),
             completedAt: row.optionalText(5), outcome: outcome)
     }
 

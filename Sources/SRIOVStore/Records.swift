@@ -145,8 +145,8 @@ public struct Intent: Hashable, Sendable {
     }
 
     public var id: Int64
-    /// What is about to happen, e.g. `pf.numvfs.set`.
-    public var kind: String
+    /// What is about to happen.
+    public var kind: IntentKind
     /// On what: a PCI address or an allocation id.
     public var target: String
     /// JSON text with what is needed to finish or undo it.
@@ -157,7 +157,7 @@ public struct Intent: Hashable, Sendable {
     public var outcome: Outcome?
 
     public init(
-        id: Int64, kind: String, target: String, payload: String, createdAt: String, completedAt: String?,
+        id: Int64, kind: IntentKind, target: String, payload: String, createdAt: String, completedAt: String?,
         outcome: Outcome?
     ) {
         self.id = id
@@ -168,4 +168,20 @@ public struct Intent: Hashable, Sendable {
         self.completedAt = completedAt
         self.outcome = outcome
     }
+}
+
+/// The kinds of change an intent announces. Stored as their raw value; recovery at startup switches over them.
+public enum IntentKind: String, CaseIterable, Hashable, Sendable {
+    /// `sriov_numvfs` (and `sriov_drivers_autoprobe`) of a PF set; the target is the PF.
+    case vfCount = "pf.vfs.set"
+    /// An allocation's config applied to its VF; the target is the allocation.
+    case allocationApply = "allocation.apply"
+    /// A released allocation's VF restored to its baseline; the target is the allocation.
+    case allocationRelease = "allocation.release"
+    /// A held VF's settings changed; the target is the allocation.
+    case allocationUpdate = "allocation.update"
+    /// A free VF's settings changed, which become its baseline; the target is the VF.
+    case vfUpdate = "vf.update"
+    /// Reconciliation re-applying an allocation's settings to its VF; the target is the allocation.
+    case allocationReapply = "allocation.reapply"
 }

@@ -83,6 +83,11 @@ public class StoreView: StoreReading {
         try connection().openIntents()
     }
 
+    /// True while an intent of `kind` on `target` is open: a change announced and not yet recorded as done.
+    public func hasOpenIntent(kind: IntentKind, target: String) throws(StoreError) -> Bool {
+        try connection().hasOpenIntent(kind: kind, target: target)
+    }
+
     public func originalState(vf: PCIAddress) throws(StoreError) -> String? {
         try connection().originalState(vf: vf)
     }

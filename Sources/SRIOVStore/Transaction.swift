@@ -64,7 +64,7 @@ public final class Transaction: StoreView {
 
     /// Records what is about to be done to the hardware; returns the intent's id. Once the write returns, the
     /// intent is durable, so hardware may be touched.
-    public func beginIntent(kind: String, target: String, payload: String) throws(StoreError) -> Int64 {
+    public func beginIntent(kind: IntentKind, target: String, payload: String) throws(StoreError) -> Int64 {
         try connection().beginIntent(kind: kind, target: target, payload: payload, at: Timestamp.now())
     }
 

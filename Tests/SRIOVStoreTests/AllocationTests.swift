@@ -164,10 +164,10 @@ import Testing
         #expect(vfRows.filter { $0[1] == "2026-11-25T10:00:00.000Z" }.count == 2)
 
         let first = try await store.write {
-            try $0.beginIntent(kind: "pf.numvfs.set", target: Fixtures.pf.description, payload: #"{"to":8}"#)
+            try $0.beginIntent(kind: .vfCount, target: Fixtures.pf.description, payload: #"{"to":8}"#)
         }
         let second = try await store.write {
-            try $0.beginIntent(kind: "pf.numvfs.set", target: Fixtures.otherPF.description, payload: "{}")
+            try $0.beginIntent(kind: .vfCount, target: Fixtures.otherPF.description, payload: "{}")
         }
         #expect(try store.read { try $0.openIntents().map(\.id) } == [first, second])
         try await store.write { try $0.completeIntent(first) }

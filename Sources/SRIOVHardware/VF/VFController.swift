@@ -145,9 +145,9 @@ public struct VFController: Sendable {
             guard case .readFailed(let step) = error else { throw error }
             throw .applyFailed(step, rollbackFailures: undo())
         }
-        if let mismatch = VFSettingPlan.mismatches(expected: wanted, actual: after).first {
+        if let mismatch = after.differences(from: wanted).first {
             let failure = VFStepFailure(
-                setting: mismatch.setting, driver: driverName, errno: nil, errnoName: nil,
+                setting: mismatch.field.rawValue, driver: driverName, errno: nil, errnoName: nil,
                 detail: "wrote \(mismatch.expected), read back \(mismatch.actual)")
             throw .applyFailed(failure, rollbackFailures: undo())
         }
@@ -243,13 +243,12 @@ public struct VFController: Sendable {
             if case .readFailed(let step) = error { failures.append(step) }
             return failures + VFField.allCases.compactMap { refused[$0] }
         }
-        var reported: Set<String> = []
-        for mismatch in VFSettingPlan.mismatches(expected: target, actual: now, fields: fields) {
-            guard reported.insert(mismatch.setting).inserted else { continue }
-            let write = refused[mismatch.field]
+        for mismatch in now.differences(from: target, fields: VFField.settings(of: fields)) {
+            let write = VFField(carrying: mismatch.field).flatMap { refused[$0] }
             failures.append(
                 VFStepFailure(
-                    setting: mismatch.setting, driver: driverName, errno: write?.errno, errnoName: write?.errnoName,
+                    setting: mismatch.field.rawValue, driver: driverName, errno: write?.errno,
+                    errnoName: write?.errnoName,
                     detail: "wanted \(mismatch.expected), reads \(mismatch.actual)"
                         + (write.map { ": " + $0.detail } ?? "")))
         }

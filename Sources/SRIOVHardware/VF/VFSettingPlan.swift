@@ -119,32 +119,30 @@ enum VFSettingPlan {
         }
         return [step("min_tx_rate", min, currentMax), step("max_tx_rate", min, max)]
     }
+}
 
-    /// The fields of `expected` (nil: not looked at) that `actual` does not show, as (setting, expected, actual).
-    /// A field the driver does not report (nil in `actual`) cannot be checked and is taken as matching, as is the
-    /// VLAN protocol of VLAN 0.
-    static func mismatches(expected: VFState, actual: VFState, fields: Set<VFField> = Set(VFField.allCases))
-        -> [(field: VFField, setting: String, expected: String, actual: String)]
-    {
-        var result: [(field: VFField, setting: String, expected: String, actual: String)] = []
-        func check<T: Equatable>(_ field: VFField, _ setting: String, _ want: T?, _ have: T?) {
-            guard fields.contains(field), let want, let have, want != have else { return }
-            result.append((field, setting, "\(want)", "\(have)"))
+extension VFField {
+    /// The settings this group carries.
+    var settings: Set<VFSettingField> {
+        switch self {
+        case .vlan: [.vlan, .qos, .vlanProto]
+        case .spoofCheck: [.spoofCheck]
+        case .mac: [.mac]
+        case .trust: [.trust]
+        case .rate: [.minTxRate, .maxTxRate]
+        case .linkState: [.linkState]
         }
-        check(.mac, "mac", expected.mac?.lowercased(), actual.mac?.lowercased() ?? "none")
-        check(.vlan, "vlan", expected.vlan, actual.vlan ?? -1)
-        if (expected.vlan ?? actual.vlan ?? 0) != 0 {
-            check(.vlan, "qos", expected.qos, actual.qos ?? -1)
-            check(.vlan, "vlan_proto", expected.vlanProto, actual.vlanProto)
-        } else if let qos = expected.qos, qos != 0 {
-            result.append((.vlan, "qos", "\(qos)", "\(actual.qos ?? 0) (no VLAN)"))
-        }
-        check(.spoofCheck, "spoof_check", expected.spoofCheck, actual.spoofCheck)
-        check(.trust, "trust", expected.trust, actual.trust)
-        check(.rate, "min_tx_rate", expected.minTxRate, actual.minTxRate ?? -1)
-        check(.rate, "max_tx_rate", expected.maxTxRate, actual.maxTxRate ?? -1)
-        check(.linkState, "link_state", expected.linkState, actual.linkState)
-        return result
+    }
+
+    /// The group that carries `setting`; nil for the driver, which is not an rtnetlink matter.
+    init?(carrying setting: VFSettingField) {
+        guard let group = VFField.allCases.first(where: { $0.settings.contains(setting) }) else { return nil }
+        self = group
+    }
+
+    /// Every setting of these groups.
+    static func settings(of groups: Set<VFField>) -> Set<VFSettingField> {
+        groups.reduce(into: []) { $0.formUnion($1.settings) }
     }
 }
 
@@ -164,7 +162,7 @@ extension VFState {
     }
 
     /// The network fields a config asks for, the driver left out (it is not an rtnetlink matter).
-    init(settingsOf config: VFConfig) {
+    public init(settingsOf config: VFConfig) {
         self.init(
             mac: config.mac?.lowercased(), vlan: config.vlan, qos: config.qos, vlanProto: config.vlanProto,
             spoofCheck: config.spoofCheck, trust: config.trust, linkState: config.linkState,

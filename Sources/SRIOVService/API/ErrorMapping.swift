@@ -1,5 +1,6 @@
 import HTTPServer
 import SRIOVCore
+import SRIOVStore
 
 /// The one place where a domain error becomes an HTTP answer.
 ///
@@ -10,9 +11,11 @@ extension SRIOVError {
         case .malformedAddress, .malformedBody, .invalidParameter: .badRequest
         case .pfNotFound, .vfNotFound, .allocationNotFound: .notFound
         case .invalidField, .countOutOfRange, .settingUnsupported, .idempotencyKeyReused: .unprocessableContent
-        case .noFreeVF, .vfsHeld, .vfHeld, .noSRIOVDriver, .pfBusy, .kernelBusy: .conflict
+        case .noFreeVF, .vfsHeld, .vfHeld, .noSRIOVDriver, .pfBusy, .kernelBusy, .idempotentRequestInProgress,
+            .idempotentRequestInterrupted:
+            .conflict
         case .hardwareTimeout: .gatewayTimeout
-        case .kernel, .storage: .internalServerError
+        case .kernel, .storage, .storageAfterWrite: .internalServerError
         case .notReady: .serviceUnavailable
         }
     }
@@ -36,7 +39,9 @@ extension SRIOVError {
         case .settingUnsupported: "setting-unsupported"
         case .kernel: "kernel-error"
         case .idempotencyKeyReused: "idempotency-key-reused"
-        case .storage: "storage-error"
+        case .storage, .storageAfterWrite: "storage-error"
+        case .idempotentRequestInProgress: "idempotent-request-in-progress"
+        case .idempotentRequestInterrupted: "idempotent-request-interrupted"
         case .notReady: "not-ready"
         }
     }
@@ -60,7 +65,9 @@ extension SRIOVError {
         case .settingUnsupported: "Setting not supported by the driver"
         case .kernel: "Kernel error"
         case .idempotencyKeyReused: "Idempotency key reused"
-        case .storage: "Storage error"
+        case .storage, .storageAfterWrite: "Storage error"
+        case .idempotentRequestInProgress: "Request in progress"
+        case .idempotentRequestInterrupted: "Request interrupted"
         case .notReady: "Not ready"
         }
     }
@@ -130,7 +137,34 @@ extension SRIOVError {
                 ["field": .string("Idempotency-Key")]
             )
         case .storage(let why):
-            return ("The database refused the change, which was not made: \(why)", [:])
+            return (
+                "The database refused the change, which was not made; the hardware was not touched: \(why)",
+                ["hardware": .string("untouched")]
+            )
+        case .storageAfterWrite(let why, restored: true):
+            return (
+                "The database refused to record the change after the hardware was written; every write was undone "
+                    + "and the hardware is as before: \(why)",
+                ["hardware": .string("restored")]
+            )
+        case .storageAfterWrite(let why, restored: false):
+            return (
+                "The database refused to record the change, and undoing its hardware writes failed; the VF is kept "
+                    + "out of the pool until a reconcile repairs it (POST /reconcile once the database accepts writes): "
+                    + why,
+                ["hardware": .string("changed")]
+            )
+        case .idempotentRequestInProgress(let key):
+            return (
+                "The first request with Idempotency-Key '\(key.prefix(64))' is still being carried out; retry shortly",
+                ["field": .string("Idempotency-Key")]
+            )
+        case .idempotentRequestInterrupted(let key):
+            return (
+                "The first request with Idempotency-Key '\(key.prefix(64))' was cut off by a restart and rolled back; "
+                    + "retry with a new key",
+                ["field": .string("Idempotency-Key")]
+            )
         case .notReady:
             return ("Startup reconciliation has not finished yet; retry shortly", [:])
         }
@@ -144,5 +178,21 @@ extension SRIOVError {
             instance: instance)
         problem.extensions = extensions
         return HTTPResponse.problem(problem)
+    }
+}
+
+/// What a request under an Idempotency-Key answered, kept for replays: its status is picked here, with the rest of
+/// the mapping to HTTP.
+enum IdempotentAnswer {
+    static func created(key: String, requestHash: String, body: [UInt8], location: String) -> IdempotencyRecord {
+        IdempotencyRecord(
+            key: key, requestHash: requestHash, status: HTTPStatus.created.code, body: body, location: location,
+            createdAt: Timestamp.now())
+    }
+
+    static func failed(_ error: SRIOVError, key: String, requestHash: String, instance: String) -> IdempotencyRecord {
+        IdempotencyRecord(
+            key: key, requestHash: requestHash, status: error.httpStatus.code, body: error.response(instance: instance).body,
+            location: nil, createdAt: Timestamp.now())
     }
 }

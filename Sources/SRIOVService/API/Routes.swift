@@ -273,7 +273,7 @@ public struct SRIOVAPI: Sendable {
             if let location = replay.location { headers.add("Location", location) }
             headers.add("Idempotent-Replayed", "true")
             return HTTPResponse(
-                status: HTTPStatus(code: replay.status, reason: "Created"), headers: headers, body: replay.body)
+                status: HTTPStatus(code: replay.status), headers: headers, body: replay.body)
         }
     }
 

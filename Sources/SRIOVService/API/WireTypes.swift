@@ -183,6 +183,12 @@ enum JSONValue: Encodable, Sendable, Equatable {
         }
     }
 
+    /// The member `key` of an object; nil for anything else or a missing member.
+    subscript(key: String) -> JSONValue? {
+        if case .object(let members) = self { return members[key] }
+        return nil
+    }
+
     /// Compact JSON text with sorted keys, written directly: audit details are built on every mutation.
     var text: String {
         var out = ""

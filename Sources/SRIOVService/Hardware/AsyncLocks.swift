@@ -12,6 +12,21 @@ actor AsyncLocks<Key: Hashable & Sendable> {
         await withCheckedContinuation { waiters[key, default: []].append($0) }
     }
 
+    /// Runs `body` holding the key's lock, and releases it however `body` ends.
+    nonisolated func withLock<T: Sendable, E: Error>(
+        _ key: Key, _ body: () async throws(E) -> T
+    ) async throws(E) -> T {
+        await acquire(key)
+        do {
+            let value = try await body()
+            await release(key)
+            return value
+        } catch {
+            await release(key)
+            throw error
+        }
+    }
+
     func release(_ key: Key) {
         if var queue = waiters[key], !queue.isEmpty {
             let next = queue.removeFirst()
@@ -26,14 +41,24 @@ actor AsyncLocks<Key: Hashable & Sendable> {
 /// One lock per PF.
 typealias PFLocks = AsyncLocks<PCIAddress>
 
-/// PFs whose VF set is being changed. Allocation refuses their VFs until the change is done; both sides
-/// check and set it inside the store's serial write path, so no allocation slips between check and write.
-final class ResizingPFs: Sendable {
-    private let pfs = Mutex<Set<PCIAddress>>([])
+/// The targets of changes under way in this process (PFs, VFs, allocation ids), so that a reconcile run does not
+/// take an open intent of a change still running for one left behind by a fault.
+final class LiveTargets: Sendable {
+    private let targets = Mutex<[String: Int]>([:])
 
-    func contains(_ pf: PCIAddress) -> Bool { pfs.withLock { $0.contains(pf) } }
-    func insert(_ pf: PCIAddress) { _ = pfs.withLock { $0.insert(pf) } }
-    func remove(_ pf: PCIAddress) { _ = pfs.withLock { $0.remove(pf) } }
+    func contains(_ target: String) -> Bool { targets.withLock { $0[target] != nil } }
+
+    /// Runs `body` with `target` marked live.
+    func during<T: Sendable, E: Error>(_ target: String, _ body: () async throws(E) -> T) async throws(E) -> T {
+        targets.withLock { $0[target, default: 0] += 1 }
+        defer {
+            targets.withLock { targets in
+                targets[target, default: 1] -= 1
+                if targets[target] == 0 { targets[target] = nil }
+            }
+        }
+        return try await body()
+    }
 }
 
 /// Allocations being released or changed: one such request per allocation at a time.

@@ -1,5 +1,3 @@
-import FoundationEssentials
-import Glibc
 import SRIOVCore
 import SRIOVHardware
 import SRIOVStore
@@ -10,150 +8,226 @@ extension AllocationService {
     /// Fenced by the id: only the allocation that holds the VF can reset it, so a late release of an older
     /// allocation of the same VF finds nothing to do (404) and touches nothing. While the VF is restored the
     /// allocation keeps holding it, so no one else can be handed a VF that is still being reset. When the
-    /// restore fails the allocation becomes `dirty`: the VF stays out of the pool, and a later DELETE retries.
+    /// restore fails the allocation becomes `dirty` and keeps the VF out of the pool.
     func release(id: String, caller: Caller) async throws(SRIOVError) {
-        let action = "allocation.release"
-        let found: Allocation?
-        do { found = try core.store.read { try $0.allocation(id: id) } } catch { throw .storage("\(error)") }
-        guard let allocation = found, allocation.state.holdsVF else {
-            try await core.audit(caller.failure(action, target: id, .allocationNotFound(id)))
-            throw .allocationNotFound(id)
-        }
+        let allocation = try await active(id, action: "allocation.release", caller: caller) { $0.holdsVF }
         // One release or change of an allocation at a time (the other answers 409), so a read of the VF that
         // finds nothing to restore stays true until the release is recorded.
         guard core.releasing.claim(id) else {
             throw .pfBusy(allocation.pf, "allocation \(id) is being released or changed")
         }
         defer { core.releasing.finish(id) }
+        try await core.change(AllocationRelease(allocation: allocation, caller: caller)).get()
+    }
 
-        let restore = try await restoreVF(of: allocation, caller: caller)
-        let result: Result<Void, SRIOVError> = try await core.perform { tx in
-            // Re-read inside the writer: a concurrent release of the same id may have won.
-            guard let current = try tx.allocation(id: id), current.state.holdsVF else {
-                let error = SRIOVError.allocationNotFound(id)
-                try tx.appendAudit(caller.failure(action, target: id, error))
-                return .failure(error)
-            }
-            if let intent = restore.intent {
-                try tx.completeIntent(intent, outcome: restore.failure == nil ? .completed : .rolledBack)
-            }
-            var after = current
-            var details: [String: JSONValue] = [
-                "before": Self.json(current), "vf": .string(current.vf.description),
-                "restore": .string(restore.summary),
-            ]
-            if let failure = restore.failure {
-                after.state = .dirty
-                try tx.updateAllocation(id: id, state: .dirty, releasedAt: nil)
-                details["after"] = Self.json(after)
-                try tx.appendAudit(caller.failure(action, target: id, failure, details: details))
-                return .failure(failure)
-            }
-            after.state = .released
-            after.releasedAt = Timestamp.now()
-            try tx.updateAllocation(id: id, state: .released, releasedAt: after.releasedAt)
-            details["after"] = Self.json(after)
-            try tx.appendAudit(caller.event(action, target: id, outcome: .success, details: details))
-            return .success(())
+    /// Changes the settings of a held VF. Either the whole change applies or the VF is left as it was.
+    func update(id: String, config: VFConfig, caller: Caller) async throws(SRIOVError) -> Allocation {
+        let allocation = try await active(id, action: "allocation.update", caller: caller) { $0 == .active }
+        guard core.releasing.claim(id) else {
+            throw .pfBusy(allocation.pf, "allocation \(id) is being released or changed")
         }
-        try result.get()
+        defer { core.releasing.finish(id) }
+        return try await core.change(AllocationUpdate(allocation: allocation, config: config, caller: caller))
     }
 
-    /// What restoring a VF on release did.
-    struct RestoreOutcome: Sendable {
-        var intent: Int64?
-        var failure: SRIOVError?
+    /// The allocation with this id in a state `accepts`; otherwise a 404, audited.
+    private func active(
+        _ id: String, action: String, caller: Caller, accepts: (AllocationState) -> Bool
+    ) async throws(SRIOVError) -> Allocation {
+        let found: Allocation?
+        do { found = try core.store.read { try $0.allocation(id: id) } } catch { throw .storage("\(error)") }
+        guard let allocation = found, accepts(allocation.state) else {
+            try await core.audit(caller.failure(action, target: id, .allocationNotFound(id)))
+            throw .allocationNotFound(id)
+        }
+        return allocation
+    }
+}
+
+/// A released allocation's VF put back to its captured original settings (or factory defaults when none was
+/// captured), all fields unconditionally, when anything differs or the allocation applied a config. A VF that is
+/// gone (its PF shrank or vanished) has nothing to restore, and a VF that reads as its baseline needs no write.
+struct AllocationRelease: PFChange {
+    struct Plan: Sendable {
+        var device: (pf: PhysicalFunction, vf: VirtualFunction)?
+        var original: VFState?
+        /// Why nothing is written, when nothing is.
         var summary: String
+        /// The VF could not be read: the release fails and the allocation turns `dirty`.
+        var readFailure: SRIOVError? = nil
     }
 
-    /// Puts the VF back to its captured original settings (or factory defaults when none was captured), all
-    /// fields unconditionally, when anything differs or the allocation applied a config. A VF that is gone
-    /// (its PF shrank or vanished) has nothing to restore.
-    func restoreVF(of allocation: Allocation, caller: Caller) async throws(SRIOVError) -> RestoreOutcome {
+    let allocation: Allocation
+    let caller: Caller
+
+    var kind: IntentKind { .allocationRelease }
+    var pf: PCIAddress { allocation.pf }
+    var target: String { allocation.id }
+    var vf: PCIAddress? { allocation.vf }
+    var action: String { "allocation.release" }
+
+    func plan(_ core: ServiceCore) async throws(SRIOVError) -> Plan {
+        let absent = Plan(device: nil, original: nil, summary: "vf absent: nothing to restore")
         guard let (pf, vf) = core.inventory.snapshot.vf(allocation.vf), vf.index == allocation.vfIndex else {
-            return RestoreOutcome(intent: nil, failure: nil, summary: "vf absent: nothing to restore")
+            return absent
         }
         let stored: String?
         do { stored = try core.store.read { try $0.originalState(vf: vf.address) } } catch {
             throw .storage("\(error)")
         }
-        // A read only: it does not queue behind the PF's writes.
         let current: VFState
-        do { current = try core.vfs.state(of: vf, pf: pf) } catch {
+        do { current = try core.readState(of: vf, pf: pf) } catch {
             // The VF may have just gone (its PF's VFs removed behind sriovd's back, the uevent's rescan still
             // pending): look again before calling the read a failure.
             let stillThere = core.inventory.rescan(pf: pf.address)?.vfs.contains {
                 $0.address == vf.address && $0.index == vf.index
             }
-            if stillThere != true {
-                return RestoreOutcome(intent: nil, failure: nil, summary: "vf absent: nothing to restore")
-            }
-            return RestoreOutcome(
-                intent: nil, failure: error.domainError(vf: vf.address), summary: "could not read the VF")
+            guard stillThere == true else { return absent }
+            return Plan(device: (pf, vf), original: nil, summary: "could not read the VF", readFailure: error)
         }
         let original = stored.flatMap(VFState.decode) ?? VFState.factoryDefault(driver: current.driver)
-        if allocation.config == nil && current == original {
-            return RestoreOutcome(intent: nil, failure: nil, summary: "unchanged: nothing to restore")
+        if allocation.config == nil && current.matchesBaseline(original) {
+            return Plan(device: (pf, vf), original: nil, summary: "unchanged: nothing to restore")
         }
-        await core.pfLocks.acquire(pf.address)
-        defer { Task { await core.pfLocks.release(pf.address) } }
-        let payload = JSONValue.object([
-            "vf": .string(vf.address.description), "original": (try? JSONValue.parse(original.json)) ?? .null,
-        ])
-        let intent = try await core.perform { tx in
-            try tx.beginIntent(kind: "allocation.release", target: allocation.id, payload: payload.text)
-        }
-        do {
-            try await core.restore(original, vf: vf, pf: pf, caller: caller)
-        } catch {
-            core.inventory.rescan(pf: pf.address)
-            return RestoreOutcome(intent: intent, failure: error, summary: "restore incomplete")
-        }
-        core.inventory.rescan(pf: pf.address)
-        core.dirtyVFs.remove(vf.address)
-        return RestoreOutcome(intent: intent, failure: nil, summary: "restored every setting and the driver")
+        return Plan(device: (pf, vf), original: original, summary: "restored every setting and the driver")
     }
 
-    /// Changes the settings of a held VF. Either the whole change applies or the VF is left as it was.
-    func update(id: String, config: VFConfig, caller: Caller) async throws(SRIOVError) -> Allocation {
-        let action = "allocation.update"
-        let found: Allocation?
-        do { found = try core.store.read { try $0.allocation(id: id) } } catch { throw .storage("\(error)") }
-        guard let allocation = found, allocation.state == .active else {
-            let error = SRIOVError.allocationNotFound(id)
-            try await core.audit(caller.failure(action, target: id, error))
-            throw error
+    func payload(_ plan: Plan) -> JSONValue? {
+        guard let original = plan.original, plan.device != nil else { return nil }
+        return .object([
+            "pf": .string(pf.description), "vf": .string(allocation.vf.description), "restore_to": original.jsonValue,
+        ])
+    }
+
+    func write(_ session: HardwareSession, _ plan: Plan) async throws(HardwareFailure) -> Void {
+        guard let (pf, vf) = plan.device, let original = plan.original else { return }
+        let timeout = session.core.writeTimeout
+        try await session.vf(vf.address) { controller, record in
+            try controller.restore(original, vf: vf, pf: pf, bindTimeout: timeout, onWrite: record)
         }
-        guard core.releasing.claim(id) else {
-            throw .pfBusy(allocation.pf, "allocation \(id) is being released or changed")
+    }
+
+    func complete(_ tx: Transaction, _ plan: Plan, _ result: Result<Void, HardwareFailure>?) throws -> Result<
+        Void, SRIOVError
+    > {
+        // Re-read inside the writer: a concurrent release of the same id may have won.
+        guard let current = try tx.allocation(id: allocation.id), current.state.holdsVF else {
+            let error = SRIOVError.allocationNotFound(allocation.id)
+            try tx.appendAudit(caller.failure(action, target: allocation.id, error))
+            return .failure(error)
         }
-        defer { core.releasing.finish(id) }
-        await core.pfLocks.acquire(allocation.pf)
-        defer { Task { await core.pfLocks.release(allocation.pf) } }
-        guard let (pf, vf) = core.inventory.snapshot.vf(allocation.vf) else {
-            let error = SRIOVError.vfNotFound(allocation.vf)
-            try await core.audit(caller.failure(action, target: id, error))
-            throw error
+        var details: [String: JSONValue] = [
+            "before": AllocationService.json(current), "vf": .string(current.vf.description),
+        ]
+        var after = current
+        let failure: SRIOVError? =
+            if case .failure(let failure)? = result { failure.error } else { plan.readFailure }
+        if let failure {
+            after.state = .dirty
+            try tx.updateAllocation(id: allocation.id, state: .dirty, releasedAt: nil)
+            details["restore"] = .string(result == nil ? plan.summary : "restore incomplete")
+            details["after"] = AllocationService.json(after)
+            try tx.appendAudit(caller.failure(action, target: allocation.id, failure, details: details))
+            return .failure(failure)
         }
-        var updated = allocation
-        updated.config = (allocation.config ?? VFConfig()).merging(config)
-        let merged = updated
+        after.state = .released
+        after.releasedAt = Timestamp.now()
+        try tx.updateAllocation(id: allocation.id, state: .released, releasedAt: after.releasedAt)
+        details["restore"] = .string(plan.summary)
+        details["after"] = AllocationService.json(after)
+        try tx.appendAudit(caller.event(action, target: allocation.id, outcome: .success, details: details))
+        return .success(())
+    }
+
+    /// The allocation still holds the VF in the database: its config goes back on.
+    func undo(_ session: HardwareSession, _ plan: Plan) async -> Bool {
+        guard let (pf, vf) = plan.device, let config = allocation.config else { return true }
+        let timeout = session.core.writeTimeout
         do {
-            try await core.apply(config, to: vf, pf: pf, caller: caller)
+            try await session.vf(vf.address) { controller, record in
+                try controller.apply(config, to: vf, pf: pf, bindTimeout: timeout, onWrite: record)
+            }
+            return true
         } catch {
-            try await core.audit(
-                caller.failure(action, target: id, error, details: ["vf": .string(vf.address.description)]))
-            throw error
+            return false
         }
-        core.inventory.rescan(pf: pf.address)
-        _ = try await core.perform { tx in
-            try tx.updateAllocationConfig(id: id, config: merged.config)
+    }
+
+    func settle(_ core: ServiceCore, _ plan: Plan, _ result: Result<Void, HardwareFailure>?) {
+        guard plan.device != nil else { return }
+        if plan.original != nil || plan.readFailure != nil { core.inventory.rescan(pf: pf) }
+        if case .success? = result { core.dirtyVFs.remove(allocation.vf) }
+    }
+}
+
+/// A held VF's settings changed. Undone (and recovered) by restoring the state read before.
+struct AllocationUpdate: PFChange {
+    struct Plan: Sendable {
+        var pf: PhysicalFunction
+        var vf: VirtualFunction
+        var before: VFState
+        var merged: Allocation
+    }
+
+    let allocation: Allocation
+    let config: VFConfig
+    let caller: Caller
+
+    var kind: IntentKind { .allocationUpdate }
+    var pf: PCIAddress { allocation.pf }
+    var target: String { allocation.id }
+    var vf: PCIAddress? { allocation.vf }
+    var action: String { "allocation.update" }
+
+    func plan(_ core: ServiceCore) async throws(SRIOVError) -> Plan {
+        guard let (pf, vf) = core.inventory.snapshot.vf(allocation.vf) else { throw .vfNotFound(allocation.vf) }
+        var merged = allocation
+        merged.config = (allocation.config ?? VFConfig()).merging(config)
+        return Plan(pf: pf, vf: vf, before: try core.readState(of: vf, pf: pf), merged: merged)
+    }
+
+    func payload(_ plan: Plan) -> JSONValue? {
+        .object([
+            "pf": .string(pf.description), "vf": .string(allocation.vf.description),
+            "restore_to": plan.before.jsonValue, "config": config.jsonValue,
+        ])
+    }
+
+    func admit(_ tx: Transaction, _ plan: Plan) throws -> SRIOVError? {
+        guard let current = try tx.allocation(id: allocation.id), current.state == .active else {
+            return .allocationNotFound(allocation.id)
+        }
+        return nil
+    }
+
+    func write(_ session: HardwareSession, _ plan: Plan) async throws(HardwareFailure) -> Void {
+        let (config, vf, pf, timeout) = (self.config, plan.vf, plan.pf, session.core.writeTimeout)
+        try await session.vf(vf.address) { controller, record in
+            try controller.apply(config, to: vf, pf: pf, bindTimeout: timeout, onWrite: record)
+        }
+    }
+
+    func complete(_ tx: Transaction, _ plan: Plan, _ result: Result<Void, HardwareFailure>?) throws -> Allocation {
+        if case .failure(let failure)? = result {
             try tx.appendAudit(
-                caller.event(
-                    action, target: id, outcome: .success,
-                    details: ["before": Self.json(allocation), "after": Self.json(merged)]))
+                caller.failure(
+                    action, target: allocation.id, failure.error, details: ["vf": .string(allocation.vf.description)]))
+            return allocation
         }
-        return merged
+        try tx.updateAllocationConfig(id: allocation.id, config: plan.merged.config)
+        try tx.appendAudit(
+            caller.event(
+                action, target: allocation.id, outcome: .success,
+                details: ["before": AllocationService.json(allocation), "after": AllocationService.json(plan.merged)]))
+        return plan.merged
+    }
+
+    func undo(_ session: HardwareSession, _ plan: Plan) async -> Bool {
+        await session.restore(plan.before, vf: plan.vf, pf: plan.pf)
+    }
+
+    func settle(_ core: ServiceCore, _ plan: Plan, _ result: Result<Void, HardwareFailure>?) {
+        core.inventory.rescan(pf: pf)
     }
 }
 

@@ -1,5 +1,4 @@
 import FoundationEssentials
-import Glibc
 import SRIOVCore
 import SRIOVHardware
 import SRIOVStore
@@ -8,8 +7,8 @@ import SRIOVStore
 ///
 /// Choosing a VF and recording the allocation happen in one store transaction on the single writer, and a
 /// UNIQUE index on holding allocations per VF backs it up: a VF is never handed out twice. Hardware work
-/// (capturing the VF's original settings, applying the config, restoring on release) runs under the PF's
-/// lock on its hardware queue, after an intent is recorded, so a crash leaves nothing half-done for good.
+/// (applying the config, restoring on release) goes through `ServiceCore.change`, after an intent is recorded, so a
+/// crash leaves nothing half-done for good.
 struct AllocationService: Sendable {
     let core: ServiceCore
 
@@ -34,20 +33,44 @@ struct AllocationService: Sendable {
         case apply(Allocation, intent: Int64)
     }
 
-    /// The answer stored under a key while its request is still being carried out.
-    static let inProgressStatus = 409
+    /// An Idempotency-Key and the hash of the request it came with.
+    typealias Idempotency = (key: String, requestHash: String)
 
     /// Allocates a VF. With an idempotency key, a repeat of the same request replays the first answer and a
     /// different request under the same key is refused; the key is recorded in the same transaction.
     func allocate(
-        _ request: AllocationRequest, idempotency: (key: String, requestHash: String)?, caller: Caller,
+        _ request: AllocationRequest, idempotency: Idempotency?, caller: Caller,
         render: @escaping @Sendable (Allocation) -> [UInt8]
     ) async throws(SRIOVError) -> CreateOutcome {
+        // The id is known before the claim, so a reconcile run never takes this allocation's intent for one a fault
+        // left behind.
+        let id = UUID().uuidString.lowercased()
+        return try await core.live.during(id) { () async throws(SRIOVError) -> CreateOutcome in
+            let claim = try await self.claim(request, id: id, idempotency: idempotency, caller: caller, render: render)
+            switch claim {
+            case .replay(let replay):
+                return .replayed(replay)
+            case .done(let allocation, let body, let capture):
+                if capture { await captureOriginal(allocation) }
+                return .created(allocation, body: body)
+            case .apply(let allocation, let intent):
+                let apply = AllocationApply(
+                    allocation: allocation, idempotency: idempotency, caller: caller, render: render)
+                let body = try await core.change(apply, opening: .open(intent))
+                return .created(allocation, body: body)
+            }
+        }
+    }
+
+    /// The first transaction: a replay, or the chosen VF recorded (with an intent when a config must be applied).
+    private func claim(
+        _ request: AllocationRequest, id: String, idempotency: Idempotency?, caller: Caller,
+        render: @escaping @Sendable (Allocation) -> [UInt8]
+    ) async throws(SRIOVError) -> Claim {
         let action = "allocation.create"
         let snapshot = core.inventory.snapshot
-        let resizing = core.resizing
         let dirty = core.dirtyVFs
-        let claim: Result<Claim, SRIOVError> = try await core.perform { tx in
+        let result: Result<Claim, SRIOVError> = try await core.perform { tx in
             if let idempotency, let record = try tx.idempotencyRecord(key: idempotency.key) {
                 guard record.requestHash == idempotency.requestHash else {
                     let error = SRIOVError.idempotencyKeyReused(idempotency.key)
@@ -57,28 +80,10 @@ struct AllocationService: Sendable {
                 return .success(.replay(Replay(status: record.status, body: record.body, location: record.location)))
             }
             do {
-                let allocation = try Self.choose(request, in: snapshot, tx: tx, resizing: resizing, dirty: dirty)
+                let allocation = try Self.choose(request, id: id, in: snapshot, tx: tx, dirty: dirty)
                 try tx.insertAllocation(allocation)
-                let location = "/allocations/" + allocation.id
                 if request.config != nil {
-                    let payload = JSONValue.object([
-                        "vf": .string(allocation.vf.description),
-                        "idempotency_key": idempotency.map { .string($0.key) } ?? .null,
-                    ])
-                    let intent = try tx.beginIntent(
-                        kind: "allocation.apply", target: allocation.id, payload: payload.text)
-                    if let idempotency {
-                        let pending = SRIOVError.pfBusy(
-                            allocation.pf, "the first request with this key is still running"
-                        )
-                        .problemBody(instance: "/allocations")
-                        try tx.putIdempotencyRecord(
-                            IdempotencyRecord(
-                                key: idempotency.key, requestHash: idempotency.requestHash,
-                                status: Self.inProgressStatus, body: pending, location: nil, createdAt: Timestamp.now())
-                        )
-                    }
-                    return .success(.apply(allocation, intent: intent))
+                    return .success(try Self.openApply(allocation, idempotency: idempotency, tx: tx))
                 }
                 try tx.appendAudit(
                     caller.event(
@@ -87,9 +92,9 @@ struct AllocationService: Sendable {
                 let body = render(allocation)
                 if let idempotency {
                     try tx.putIdempotencyRecord(
-                        IdempotencyRecord(
-                            key: idempotency.key, requestHash: idempotency.requestHash, status: 201, body: body,
-                            location: location, createdAt: Timestamp.now()))
+                        IdempotentAnswer.created(
+                            key: idempotency.key, requestHash: idempotency.requestHash, body: body,
+                            location: "/allocations/" + allocation.id))
                 }
                 let captured = try tx.originalState(vf: allocation.vf) != nil
                 return .success(.done(allocation, body: body, capture: !captured))
@@ -100,26 +105,33 @@ struct AllocationService: Sendable {
                 return .failure(error)
             }
         }
-        switch try claim.get() {
-        case .replay(let replay):
-            return .replayed(replay)
-        case .done(let allocation, let body, let capture):
-            if capture { await captureOriginal(allocation, caller: caller) }
-            return .created(allocation, body: body)
-        case .apply(let allocation, let intent):
-            let body = try await applyConfig(
-                allocation, intent: intent, idempotency: idempotency, caller: caller, render: render)
-            return .created(allocation, body: body)
+        return try result.get()
+    }
+
+    /// The intent of applying the allocation's config, and the answer a retry gets meanwhile.
+    private static func openApply(_ allocation: Allocation, idempotency: Idempotency?, tx: Transaction) throws -> Claim {
+        let payload = JSONValue.object([
+            "pf": .string(allocation.pf.description), "vf": .string(allocation.vf.description),
+            "idempotency_key": idempotency.map { .string($0.key) } ?? .null,
+            "restore_to": try tx.originalState(vf: allocation.vf).flatMap { try? JSONValue.parse($0) } ?? .null,
+        ])
+        let intent = try tx.beginIntent(kind: .allocationApply, target: allocation.id, payload: payload.text)
+        if let idempotency {
+            try tx.putIdempotencyRecord(
+                IdempotentAnswer.failed(
+                    .idempotentRequestInProgress(idempotency.key), key: idempotency.key,
+                    requestHash: idempotency.requestHash, instance: "/allocations"))
         }
+        return .apply(allocation, intent: intent)
     }
 
     /// Stores the VF's settings as they are before its holder changes anything (the first capture wins).
-    private func captureOriginal(_ allocation: Allocation, caller: Caller) async {
+    private func captureOriginal(_ allocation: Allocation) async {
         guard let (pf, vf) = core.inventory.snapshot.vf(allocation.vf) else { return }
-        await core.pfLocks.acquire(pf.address)
-        defer { Task { await core.pfLocks.release(pf.address) } }
         do {
-            let state = try await core.vfState(vf, pf: pf, caller: caller)
+            let state = try await core.pfLocks.withLock(pf.address) { () async throws(SRIOVError) -> VFState in
+                try core.readState(of: vf, pf: pf)
+            }
             _ = try await core.perform { tx in try tx.saveOriginalState(vf: vf.address, json: state.json) }
         } catch {
             core.logger.warning(
@@ -128,128 +140,50 @@ struct AllocationService: Sendable {
         }
     }
 
-    /// Captures the original settings, applies the allocation's config, and records the outcome. On failure
-    /// the controller has rolled the VF back; the allocation is released (or `dirty` if the rollback was
-    /// incomplete) and the error is the answer.
-    private func applyConfig(
-        _ allocation: Allocation, intent: Int64, idempotency: (key: String, requestHash: String)?, caller: Caller,
-        render: @escaping @Sendable (Allocation) -> [UInt8]
-    ) async throws(SRIOVError) -> [UInt8] {
-        let action = "allocation.create"
-        let config = allocation.config ?? VFConfig()
-        await core.pfLocks.acquire(allocation.pf)
-        defer { Task { await core.pfLocks.release(allocation.pf) } }
-
-        var failure: SRIOVError?
-        var leftChanged = false
-        var original: VFState?
-        if let (pf, vf) = core.inventory.snapshot.vf(allocation.vf) {
-            let timeout = core.writeTimeout
-            do {
-                original = try await core.vfWork(pf: pf.address, caller: caller) { controller, record in
-                    let before: VFState
-                    do {
-                        before = try controller.state(of: vf, pf: pf)
-                        try controller.apply(config, to: vf, pf: pf, bindTimeout: timeout, onWrite: record)
-                    } catch let error as VFHardwareError {
-                        throw HardwareOutcome(
-                            error: error.domainError(vf: vf.address), leftChanged: error.leavesVFChanged)
-                    }
-                    return before
-                }
-            } catch let outcome as HardwareOutcome {
-                failure = outcome.error
-                leftChanged = outcome.leftChanged
-            } catch let error as SRIOVError {
-                failure = error
-                leftChanged = true
-            } catch {
-                failure = .kernel(operation: "apply VF config", errno: 0, name: "\(error)")
+    /// The lowest-index free VF that the request allows, made into a new allocation. Held VFs, free VFs left with
+    /// settings that are not their baseline, VFs being changed and VFs of a PF being resized are not handed out.
+    private static func choose(
+        _ request: AllocationRequest, id: String, in snapshot: InventorySnapshot, tx: Transaction, dirty: DirtyVFs
+    ) throws -> Allocation {
+        let candidates = try Self.candidates(request, in: snapshot, tx: tx)
+        let busy = try OpenChanges(tx.openIntents())
+        let held = try tx.heldVFs().union(dirty.all).union(busy.vfs)
+        var resizing: PCIAddress?
+        for candidate in candidates where !held.contains(candidate.vf.address) {
+            if busy.resizing.contains(candidate.pf.address) {
+                resizing = candidate.pf.address
+                continue
             }
-            if leftChanged == false, failure == nil { core.inventory.rescan(pf: pf.address) }
-        } else {
-            failure = .vfNotFound(allocation.vf)
+            let vf = candidate.vf
+            return Allocation(
+                id: id, vf: vf.address, pf: vf.pf, vfIndex: vf.index, owner: request.owner, labels: request.labels,
+                state: .active, createdAt: Timestamp.now(), releasedAt: nil, config: request.config,
+                generation: try tx.nextGeneration(vf: vf.address))
         }
-
-        let body = failure == nil ? render(allocation) : nil
-        let outcome = failure
-        let changed = leftChanged
-        let captured = original
-        let result: Result<[UInt8], SRIOVError> = try await core.perform { tx in
-            if let captured { try tx.saveOriginalState(vf: allocation.vf, json: captured.json) }
-            if let outcome {
-                let state: AllocationState = changed ? .dirty : .released
-                try tx.updateAllocation(id: allocation.id, state: state, releasedAt: changed ? nil : Timestamp.now())
-                try tx.completeIntent(intent, outcome: .rolledBack)
-                try tx.appendAudit(
-                    caller.failure(
-                        action, target: allocation.id, outcome,
-                        details: [
-                            "vf": .string(allocation.vf.description), "allocation_state": .string(state.rawValue),
-                        ]))
-                if let idempotency {
-                    try tx.putIdempotencyRecord(
-                        IdempotencyRecord(
-                            key: idempotency.key, requestHash: idempotency.requestHash, status: outcome.httpStatus.code,
-                            body: outcome.problemBody(instance: "/allocations"), location: nil,
-                            createdAt: Timestamp.now()))
-                }
-                return .failure(outcome)
-            }
-            try tx.completeIntent(intent)
-            try tx.appendAudit(
-                caller.event(
-                    action, target: allocation.id, outcome: .success,
-                    details: ["after": Self.json(allocation), "owner": .string(allocation.owner)]))
-            if let idempotency, let body {
-                try tx.putIdempotencyRecord(
-                    IdempotencyRecord(
-                        key: idempotency.key, requestHash: idempotency.requestHash, status: 201, body: body,
-                        location: "/allocations/" + allocation.id, createdAt: Timestamp.now()))
-            }
-            return .success(body ?? [])
-        }
-        return try result.get()
+        if let resizing { throw SRIOVError.pfBusy(resizing, "its VF count is being changed; retry shortly") }
+        let heldCount = candidates.filter { held.contains($0.vf.address) }.count
+        throw SRIOVError.noFreeVF(total: candidates.count, held: heldCount)
     }
 
-    /// The lowest-index free VF that the request allows, made into a new allocation.
-    private static func choose(
-        _ request: AllocationRequest, in snapshot: InventorySnapshot, tx: Transaction, resizing: ResizingPFs,
-        dirty: DirtyVFs
-    ) throws -> Allocation {
-        var candidates: [(pf: PhysicalFunction, vf: VirtualFunction)] = []
+    /// The VFs the request may be given, in order.
+    private static func candidates(_ request: AllocationRequest, in snapshot: InventorySnapshot, tx: Transaction)
+        throws -> [(pf: PhysicalFunction, vf: VirtualFunction)]
+    {
         switch request.selection {
         case .pf(let address):
             guard let entry = snapshot.pf(address) else { throw SRIOVError.pfNotFound(address) }
-            candidates = entry.vfs.map { (entry.pf, $0) }
+            return entry.vfs.map { (entry.pf, $0) }
         case .vf(let address):
             guard let found = snapshot.vf(address) else { throw SRIOVError.vfNotFound(address) }
             if let holder = try tx.holdingAllocation(vf: address) {
                 throw SRIOVError.vfHeld(address, allocationID: holder.id)
             }
-            candidates = [found]
+            return [found]
         case .selector(let selector):
-            for entry in snapshot.host.pfs {
-                candidates += entry.vfs.filter { selector.matches($0, of: entry.pf) }.map { (entry.pf, $0) }
+            return snapshot.host.pfs.flatMap { entry in
+                entry.vfs.filter { selector.matches($0, of: entry.pf) }.map { (entry.pf, $0) }
             }
         }
-        // Held VFs, and free VFs left with settings that are not their baseline, are not handed out.
-        let held = try tx.heldVFs().union(dirty.all)
-        var busy: PCIAddress?
-        for candidate in candidates where !held.contains(candidate.vf.address) {
-            if resizing.contains(candidate.pf.address) {
-                busy = candidate.pf.address
-                continue
-            }
-            let vf = candidate.vf
-            return Allocation(
-                id: UUID().uuidString.lowercased(), vf: vf.address, pf: vf.pf, vfIndex: vf.index,
-                owner: request.owner, labels: request.labels, state: .active, createdAt: Timestamp.now(),
-                releasedAt: nil, config: request.config, generation: try tx.nextGeneration(vf: vf.address))
-        }
-        if let busy { throw SRIOVError.pfBusy(busy, "its VF count is being changed; retry shortly") }
-        let heldCount = candidates.filter { held.contains($0.vf.address) }.count
-        throw SRIOVError.noFreeVF(total: candidates.count, held: heldCount)
     }
 
     private static func target(of request: AllocationRequest) -> String {
@@ -268,24 +202,28 @@ struct AllocationService: Sendable {
             "owner": .string(allocation.owner), "labels": .object(allocation.labels.mapValues(JSONValue.string)),
             "state": .string(allocation.state.rawValue), "created_at": .string(allocation.createdAt),
             "released_at": allocation.releasedAt.map(JSONValue.string) ?? .null,
-            "config": allocation.config.flatMap {
-                try? JSONValue.parse(String(decoding: JSONBody.encode($0), as: UTF8.self))
-            }
-                ?? .null,
+            "config": allocation.config?.jsonValue ?? .null,
             "generation": .int(allocation.generation),
         ])
     }
 }
 
-/// A hardware step's failure, with whether the VF may have been left changed.
-struct HardwareOutcome: Error, Sendable {
-    var error: SRIOVError
-    var leftChanged: Bool
-}
+/// What the open intents say is being changed: VFs (settings being applied or restored) and PFs (VF counts).
+struct OpenChanges {
+    var vfs: Set<PCIAddress> = []
+    var resizing: Set<PCIAddress> = []
 
-extension SRIOVError {
-    /// The problem+json body this error answers with.
-    func problemBody(instance: String) -> [UInt8] {
-        response(instance: instance).body
+    init(_ intents: [Intent]) {
+        for intent in intents {
+            switch intent.kind {
+            case .vfCount:
+                if let pf = PCIAddress(intent.target) { resizing.insert(pf) }
+            case .vfUpdate:
+                if let vf = PCIAddress(intent.target) { vfs.insert(vf) }
+            case .allocationApply, .allocationRelease, .allocationUpdate, .allocationReapply:
+                // Their VF is held by the allocation until the intent ends.
+                break
+            }
+        }
     }
 }

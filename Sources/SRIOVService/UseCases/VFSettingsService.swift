@@ -10,55 +10,79 @@ struct VFSettingsService: Sendable {
     let core: ServiceCore
 
     func update(vf address: PCIAddress, config: VFConfig, caller: Caller) async throws(SRIOVError) -> VFState {
-        let action = "vf.update"
         guard let (pf, _) = core.inventory.snapshot.vf(address) else {
-            try await core.audit(caller.failure(action, target: address.description, .vfNotFound(address)))
+            try await core.audit(caller.failure("vf.update", target: address.description, .vfNotFound(address)))
             throw .vfNotFound(address)
         }
-        await core.pfLocks.acquire(pf.address)
-        defer { Task { await core.pfLocks.release(pf.address) } }
-        let holder: Allocation?
-        do { holder = try core.store.read { try $0.holdingAllocation(vf: address) } } catch {
-            throw .storage("\(error)")
+        return try await core.change(VFUpdate(pf: pf.address, address: address, config: config, caller: caller))
+    }
+}
+
+/// A free VF's settings changed; they become its baseline. Undone (and recovered) by restoring the state read
+/// before.
+struct VFUpdate: PFChange {
+    struct Plan: Sendable {
+        var pf: PhysicalFunction
+        var vf: VirtualFunction
+        var before: VFState
+    }
+
+    let pf: PCIAddress
+    let address: PCIAddress
+    let config: VFConfig
+    let caller: Caller
+
+    var kind: IntentKind { .vfUpdate }
+    var target: String { address.description }
+    var vf: PCIAddress? { address }
+    var action: String { "vf.update" }
+
+    func plan(_ core: ServiceCore) async throws(SRIOVError) -> Plan {
+        guard let (pf, vf) = core.inventory.snapshot.vf(address) else { throw .vfNotFound(address) }
+        return Plan(pf: pf, vf: vf, before: try core.readState(of: vf, pf: pf))
+    }
+
+    func payload(_ plan: Plan) -> JSONValue? {
+        .object([
+            "pf": .string(pf.description), "vf": .string(address.description), "restore_to": plan.before.jsonValue,
+            "config": config.jsonValue,
+        ])
+    }
+
+    func admit(_ tx: Transaction, _ plan: Plan) throws -> SRIOVError? {
+        guard let holder = try tx.holdingAllocation(vf: address) else { return nil }
+        return .vfHeld(address, allocationID: holder.id)
+    }
+
+    func write(_ session: HardwareSession, _ plan: Plan) async throws(HardwareFailure) -> VFState {
+        let (config, vf, pf, timeout) = (self.config, plan.vf, plan.pf, session.core.writeTimeout)
+        return try await session.vf(address) { controller, record in
+            try controller.apply(config, to: vf, pf: pf, bindTimeout: timeout, onWrite: record).state
         }
-        if let holder {
-            let error = SRIOVError.vfHeld(address, allocationID: holder.id)
-            try await core.audit(caller.failure(action, target: address.description, error))
-            throw error
-        }
-        guard let (freshPF, vf) = core.inventory.snapshot.vf(address) else { throw .vfNotFound(address) }
-        let timeout = core.writeTimeout
-        let result: (before: VFState, after: VFState)
-        do {
-            result = try await core.vfWork(pf: freshPF.address, caller: caller) { controller, record in
-                do {
-                    let before = try controller.state(of: vf, pf: freshPF)
-                    let applied = try controller.apply(
-                        config, to: vf, pf: freshPF, bindTimeout: timeout, onWrite: record)
-                    return (before, applied.state)
-                } catch let error as VFHardwareError {
-                    throw error.domainError(vf: address)
-                }
+    }
+
+    func complete(_ tx: Transaction, _ plan: Plan, _ result: Result<VFState, HardwareFailure>?) throws -> VFState {
+        guard case .success(let after)? = result else {
+            if case .failure(let failure)? = result {
+                try tx.appendAudit(caller.failure(action, target: target, failure.error))
             }
-        } catch {
-            let failure = error as? SRIOVError ?? .kernel(operation: "apply VF config", errno: 0, name: "\(error)")
-            try await core.audit(caller.failure(action, target: address.description, failure))
-            throw failure
+            return plan.before
         }
-        core.inventory.rescan(pf: freshPF.address)
-        core.dirtyVFs.remove(address)
-        let (before, after) = result
-        _ = try await core.perform { tx in
-            try tx.clearOriginalState(vf: address)
-            try tx.saveOriginalState(vf: address, json: after.json)
-            try tx.appendAudit(
-                caller.event(
-                    action, target: address.description, outcome: .success,
-                    details: [
-                        "before": (try? JSONValue.parse(before.json)) ?? .null,
-                        "after": (try? JSONValue.parse(after.json)) ?? .null,
-                    ]))
-        }
+        try tx.clearOriginalState(vf: address)
+        try tx.saveOriginalState(vf: address, json: after.json)
+        try tx.appendAudit(
+            caller.event(
+                action, target: target, outcome: .success,
+                details: ["before": plan.before.jsonValue, "after": after.jsonValue]))
         return after
+    }
+
+    func undo(_ session: HardwareSession, _ plan: Plan) async -> Bool {
+        await session.restore(plan.before, vf: plan.vf, pf: plan.pf)
+    }
+
+    func settle(_ core: ServiceCore, _ plan: Plan, _ result: Result<VFState, HardwareFailure>?) {
+        core.inventory.rescan(pf: pf)
+        if case .success? = result { core.dirtyVFs.remove(address) }
     }
 }
