@@ -53,6 +53,8 @@ struct AllocationApply: PFChange {
         try await session.vf(vf.address) { controller, record in
             try controller.apply(config, to: vf, pf: pf, bindTimeout: timeout, onWrite: record)
         }
+        // The answer names the VF's device (netdev or /dev/vfio/N) as it is now.
+        session.core.inventory.rescan(pf: pf.address)
     }
 
     func complete(_ tx: Transaction, _ plan: Plan, _ result: Result<Void, HardwareFailure>?) throws -> [UInt8] {
