@@ -27,7 +27,7 @@ public struct NetlinkError: Error, Hashable, Sendable, CustomStringConvertible {
     }
 
     /// Bytes that are not a well-formed netlink message (`EBADMSG`).
-    static func malformed(_ why: String) -> NetlinkError {
+    package static func malformed(_ why: String) -> NetlinkError {
         NetlinkError(errno: EBADMSG, context: "malformed netlink message: \(why)")
     }
 
