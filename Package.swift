@@ -3,7 +3,6 @@ import PackageDescription
 
 let package = Package(
     name: "sriovd",
-    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "sriovd", targets: ["sriovd"]),
         .library(name: "HTTPServer", targets: ["HTTPServer"]),

@@ -1,10 +1,5 @@
 import FoundationEssentials
-
-#if canImport(Glibc)
-    import Glibc
-#elseif canImport(Darwin)
-    import Darwin
-#endif
+import Glibc
 
 /// The real kernel's sysfs (or a captured copy of it), read and written with plain `open`/`read`/`write` calls.
 ///

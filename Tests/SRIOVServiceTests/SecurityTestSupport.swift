@@ -1,4 +1,5 @@
 import Foundation
+import Glibc
 import HTTPServer
 import HostSimulator
 import Logging
@@ -6,10 +7,6 @@ import SRIOVCore
 import SRIOVHardware
 import SRIOVService
 import SRIOVStore
-
-#if canImport(Glibc)
-    import Glibc
-#endif
 
 /// The whole daemon in-process behind `AccessControl`: TCP on 127.0.0.1:0 requiring tokens, and a Unix socket.
 final class SecuredDaemon {

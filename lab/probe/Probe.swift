@@ -5,12 +5,9 @@
 //   netlink-probe check IFNAME DRIVER NUMVFS     (DRIVER: igb | netdevsim)
 //   netlink-probe uevents NUMVFS_FILE COUNT     (watch uevents while writing COUNT to a sriov_numvfs file)
 import Foundation
+import Glibc
 import HostSimulator
 import Netlink
-
-#if canImport(Glibc)
-    import Glibc
-#endif
 
 /// One step: a setting on a VF and the outcome each driver gives (nil = accepted, else the errno name).
 struct Step {
