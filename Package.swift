@@ -33,10 +33,10 @@ let package = Package(
         ),
 
         // rtnetlink and uevent messages over AF_NETLINK. Knows nothing of sysfs.
-        .target(name: "Netlink", dependencies: ["CLinux", "Threading"]),
+        .target(name: "Netlink", dependencies: ["Threading"]),
 
         // Every /sys access behind one rooted accessor, and VF settings over rtnetlink.
-        .target(name: "SRIOVHardware", dependencies: ["SRIOVCore", "Netlink", "CLinux"]),
+        .target(name: "SRIOVHardware", dependencies: ["SRIOVCore", "Netlink"]),
 
         // The simulated host: plays the kernel beneath the sysfs and rtnetlink boundary (a sysfs-shaped folder whose
         // writes act as Linux's do, and rtnetlink answered in the kernel's bytes), so the same Sysfs and Netlink code
