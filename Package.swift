@@ -3,7 +3,6 @@ import PackageDescription
 
 let package = Package(
     name: "sriovd",
-    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "sriovd", targets: ["sriovd"]),
         .library(name: "HTTPServer", targets: ["HTTPServer"]),
@@ -33,11 +32,16 @@ let package = Package(
             dependencies: ["CLinux", "Threading", .product(name: "Logging", package: "swift-log")]
         ),
 
-        // rtnetlink and uevent messages over AF_NETLINK, and a simulated rtnetlink kernel. Knows nothing of sysfs.
-        .target(name: "Netlink", dependencies: ["CLinux", "Threading"]),
+        // rtnetlink and uevent messages over AF_NETLINK. Knows nothing of sysfs.
+        .target(name: "Netlink", dependencies: ["Threading"]),
 
-        // Every /sys access behind one rooted accessor, VF settings over rtnetlink, and the simulated kernel.
-        .target(name: "SRIOVHardware", dependencies: ["SRIOVCore", "Netlink", "CLinux"]),
+        // Every /sys access behind one rooted accessor, and VF settings over rtnetlink.
+        .target(name: "SRIOVHardware", dependencies: ["SRIOVCore", "Netlink"]),
+
+        // The simulated host: plays the kernel beneath the sysfs and rtnetlink boundary (a sysfs-shaped folder whose
+        // writes act as Linux's do, and rtnetlink answered in the kernel's bytes), so the same Sysfs and Netlink code
+        // runs over it, over real-kernel captures and over the real kernel. Used by `sriovd --simulate` and the tests.
+        .target(name: "HostSimulator", dependencies: ["SRIOVHardware", "Netlink", "SRIOVCore"]),
 
         // SQLite: database, migrations, inventory, allocations, audit.
         .target(name: "SRIOVStore", dependencies: ["SRIOVCore", "CSQLite", "Threading"]),
@@ -54,7 +58,8 @@ let package = Package(
         .executableTarget(
             name: "sriovd",
             dependencies: [
-                "SRIOVService", "SRIOVHardware", "SRIOVStore", "HTTPServer", "SRIOVCore", "Netlink", "Threading",
+                "SRIOVService", "SRIOVHardware", "HostSimulator", "SRIOVStore", "HTTPServer", "SRIOVCore", "Netlink",
+                "Threading",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -71,16 +76,18 @@ let package = Package(
         .testTarget(name: "SRIOVCoreTests", dependencies: ["SRIOVCore"]),
         .testTarget(name: "ThreadingTests", dependencies: ["Threading"]),
         .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "CLinux", "Threading"]),
-        .testTarget(name: "NetlinkTests", dependencies: ["Netlink"]),
+        .testTarget(name: "NetlinkTests", dependencies: ["Netlink", "HostSimulator"]),
         .testTarget(
             name: "SRIOVHardwareTests",
-            dependencies: ["SRIOVHardware", "SRIOVCore"],
+            dependencies: ["SRIOVHardware", "HostSimulator", "Netlink", "SRIOVCore"],
             resources: [.copy("Fixtures")]
         ),
         .testTarget(name: "SRIOVStoreTests", dependencies: ["SRIOVStore", "SRIOVCore"]),
         .testTarget(
             name: "SRIOVServiceTests",
-            dependencies: ["SRIOVService", "SRIOVHardware", "SRIOVStore", "HTTPServer", "SRIOVCore"]
+            dependencies: [
+                "SRIOVService", "SRIOVHardware", "HostSimulator", "SRIOVStore", "HTTPServer", "SRIOVCore",
+            ]
         ),
     ],
     swiftLanguageModes: [.v6]

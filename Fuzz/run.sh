@@ -37,7 +37,8 @@ build() {
         sed -E '/^import (HTTPServer|SRIOVCore|SRIOVStore|Netlink|SRIOVHardware)$/d' "$file" >"$stage/$(basename "$file")"
     done
     cp "Fuzz/Targets/$target.swift" "$stage/zz_target_$target.swift"
-    if ! swiftc -sanitize=fuzzer,address -parse-as-library -O -g -module-name "Fuzz_$target" \
+    # -package-name: Netlink's codec types are `package` (HostSimulator uses them), which needs a package name.
+    if ! swiftc -sanitize=fuzzer,address -parse-as-library -O -g -module-name "Fuzz_$target" -package-name sriovd \
         "$stage"/*.swift -o "$OUT/$target" >"$OUT/$target.build.log" 2>&1; then
         cat "$OUT/$target.build.log" >&2
         return 1

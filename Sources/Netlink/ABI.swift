@@ -4,77 +4,77 @@
 /// The kernel ABI numbers this target speaks, from include/uapi/linux/{netlink,rtnetlink,if_link}.h.
 /// They are spelled out here (rather than taken from the C headers at each use) so the codec reads the same
 /// in the simulated kernel; a test checks each against `CLinux`.
-enum ABI {
+package enum ABI {
     // netlink.h: message header flags and types.
-    static let nlmsgHeaderSize = 16
-    static let nlmsgAlignment = 4
-    static let NLMSG_NOOP: UInt16 = 1
-    static let NLMSG_ERROR: UInt16 = 2
-    static let NLMSG_DONE: UInt16 = 3
-    static let NLMSG_OVERRUN: UInt16 = 4
-    static let NLM_F_REQUEST: UInt16 = 0x01
-    static let NLM_F_MULTI: UInt16 = 0x02
-    static let NLM_F_ACK: UInt16 = 0x04
-    static let NLM_F_DUMP_INTR: UInt16 = 0x10
+    package static let nlmsgHeaderSize = 16
+    package static let nlmsgAlignment = 4
+    package static let NLMSG_NOOP: UInt16 = 1
+    package static let NLMSG_ERROR: UInt16 = 2
+    package static let NLMSG_DONE: UInt16 = 3
+    package static let NLMSG_OVERRUN: UInt16 = 4
+    package static let NLM_F_REQUEST: UInt16 = 0x01
+    package static let NLM_F_MULTI: UInt16 = 0x02
+    package static let NLM_F_ACK: UInt16 = 0x04
+    package static let NLM_F_DUMP_INTR: UInt16 = 0x10
     /// In an `NLMSG_ERROR`: the echoed request was cut to its header.
-    static let NLM_F_CAPPED: UInt16 = 0x100
+    package static let NLM_F_CAPPED: UInt16 = 0x100
     /// In an `NLMSG_ERROR`: extended-ack TLVs follow.
-    static let NLM_F_ACK_TLVS: UInt16 = 0x200
-    static let NLMSGERR_ATTR_MSG: UInt16 = 1
-    static let NLA_F_NESTED: UInt16 = 0x8000
-    static let NLA_F_NET_BYTEORDER: UInt16 = 0x4000
-    static let NLA_TYPE_MASK: UInt16 = 0x3fff
-    static let nlaHeaderSize = 4
+    package static let NLM_F_ACK_TLVS: UInt16 = 0x200
+    package static let NLMSGERR_ATTR_MSG: UInt16 = 1
+    package static let NLA_F_NESTED: UInt16 = 0x8000
+    package static let NLA_F_NET_BYTEORDER: UInt16 = 0x4000
+    package static let NLA_TYPE_MASK: UInt16 = 0x3fff
+    package static let nlaHeaderSize = 4
 
     // rtnetlink.h
-    static let RTM_NEWLINK: UInt16 = 16
-    static let RTM_GETLINK: UInt16 = 18
-    static let ifinfomsgSize = 16
-    static let RTEXT_FILTER_VF: UInt32 = 1
-    static let RTEXT_FILTER_SKIP_STATS: UInt32 = 8
+    package static let RTM_NEWLINK: UInt16 = 16
+    package static let RTM_GETLINK: UInt16 = 18
+    package static let ifinfomsgSize = 16
+    package static let RTEXT_FILTER_VF: UInt32 = 1
+    package static let RTEXT_FILTER_SKIP_STATS: UInt32 = 8
 
     // if_link.h: IFLA_*
-    static let IFLA_ADDRESS: UInt16 = 1
-    static let IFLA_IFNAME: UInt16 = 3
-    static let IFLA_MTU: UInt16 = 4
-    static let IFLA_OPERSTATE: UInt16 = 16
-    static let IFLA_NUM_VF: UInt16 = 21
-    static let IFLA_VFINFO_LIST: UInt16 = 22
-    static let IFLA_EXT_MASK: UInt16 = 29
+    package static let IFLA_ADDRESS: UInt16 = 1
+    package static let IFLA_IFNAME: UInt16 = 3
+    package static let IFLA_MTU: UInt16 = 4
+    package static let IFLA_OPERSTATE: UInt16 = 16
+    package static let IFLA_NUM_VF: UInt16 = 21
+    package static let IFLA_VFINFO_LIST: UInt16 = 22
+    package static let IFLA_EXT_MASK: UInt16 = 29
 
     // if_link.h: IFLA_VF_INFO and its members.
-    static let IFLA_VF_INFO: UInt16 = 1
-    static let IFLA_VF_MAC: UInt16 = 1
-    static let IFLA_VF_VLAN: UInt16 = 2
-    static let IFLA_VF_TX_RATE: UInt16 = 3
-    static let IFLA_VF_SPOOFCHK: UInt16 = 4
-    static let IFLA_VF_LINK_STATE: UInt16 = 5
-    static let IFLA_VF_RATE: UInt16 = 6
-    static let IFLA_VF_RSS_QUERY_EN: UInt16 = 7
-    static let IFLA_VF_STATS: UInt16 = 8
-    static let IFLA_VF_TRUST: UInt16 = 9
-    static let IFLA_VF_VLAN_LIST: UInt16 = 12
-    static let IFLA_VF_BROADCAST: UInt16 = 13
-    static let IFLA_VF_VLAN_INFO: UInt16 = 1
+    package static let IFLA_VF_INFO: UInt16 = 1
+    package static let IFLA_VF_MAC: UInt16 = 1
+    package static let IFLA_VF_VLAN: UInt16 = 2
+    package static let IFLA_VF_TX_RATE: UInt16 = 3
+    package static let IFLA_VF_SPOOFCHK: UInt16 = 4
+    package static let IFLA_VF_LINK_STATE: UInt16 = 5
+    package static let IFLA_VF_RATE: UInt16 = 6
+    package static let IFLA_VF_RSS_QUERY_EN: UInt16 = 7
+    package static let IFLA_VF_STATS: UInt16 = 8
+    package static let IFLA_VF_TRUST: UInt16 = 9
+    package static let IFLA_VF_VLAN_LIST: UInt16 = 12
+    package static let IFLA_VF_BROADCAST: UInt16 = 13
+    package static let IFLA_VF_VLAN_INFO: UInt16 = 1
 
     /// `struct ifla_vf_mac { __u32 vf; __u8 mac[32]; }`
-    static let vfMACSize = 36
-    static let vfMACBytes = 32
+    package static let vfMACSize = 36
+    package static let vfMACBytes = 32
     /// `struct ifla_vf_vlan { __u32 vf, vlan, qos; }`
-    static let vfVLANSize = 12
+    package static let vfVLANSize = 12
     /// `struct ifla_vf_vlan_info { __u32 vf, vlan, qos; __be16 vlan_proto; }` (padded to 16)
-    static let vfVLANInfoSize = 16
+    package static let vfVLANInfoSize = 16
     /// `struct ifla_vf_rate { __u32 vf, min_tx_rate, max_tx_rate; }`
-    static let vfRateSize = 12
+    package static let vfRateSize = 12
     /// `struct ifla_vf_spoofchk`, `ifla_vf_trust`, `ifla_vf_link_state`, `ifla_vf_tx_rate`: two `__u32`.
-    static let vfPairSize = 8
+    package static let vfPairSize = 8
 
     // netlink.h: socket options at SOL_NETLINK.
-    static let SOL_NETLINK: Int32 = 270
-    static let NETLINK_CAP_ACK: Int32 = 10
-    static let NETLINK_EXT_ACK: Int32 = 11
-    static let NETLINK_ROUTE: Int32 = 0
-    static let NETLINK_KOBJECT_UEVENT: Int32 = 15
+    package static let SOL_NETLINK: Int32 = 270
+    package static let NETLINK_CAP_ACK: Int32 = 10
+    package static let NETLINK_EXT_ACK: Int32 = 11
+    package static let NETLINK_ROUTE: Int32 = 0
+    package static let NETLINK_KOBJECT_UEVENT: Int32 = 15
 }
 
 extension Int {

@@ -1,8 +1,5 @@
+import Glibc
 import Synchronization
-
-#if canImport(Glibc)
-    import Glibc
-#endif
 
 // Netlink needs nothing beyond Glibc: `sockaddr_nl` is small enough to declare here.
 

@@ -1,8 +1,4 @@
-#if canImport(Glibc)
-    import Glibc
-#elseif canImport(Musl)
-    import Musl
-#endif
+import Glibc
 
 /// A failure reported by the kernel (a negative `NLMSG_ERROR`), by a socket call, or by the codec when bytes
 /// do not parse. It always carries a Linux errno value and its symbolic name, so callers can branch on the
@@ -27,7 +23,7 @@ public struct NetlinkError: Error, Hashable, Sendable, CustomStringConvertible {
     }
 
     /// Bytes that are not a well-formed netlink message (`EBADMSG`).
-    static func malformed(_ why: String) -> NetlinkError {
+    package static func malformed(_ why: String) -> NetlinkError {
         NetlinkError(errno: EBADMSG, context: "malformed netlink message: \(why)")
     }
 

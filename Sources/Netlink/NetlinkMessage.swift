@@ -19,7 +19,7 @@ public struct NetlinkHeader: Sendable, Hashable {
         self.portID = portID
     }
 
-    func write(to writer: inout ByteWriter) {
+    package func write(to writer: inout ByteWriter) {
         writer.u32(length)
         writer.u16(type)
         writer.u16(flags)
@@ -64,34 +64,34 @@ public struct NetlinkMessage: Sendable, Hashable {
 
 /// One attribute (`struct nlattr`): its type with the `NLA_F_NESTED`/`NLA_F_NET_BYTEORDER` bits removed,
 /// and its payload without padding.
-struct NetlinkAttribute {
-    var type: UInt16
-    var payload: ArraySlice<UInt8>
+package struct NetlinkAttribute {
+    package var type: UInt16
+    package var payload: ArraySlice<UInt8>
     /// Offset of the attribute's header within the slice it was parsed from.
-    var offset: Int
+    package var offset: Int
     /// The `nla_len` as written.
-    var declaredLength: Int
+    package var declaredLength: Int
 
-    var reader: ByteReader { ByteReader(payload) }
+    package var reader: ByteReader { ByteReader(payload) }
 
-    func u32() -> UInt32? { reader.u32(at: 0) }
+    package func u32() -> UInt32? { reader.u32(at: 0) }
 
-    func u8() -> UInt8? { reader.u8(at: 0) }
+    package func u8() -> UInt8? { reader.u8(at: 0) }
 
     /// A string attribute up to its first NUL.
-    func string() -> String {
+    package func string() -> String {
         let bytes = payload.prefix { $0 != 0 }
         return String(decoding: bytes, as: UTF8.self)
     }
 
-    func nested() throws(NetlinkError) -> [NetlinkAttribute] {
+    package func nested() throws(NetlinkError) -> [NetlinkAttribute] {
         try NetlinkAttribute.parse(payload)
     }
 
     /// Parses a run of attributes. Unknown types are kept for the caller to ignore; an attribute shorter than
     /// its header or longer than the bytes left is `EBADMSG`. Trailing bytes too few for a header (at most 3)
     /// are tolerated as padding, as the kernel's `nla_for_each_attr` does.
-    static func parse(_ bytes: ArraySlice<UInt8>) throws(NetlinkError) -> [NetlinkAttribute] {
+    package static func parse(_ bytes: ArraySlice<UInt8>) throws(NetlinkError) -> [NetlinkAttribute] {
         let reader = ByteReader(bytes)
         var attributes: [NetlinkAttribute] = []
         var offset = 0

@@ -1,6 +1,4 @@
-#if canImport(Glibc)
-    import Glibc
-#endif
+import Glibc
 
 /// Reads and changes VF settings of a PF netdev over any `RTNetlinkTransport`. The same bytes go to the real
 /// kernel and to the simulated one. Interfaces are named in the request (`IFLA_IFNAME`, `ifi_index` 0), so

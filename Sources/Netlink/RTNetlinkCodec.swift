@@ -1,6 +1,4 @@
-#if canImport(Glibc)
-    import Glibc
-#endif
+import Glibc
 
 /// What one reply message means to a client.
 public enum NetlinkReply: Sendable, Hashable {

@@ -1,10 +1,7 @@
 import Dispatch
+import Glibc
 import Synchronization
 import Threading
-
-#if canImport(Glibc)
-    import Glibc
-#endif
 
 /// Listens to the kernel's uevents (`NETLINK_KOBJECT_UEVENT`, multicast group 1) on a thread of its own and
 /// hands each parsed event to a callback on that thread. Datagrams not sent by the kernel (port id other than

@@ -1,8 +1,4 @@
-#if canImport(Glibc)
-    import Glibc
-#elseif canImport(Darwin)
-    import Darwin
-#endif
+import Glibc
 
 /// RFC 3339 UTC timestamps with milliseconds (`2026-11-25T09:30:00.123Z`), the one format sriovd stores and
 /// serves. Lexicographic order equals time order, so the store can compare them as text.

@@ -56,7 +56,7 @@ public struct HostScanner: Sendable {
     // MARK: - Reading one device
 
     /// The PF's own fields; nil when it vanished or has no SR-IOV capability.
-    func physicalFunction(_ address: PCIAddress) -> PhysicalFunction? {
+    package func physicalFunction(_ address: PCIAddress) -> PhysicalFunction? {
         guard let totalVFs = try? sysfs.readInt(.sriovTotalVFs, of: address), totalVFs > 0,
             let vendor = try? sysfs.read(.vendor, of: address),
             let device = try? sysfs.read(.device, of: address),
@@ -104,7 +104,7 @@ public struct HostScanner: Sendable {
         return sysfs.deviceExists(vf) ? result : nil
     }
 
-    func networkLink(_ interface: InterfaceName, on device: PCIAddress) -> NetworkLink {
+    package func networkLink(_ interface: InterfaceName, on device: PCIAddress) -> NetworkLink {
         let speed = (try? sysfs.read(.speed, of: interface, on: device)).flatMap { Int($0) }
         return NetworkLink(
             state: try? sysfs.read(.operstate, of: interface, on: device),

@@ -1,10 +1,5 @@
 import FoundationEssentials
-
-#if canImport(Glibc)
-    import Glibc
-#elseif canImport(Darwin)
-    import Darwin
-#endif
+import Glibc
 
 /// The real kernel's sysfs (or a captured copy of it), read and written with plain `open`/`read`/`write` calls.
 ///
@@ -113,7 +108,7 @@ public struct KernelSysfs: SysfsBackend {
 
     /// No NUL, not absolute, and no empty, `.` or `..` component. One pass over the bytes: it runs on every
     /// sysfs access.
-    static func isSafeRelative(_ path: String) -> Bool {
+    package static func isSafeRelative(_ path: String) -> Bool {
         var path = path
         return path.withUTF8 { bytes in
             var componentLength = 0
@@ -136,7 +131,7 @@ public struct KernelSysfs: SysfsBackend {
 
 /// Calls `body` again while it fails with EINTR.
 @inline(__always)
-func retryingEINTR<T: BinaryInteger>(_ body: () -> T) -> T {
+package func retryingEINTR<T: BinaryInteger>(_ body: () -> T) -> T {
     while true {
         let result = body()
         if result >= 0 || errno != EINTR { return result }

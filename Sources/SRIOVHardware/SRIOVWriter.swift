@@ -1,10 +1,5 @@
+import Glibc
 import SRIOVCore
-
-#if canImport(Glibc)
-    import Glibc
-#elseif canImport(Darwin)
-    import Darwin
-#endif
 
 /// The sysfs writes that change SR-IOV state, each one kernel write through `Sysfs`.
 ///

@@ -1,10 +1,5 @@
+import Glibc
 import SRIOVCore
-
-#if canImport(Glibc)
-    import Glibc
-#elseif canImport(Darwin)
-    import Darwin
-#endif
 
 /// A kernel driver name, checked to be one safe path component: `[A-Za-z0-9_.-]+`, at most 64 characters, and
 /// neither `.` nor `..`.

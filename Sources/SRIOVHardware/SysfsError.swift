@@ -1,8 +1,4 @@
-#if canImport(Glibc)
-    import Glibc
-#elseif canImport(Darwin)
-    import Darwin
-#endif
+import Glibc
 
 /// A failed sysfs operation: the errno the kernel (or the simulated kernel) returned, the operation and the path
 /// relative to the sysfs root.

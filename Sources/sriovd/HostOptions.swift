@@ -1,6 +1,7 @@
 import ArgumentParser
 import FoundationEssentials
 import Glibc
+import HostSimulator
 import SRIOVHardware
 
 /// Where the hardware is: the real sysfs, or a simulated host in a folder.

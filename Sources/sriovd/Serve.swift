@@ -1,6 +1,7 @@
 import ArgumentParser
 import Dispatch
 import FoundationEssentials
+import Glibc
 import HTTPServer
 import Logging
 import Netlink
@@ -9,10 +10,6 @@ import SRIOVHardware
 import SRIOVService
 import SRIOVStore
 import Threading
-
-#if canImport(Glibc)
-    import Glibc
-#endif
 
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

@@ -1,8 +1,5 @@
 import FoundationEssentials
-
-#if canImport(Glibc)
-    import Glibc
-#endif
+import Glibc
 
 /// sd_notify(3) without libsystemd: one datagram to the AF_UNIX socket named by `NOTIFY_SOCKET` (a path, or
 /// `@name` in the abstract namespace). Without `NOTIFY_SOCKET` it does nothing.

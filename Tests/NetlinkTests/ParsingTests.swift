@@ -1,5 +1,6 @@
 import Testing
 
+@testable import HostSimulator
 @testable import Netlink
 
 @Suite struct ParsingTests {

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 
+@testable import HostSimulator
 @testable import Netlink
 
 /// Whatever the bytes, parsing returns or throws; it never traps.

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 
+@testable import HostSimulator
 @testable import Netlink
 
 /// The client against the simulated kernel: the same request and reply bytes as on a real kernel.

@@ -1,5 +1,6 @@
 import Foundation
 
+@testable import HostSimulator
 @testable import Netlink
 
 /// Bytes from a hex string; spaces, newlines and `|` separators are ignored.

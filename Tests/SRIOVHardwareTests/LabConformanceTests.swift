@@ -2,6 +2,7 @@ import Foundation
 import SRIOVCore
 import Testing
 
+@testable import HostSimulator
 @testable import SRIOVHardware
 
 /// One sequence of writes and scans through `SRIOVWriter` and `HostScanner`, recorded once on Debian's 6.1 kernel in

@@ -2,6 +2,7 @@ import Foundation
 import SRIOVCore
 import Testing
 
+@testable import HostSimulator
 @testable import SRIOVHardware
 
 @Suite("Discovery over the default simulated host")

@@ -2,6 +2,7 @@ import Foundation
 import SRIOVCore
 import Testing
 
+@testable import HostSimulator
 @testable import SRIOVHardware
 
 /// The simulated kernel answers writes as Linux 6.1 does (see /work/shared/lab/README.md).

@@ -3,6 +3,7 @@ import SRIOVCore
 import Synchronization
 import Testing
 
+@testable import HostSimulator
 @testable import SRIOVHardware
 
 /// A fresh empty folder under the system temporary folder, removed by `remove()`.

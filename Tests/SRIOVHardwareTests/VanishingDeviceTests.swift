@@ -2,6 +2,7 @@ import Foundation
 import SRIOVCore
 import Testing
 
+@testable import HostSimulator
 @testable import SRIOVHardware
 
 /// A backend that, at the Nth read of a path containing `trigger`, removes parts of the tree first: a device

@@ -1,4 +1,5 @@
 import Foundation
+import HostSimulator
 import Testing
 
 @Suite(.serialized) struct InventoryAPITests {

@@ -1,9 +1,6 @@
 import Foundation
+import Glibc
 import Testing
-
-#if canImport(Glibc)
-    import Glibc
-#endif
 
 /// The built `sriovd` binary as a child process: startup refusals, the environment, sd_notify, SIGHUP and SIGTERM.
 /// `swift build` must have run (scripts/test.sh does).

@@ -1,4 +1,5 @@
 import Foundation
+import HostSimulator
 import SRIOVCore
 import SRIOVHardware
 import Testing

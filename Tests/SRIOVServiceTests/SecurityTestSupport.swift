@@ -1,14 +1,12 @@
 import Foundation
+import Glibc
 import HTTPServer
+import HostSimulator
 import Logging
 import SRIOVCore
 import SRIOVHardware
 import SRIOVService
 import SRIOVStore
-
-#if canImport(Glibc)
-    import Glibc
-#endif
 
 /// The whole daemon in-process behind `AccessControl`: TCP on 127.0.0.1:0 requiring tokens, and a Unix socket.
 final class SecuredDaemon {

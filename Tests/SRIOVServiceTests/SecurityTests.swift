@@ -1,11 +1,8 @@
 import Foundation
+import Glibc
 import HTTPServer
 import SRIOVService
 import Testing
-
-#if canImport(Glibc)
-    import Glibc
-#endif
 
 /// Tokens, roles and the access policy: the pieces alone, then every route × every kind of caller over real
 /// sockets, then Unix-socket peers.

@@ -1,8 +1,5 @@
 import Foundation
-
-#if canImport(Glibc)
-    import Glibc
-#endif
+import Glibc
 
 /// A minimal blocking HTTP/1.1 client over a real TCP socket, one keep-alive connection per instance.
 final class TestClient {

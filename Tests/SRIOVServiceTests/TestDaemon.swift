@@ -1,5 +1,6 @@
 import Foundation
 import HTTPServer
+import HostSimulator
 import Logging
 import SRIOVCore
 import SRIOVHardware

@@ -1,4 +1,5 @@
 import Foundation
+import HostSimulator
 import SRIOVHardware
 import Testing
 

@@ -1,14 +1,13 @@
 // netlink-probe: drives sriovd's Netlink code against a real kernel inside the lab VM, and the same steps
 // against SimulatedRTNetlink with the matching driver profile, and fails on any difference from what the
-// real driver is known to do. Built by build.sh from ../../Sources/Netlink plus this file.
+// real driver is known to do. Built by build.sh from the Netlink and HostSimulator modules plus this file.
 //
 //   netlink-probe check IFNAME DRIVER NUMVFS     (DRIVER: igb | netdevsim)
 //   netlink-probe uevents NUMVFS_FILE COUNT     (watch uevents while writing COUNT to a sriov_numvfs file)
 import Foundation
-
-#if canImport(Glibc)
-    import Glibc
-#endif
+import Glibc
+import HostSimulator
+import Netlink
 
 /// One step: a setting on a VF and the outcome each driver gives (nil = accepted, else the errno name).
 struct Step {

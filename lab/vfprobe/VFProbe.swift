@@ -4,13 +4,10 @@
 //   vf-probe igb PF_ADDRESS VF_INDEX   capture, apply, refusals + rollback, restore, vfio-pci and back
 //   vf-probe vfio PF_ADDRESS           bind every VF of the PF to vfio-pci, then restore each to its original
 import Foundation
+import Glibc
 import Netlink
 import SRIOVCore
 import SRIOVHardware
-
-#if canImport(Glibc)
-    import Glibc
-#endif
 
 nonisolated(unsafe) var failures = 0
 

@@ -9,10 +9,11 @@ ROOT=$(cd "$HERE/../.." && pwd)
 OUT=${1:-${LAB_DIR:-$ROOT/lab/cache}/bin/vf-probe}
 B=$(dirname "$OUT")/vfprobe-modules
 mkdir -p "$B"
+# -package-name: the modules declare `package` members, which need one (the same for all, as under SwiftPM).
 module() {  # NAME: one module from Sources/NAME, as a static library with its .swiftmodule
-    swiftc -O -parse-as-library -swift-version 6 -module-name "$1" -I "$B" -I "$ROOT/Sources/CLinux" \
-        -emit-module -emit-module-path "$B/$1.swiftmodule" -emit-library -static -o "$B/lib$1.a" \
-        $(find "$ROOT/Sources/$1" -name '*.swift' | sort)
+    swiftc -O -parse-as-library -swift-version 6 -module-name "$1" -package-name sriovd -I "$B" \
+        -I "$ROOT/Sources/CLinux" -emit-module -emit-module-path "$B/$1.swiftmodule" -emit-library -static \
+        -o "$B/lib$1.a" $(find "$ROOT/Sources/$1" -name '*.swift' | sort)
 }
 module SRIOVCore
 module Threading

@@ -1,8 +1,5 @@
+import Glibc
 import SRIOVCore
-
-#if canImport(Glibc)
-    import Glibc
-#endif
 
 /// The driver a VF should be bound to.
 public enum VFDriverTarget: Hashable, Sendable, CustomStringConvertible {

@@ -1,9 +1,6 @@
+import Glibc
 import Netlink
 import SRIOVCore
-
-#if canImport(Glibc)
-    import Glibc
-#endif
 
 /// What `VFController.apply` leaves: the VF's state read back after every step, and how to reach the VF.
 public struct VFApplyResult: Hashable, Sendable {

@@ -1,9 +1,6 @@
 import FoundationEssentials
+import Glibc
 import HTTPServer
-
-#if canImport(Glibc)
-    import Glibc
-#endif
 
 /// Turns a Unix-socket peer's uid and groups into a role.
 ///

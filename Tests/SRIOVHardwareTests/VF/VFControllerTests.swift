@@ -3,6 +3,7 @@ import Netlink
 import SRIOVCore
 import Testing
 
+@testable import HostSimulator
 @testable import SRIOVHardware
 
 /// `VFController` over the simulated kernel: the real controller code, the simulated sysfs and rtnetlink.

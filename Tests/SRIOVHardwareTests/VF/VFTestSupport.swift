@@ -4,6 +4,7 @@ import SRIOVCore
 import Synchronization
 import Testing
 
+@testable import HostSimulator
 @testable import SRIOVHardware
 
 /// A simulated host with the default PFs plus an igb PF shaped like the lab's (0000:02:00.0, eth0, 4 VFs), with a

@@ -1,10 +1,6 @@
+import Glibc
 import SRIOVCore
-
-#if canImport(Glibc)
-    import Glibc
-#elseif canImport(Darwin)
-    import Darwin
-#endif
+import SRIOVHardware
 
 /// Plain file operations on the simulated tree, relative to its root. Used only by the simulated kernel and the
 /// simulated host builder: this is the kernel side of the sysfs boundary, not a way for callers to reach paths.

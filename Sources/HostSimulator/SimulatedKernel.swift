@@ -1,11 +1,7 @@
 import FoundationEssentials
+import Glibc
 import SRIOVCore
-
-#if canImport(Glibc)
-    import Glibc
-#elseif canImport(Darwin)
-    import Darwin
-#endif
+import SRIOVHardware
 
 /// A kernel played over a folder that has the shape of sysfs (see `SimulatedHost`).
 ///

@@ -1,5 +1,6 @@
 import FoundationEssentials
 import Glibc
+import Netlink
 import Synchronization
 
 /// Plays the kernel's rtnetlink for the simulated host. It reads the same request bytes `KernelRTNetlink`

@@ -1,12 +1,8 @@
 import FoundationEssentials
+import Glibc
 import Netlink
 import SRIOVCore
-
-#if canImport(Glibc)
-    import Glibc
-#elseif canImport(Darwin)
-    import Darwin
-#endif
+import SRIOVHardware
 
 /// The device model of the simulated kernel: adds and removes PCI devices, binds and unbinds drivers, enables and
 /// disables VFs, by changing the tree the way the real kernel changes sysfs. It checks nothing: the checks the kernel

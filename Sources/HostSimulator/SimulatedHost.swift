@@ -1,6 +1,7 @@
 import FoundationEssentials
 import Glibc
 import SRIOVCore
+import SRIOVHardware
 
 /// One SR-IOV PF of the simulated host and the behaviour of its drivers. Kept in `.simulator/host.json` in the tree,
 /// so the simulated kernel knows which driver each device matches.
