@@ -23,6 +23,7 @@ public struct SRIOVAPI: Sendable {
         addAllocationRoutes(to: &router)
         addAuditAndReconcileRoutes(to: &router)
         addOperationsRoutes(to: &router)
+        router.onRefusal = { refused in await auditRefusal(refused) }
         return router
     }
 
