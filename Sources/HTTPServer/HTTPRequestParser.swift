@@ -3,7 +3,7 @@
 struct HTTPParseError: Error, Equatable, Sendable {
     var status: HTTPStatus
     var detail: String
-    var path: String?
+    var path: String? = nil
 }
 
 /// An incremental HTTP/1.1 request parser (RFC 9112). Feed it the unconsumed bytes of a connection; it returns
@@ -184,25 +184,71 @@ struct HTTPRequestParser {
         headerLines = 0
     }
 
+    /// A parsed request line.
+    private struct RequestLine {
+        var method: HTTPMethod
+        var target: String
+        var version: HTTPVersion
+    }
+
+    /// The header fields of a head, and what they say about its framing and connection.
+    private struct FieldLines {
+        var headers = HTTPHeaders()
+        var contentLength: Int?
+        var transferCodings: [String] = []
+        var hasTransferEncoding = false
+        var connectionClose = false
+        var connectionKeepAlive = false
+        var hostCount = 0
+        var expectsContinue = false
+    }
+
     /// Parses a complete head (request line, field lines, empty line) and sets up body framing.
     private mutating func parseHead(_ bytes: UnsafeBufferPointer<UInt8>) -> Event? {
-        let lineEnd = requestLineEnd - 1
-        let line = UnsafeBufferPointer(rebasing: bytes[0..<lineEnd])
-        // RFC 9112 §3: request-line = method SP request-target SP HTTP-version.
+        let requestLine: RequestLine
+        switch parseRequestLine(UnsafeBufferPointer(rebasing: bytes[0..<(requestLineEnd - 1)])) {
+        case .success(let parsed): requestLine = parsed
+        case .failure(let error): return .failure(error)
+        }
+        let (version, target) = (requestLine.version, requestLine.target)
+        let fields: FieldLines
+        switch parseFieldLines(bytes, target: target) {
+        case .success(let parsed): fields = parsed
+        case .failure(let error): return .failure(error)
+        }
+        // RFC 9112 §3.2: a server MUST respond 400 to an HTTP/1.1 request without Host, or with more than one.
+        if version == .http11 && fields.hostCount != 1 || fields.hostCount > 1 {
+            return failHead(.badRequest, "An HTTP/1.1 request needs exactly one Host header field.", target)
+        }
+        let keepAlive =
+            version == .http11 ? !fields.connectionClose : fields.connectionKeepAlive && !fields.connectionClose
+        head = Head(
+            method: requestLine.method, target: target, version: version, headers: fields.headers,
+            keepAlive: keepAlive)
+        body = []
+        return setUpBody(fields, version: version, target: target)
+    }
+
+    /// RFC 9112 §3: request-line = method SP request-target SP HTTP-version (without its CRLF).
+    private func parseRequestLine(_ line: UnsafeBufferPointer<UInt8>) -> Result<RequestLine, HTTPParseError> {
+        func refuse(_ status: HTTPStatus, _ detail: String, path: String? = nil) -> Result<RequestLine, HTTPParseError>
+        {
+            .failure(HTTPParseError(status: status, detail: detail, path: path))
+        }
         guard let firstSpace = line.firstIndex(of: HTTPSyntax.space),
             let lastSpace = line.lastIndex(of: HTTPSyntax.space), lastSpace > firstSpace
         else {
-            return fail(.badRequest, "The request line is not: method SP request-target SP HTTP-version.")
+            return refuse(.badRequest, "The request line is not: method SP request-target SP HTTP-version.")
         }
         let methodBytes = UnsafeBufferPointer(rebasing: line[0..<firstSpace])
         // RFC 9112 §3.1, RFC 9110 §9.1: method = token.
         guard !methodBytes.isEmpty, methodBytes.allSatisfy(HTTPSyntax.isTokenChar) else {
-            return fail(.badRequest, "The method is not a token.")
+            return refuse(.badRequest, "The method is not a token.")
         }
         let targetBytes = UnsafeBufferPointer(rebasing: line[(firstSpace + 1)..<lastSpace])
         // RFC 9112 §3.2: the request-target has no whitespace or controls; RFC 3986 §2 for its characters.
         guard !targetBytes.isEmpty, targetBytes.allSatisfy(HTTPSyntax.isTargetChar) else {
-            return fail(.badRequest, "The request-target is empty or contains characters a URI cannot.")
+            return refuse(.badRequest, "The request-target is empty or contains characters a URI cannot.")
         }
         let method = HTTPMethod.make(validatedBytes: methodBytes)
         // RFC 9112 §3.2: origin-form, absolute-form, authority-form (CONNECT only) or asterisk-form (OPTIONS
@@ -210,11 +256,11 @@ struct HTTPRequestParser {
         let first = targetBytes[0]
         if first == UInt8(ascii: "*") {
             guard targetBytes.count == 1, method == .OPTIONS else {
-                return fail(.badRequest, "The asterisk-form target is only valid alone, with OPTIONS.")
+                return refuse(.badRequest, "The asterisk-form target is only valid alone, with OPTIONS.")
             }
         } else if first != UInt8(ascii: "/") {
             guard HTTPRequestParser.isAbsoluteForm(targetBytes) else {
-                return fail(.badRequest, "The request-target is not in origin-form or absolute-form.")
+                return refuse(.badRequest, "The request-target is not in origin-form or absolute-form.")
             }
         }
         let target = String(decoding: targetBytes, as: UTF8.self)
@@ -224,121 +270,139 @@ struct HTTPRequestParser {
             let major = HTTPRequestParser.digit(versionBytes[5]), versionBytes[6] == UInt8(ascii: "."),
             let minor = HTTPRequestParser.digit(versionBytes[7])
         else {
-            return .failure(
-                HTTPParseError(status: .badRequest, detail: "The HTTP-version is malformed.", path: nil)
-            )
+            return refuse(.badRequest, "The HTTP-version is malformed.")
         }
         // RFC 9110 §6.2: only major version 1 is served (505 otherwise); RFC 9110 §2.5: a higher 1.x minor
         // version is processed as the highest minor version supported, 1.1.
         guard major == 1 else {
-            return .failure(
-                HTTPParseError(
-                    status: .httpVersionNotSupported,
-                    detail: "HTTP/\(major).\(minor) is not supported; use HTTP/1.1.",
-                    path: HTTPRequest.split(target: target).path
-                )
-            )
+            return refuse(
+                .httpVersionNotSupported, "HTTP/\(major).\(minor) is not supported; use HTTP/1.1.",
+                path: HTTPRequest.split(target: target).path)
         }
-        let version: HTTPVersion = minor == 0 ? .http10 : .http11
+        return .success(RequestLine(method: method, target: target, version: minor == 0 ? .http10 : .http11))
+    }
 
-        var headers = HTTPHeaders()
-        headers.reserveCapacity(headerLines)
-        var contentLength: Int?
-        var transferCodings: [String] = []
-        var hasTransferEncoding = false
-        var connectionClose = false
-        var connectionKeepAlive = false
-        var hostCount = 0
-        var expectsContinue = false
-
+    /// The field lines of a complete head: from after the request line to before the empty line.
+    private func parseFieldLines(_ bytes: UnsafeBufferPointer<UInt8>, target: String)
+        -> Result<FieldLines, HTTPParseError>
+    {
+        var fields = FieldLines()
+        fields.headers.reserveCapacity(headerLines)
         var start = requestLineEnd + 1
         while start < bytes.count - 2 {
             var end = start
             while bytes[end] != HTTPSyntax.lf { end += 1 }
             let fieldLine = UnsafeBufferPointer(rebasing: bytes[start..<(end - 1)])
             start = end + 1
-            // RFC 9112 §5.2: obs-fold (a line starting with SP or HTAB) is refused with 400.
-            if fieldLine[0] == HTTPSyntax.space || fieldLine[0] == HTTPSyntax.tab {
-                return failHead(.badRequest, "Obsolete line folding is not accepted.", target)
+            let name: UnsafeBufferPointer<UInt8>
+            let value: UnsafeBufferPointer<UInt8>
+            switch splitFieldLine(fieldLine) {
+            case .success(let parts): (name, value) = parts
+            case .failure(let refusal): return .failure(headError(refusal.status, refusal.detail, target))
             }
-            // RFC 9112 §5: field-line = field-name ":" OWS field-value OWS; RFC 9110 §5.1: field-name = token.
-            guard let colon = fieldLine.firstIndex(of: HTTPSyntax.colon), colon > 0 else {
-                return failHead(.badRequest, "A header line has no field name and colon.", target)
-            }
-            let nameBytes = UnsafeBufferPointer(rebasing: fieldLine[0..<colon])
-            // RFC 9112 §5.1: no whitespace between field name and colon; such a request MUST get 400.
-            guard nameBytes.allSatisfy(HTTPSyntax.isTokenChar) else {
-                return failHead(
-                    .badRequest, "A header field name is not a token (whitespace before the colon?).", target)
-            }
-            var valueStart = colon + 1
-            var valueEnd = fieldLine.count
-            while valueStart < valueEnd,
-                fieldLine[valueStart] == HTTPSyntax.space || fieldLine[valueStart] == HTTPSyntax.tab
-            {
-                valueStart += 1
-            }
-            while valueEnd > valueStart,
-                fieldLine[valueEnd - 1] == HTTPSyntax.space || fieldLine[valueEnd - 1] == HTTPSyntax.tab
-            {
-                valueEnd -= 1
-            }
-            let valueBytes = UnsafeBufferPointer(rebasing: fieldLine[valueStart..<valueEnd])
-            // RFC 9110 §5.5: CR, LF and NUL (and other CTLs) in a field value are refused.
-            guard valueBytes.allSatisfy(HTTPSyntax.isFieldValueChar) else {
-                return failHead(.badRequest, "A header field value contains a control character.", target)
-            }
-            let name = String(decoding: nameBytes, as: UTF8.self)
-            let value = String(decoding: valueBytes, as: UTF8.self)
-            headers.add(name, value)
-
-            switch nameBytes.count {
-            case 4 where HTTPSyntax.equalsIgnoringCase(nameBytes, "host"):
-                hostCount += 1
-            case 6 where HTTPSyntax.equalsIgnoringCase(nameBytes, "expect"):
-                // RFC 9110 §10.1.1: the only expectation defined is 100-continue.
-                if HTTPSyntax.equalsIgnoringCase(valueBytes, "100-continue") { expectsContinue = true }
-            case 10 where HTTPSyntax.equalsIgnoringCase(nameBytes, "connection"):
-                // RFC 9112 §9.3, §9.6: connection options "close" and "keep-alive".
-                for option in HTTPSyntax.listElements(value) {
-                    if option == "close" { connectionClose = true }
-                    if option == "keep-alive" { connectionKeepAlive = true }
-                }
-            case 14 where HTTPSyntax.equalsIgnoringCase(nameBytes, "content-length"):
-                // RFC 9110 §8.6: Content-Length = 1*DIGIT; RFC 9112 §6.3 item 5: a list of identical values
-                // may be accepted as one; differing values are a framing error (400).
-                let elements = value.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingOWS() }
-                for element in elements {
-                    guard !element.isEmpty, element.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else {
-                        return failHead(.badRequest, "Content-Length is not a number.", target)
-                    }
-                    // More than 18 digits cannot fit and is surely over the limit.
-                    let length = element.utf8.count > 18 ? Int.max : Int(element)!
-                    if let existing = contentLength, existing != length {
-                        return failHead(.badRequest, "Content-Length has differing values.", target)
-                    }
-                    contentLength = length
-                }
-            case 17 where HTTPSyntax.equalsIgnoringCase(nameBytes, "transfer-encoding"):
-                hasTransferEncoding = true
-                transferCodings.append(contentsOf: HTTPSyntax.listElements(value))
-            default:
-                break
+            let valueText = String(decoding: value, as: UTF8.self)
+            fields.headers.add(String(decoding: name, as: UTF8.self), valueText)
+            if let refusal = note(name: name, value: value, valueText: valueText, in: &fields) {
+                return .failure(headError(refusal.status, refusal.detail, target))
             }
         }
+        return .success(fields)
+    }
 
-        // RFC 9112 §3.2: a server MUST respond 400 to an HTTP/1.1 request without Host, or with more than one.
-        if version == .http11 && hostCount != 1 || hostCount > 1 {
-            return failHead(.badRequest, "An HTTP/1.1 request needs exactly one Host header field.", target)
+    /// RFC 9112 §5: field-line = field-name ":" OWS field-value OWS. The name and the value without its OWS; the
+    /// refusal's path is left for the caller to fill in.
+    private func splitFieldLine(_ fieldLine: UnsafeBufferPointer<UInt8>)
+        -> Result<(UnsafeBufferPointer<UInt8>, UnsafeBufferPointer<UInt8>), HTTPParseError>
+    {
+        // RFC 9112 §5.2: obs-fold (a line starting with SP or HTAB) is refused with 400.
+        if fieldLine[0] == HTTPSyntax.space || fieldLine[0] == HTTPSyntax.tab {
+            return .failure(HTTPParseError(status: .badRequest, detail: "Obsolete line folding is not accepted."))
         }
-        let keepAlive = version == .http11 ? !connectionClose : connectionKeepAlive && !connectionClose
-        head = Head(method: method, target: target, version: version, headers: headers, keepAlive: keepAlive)
-        body = []
+        // RFC 9110 §5.1: field-name = token.
+        guard let colon = fieldLine.firstIndex(of: HTTPSyntax.colon), colon > 0 else {
+            return .failure(
+                HTTPParseError(status: .badRequest, detail: "A header line has no field name and colon."))
+        }
+        let nameBytes = UnsafeBufferPointer(rebasing: fieldLine[0..<colon])
+        // RFC 9112 §5.1: no whitespace between field name and colon; such a request MUST get 400.
+        guard nameBytes.allSatisfy(HTTPSyntax.isTokenChar) else {
+            return .failure(
+                HTTPParseError(
+                    status: .badRequest,
+                    detail: "A header field name is not a token (whitespace before the colon?)."))
+        }
+        var valueStart = colon + 1
+        var valueEnd = fieldLine.count
+        while valueStart < valueEnd,
+            fieldLine[valueStart] == HTTPSyntax.space || fieldLine[valueStart] == HTTPSyntax.tab
+        {
+            valueStart += 1
+        }
+        while valueEnd > valueStart,
+            fieldLine[valueEnd - 1] == HTTPSyntax.space || fieldLine[valueEnd - 1] == HTTPSyntax.tab
+        {
+            valueEnd -= 1
+        }
+        let valueBytes = UnsafeBufferPointer(rebasing: fieldLine[valueStart..<valueEnd])
+        // RFC 9110 §5.5: CR, LF and NUL (and other CTLs) in a field value are refused.
+        guard valueBytes.allSatisfy(HTTPSyntax.isFieldValueChar) else {
+            return .failure(
+                HTTPParseError(status: .badRequest, detail: "A header field value contains a control character."))
+        }
+        return .success((nameBytes, valueBytes))
+    }
 
-        if hasTransferEncoding {
+    /// Records what one header field says about framing and the connection; a refusal (without its path) when
+    /// it breaks the framing rules.
+    private func note(
+        name nameBytes: UnsafeBufferPointer<UInt8>, value valueBytes: UnsafeBufferPointer<UInt8>,
+        valueText value: String,
+        in fields: inout FieldLines
+    ) -> HTTPParseError? {
+        switch nameBytes.count {
+        case 4 where HTTPSyntax.equalsIgnoringCase(nameBytes, "host"):
+            fields.hostCount += 1
+        case 6 where HTTPSyntax.equalsIgnoringCase(nameBytes, "expect"):
+            // RFC 9110 §10.1.1: the only expectation defined is 100-continue.
+            if HTTPSyntax.equalsIgnoringCase(valueBytes, "100-continue") { fields.expectsContinue = true }
+        case 10 where HTTPSyntax.equalsIgnoringCase(nameBytes, "connection"):
+            // RFC 9112 §9.3, §9.6: connection options "close" and "keep-alive".
+            for option in HTTPSyntax.listElements(value) {
+                if option == "close" { fields.connectionClose = true }
+                if option == "keep-alive" { fields.connectionKeepAlive = true }
+            }
+        case 14 where HTTPSyntax.equalsIgnoringCase(nameBytes, "content-length"):
+            // RFC 9110 §8.6: Content-Length = 1*DIGIT; RFC 9112 §6.3 item 5: a list of identical values
+            // may be accepted as one; differing values are a framing error (400).
+            let elements = value.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingOWS() }
+            for element in elements {
+                guard !element.isEmpty, element.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else {
+                    return HTTPParseError(status: .badRequest, detail: "Content-Length is not a number.")
+                }
+                // More than 18 digits cannot fit and is surely over the limit.
+                let length = element.utf8.count > 18 ? Int.max : Int(element)!
+                if let existing = fields.contentLength, existing != length {
+                    return HTTPParseError(status: .badRequest, detail: "Content-Length has differing values.")
+                }
+                fields.contentLength = length
+            }
+        case 17 where HTTPSyntax.equalsIgnoringCase(nameBytes, "transfer-encoding"):
+            fields.hasTransferEncoding = true
+            fields.transferCodings.append(contentsOf: HTTPSyntax.listElements(value))
+        default:
+            break
+        }
+        return nil
+    }
+
+    /// Sets up the body's framing from a head's fields: chunked, a Content-Length, or none.
+    private mutating func setUpBody(_ fields: FieldLines, version: HTTPVersion, target: String) -> Event? {
+        let expectsContinue = fields.expectsContinue && version == .http11
+        if fields.hasTransferEncoding {
+            let transferCodings = fields.transferCodings
             // RFC 9112 §6.1: a request with both Transfer-Encoding and Content-Length is a framing error;
             // the server MAY reject it, and does (400), closing the connection.
-            if contentLength != nil {
+            if fields.contentLength != nil {
                 return failHead(.badRequest, "Both Transfer-Encoding and Content-Length are present.", target)
             }
             // RFC 9112 §6.1: Transfer-Encoding in an HTTP/1.0 message MUST be treated as faulty framing.
@@ -358,9 +422,9 @@ struct HTTPRequestParser {
                 return failHead(.notImplemented, "Only the chunked transfer coding is supported.", target)
             }
             state = .chunkSize
-            return expectsContinue && version == .http11 ? .continueExpected : nil
+            return expectsContinue ? .continueExpected : nil
         }
-        let length = contentLength ?? 0
+        let length = fields.contentLength ?? 0
         if length > limits.body {
             return failHead(.contentTooLarge, "The body exceeds \(limits.body) bytes.", target)
         }
@@ -369,12 +433,16 @@ struct HTTPRequestParser {
         }
         body.reserveCapacity(length)
         state = .body(remaining: length)
-        return expectsContinue && version == .http11 ? .continueExpected : nil
+        return expectsContinue ? .continueExpected : nil
     }
 
     /// A refusal after the request line was read; the path is worked out only now, off the hot path.
     private func failHead(_ status: HTTPStatus, _ detail: String, _ target: String) -> Event {
-        .failure(HTTPParseError(status: status, detail: detail, path: HTTPRequest.split(target: target).path))
+        .failure(headError(status, detail, target))
+    }
+
+    private func headError(_ status: HTTPStatus, _ detail: String, _ target: String) -> HTTPParseError {
+        HTTPParseError(status: status, detail: detail, path: HTTPRequest.split(target: target).path)
     }
 
     /// RFC 9112 §7.1: chunk = chunk-size [ chunk-ext ] CRLF chunk-data CRLF; last-chunk = 1*"0" [ chunk-ext ] CRLF.

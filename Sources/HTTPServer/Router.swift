@@ -33,6 +33,11 @@ public struct Router: HTTPHandler {
     /// Routes ordered so that, for the same number of segments, a literal segment is tried before a capture.
     private var routes: [Route] = []
 
+    /// Told of requests that a handler in front of this router (an access check) refuses before they reach a
+    /// route, so that the application that built the routes can record them. The front handler decides which
+    /// refusals it reports, and its answer waits until this returns. Nil: nobody is told.
+    public var onRefusal: (@Sendable (RefusedRequest) async -> Void)?
+
     public init() {}
 
     /// Registers `handler` for `method` on `pattern`. Registering the same method and pattern again replaces it.
@@ -111,7 +116,13 @@ public struct Router: HTTPHandler {
     /// The pattern of the route that would handle `request` (`/pfs/{address}`), or nil when the path matches no
     /// route or the method is not allowed on it. A handler in front of the router uses it to decide by route.
     public func pattern(for request: HTTPRequest) -> String? {
-        if case .found(let pattern, _, _) = match(request) { return pattern }
+        route(for: request)?.pattern
+    }
+
+    /// The pattern of the route that would handle `request` and the parameters it would get, or nil as for
+    /// `pattern(for:)`.
+    public func route(for request: HTTPRequest) -> (pattern: String, parameters: PathParameters)? {
+        if case .found(let pattern, _, let parameters) = match(request) { return (pattern, parameters) }
         return nil
     }
 
@@ -139,5 +150,34 @@ public struct Router: HTTPHandler {
         )
         response.headers.add("Allow", allow)
         return .response(response)
+    }
+}
+
+/// A request that a handler in front of the router refused before it reached a route (`Router.onRefusal`).
+public struct RefusedRequest: Sendable {
+    public var request: HTTPRequest
+    public var context: RequestContext
+    /// The route the request was for, and its parameters, when it matches one.
+    public var pattern: String?
+    public var parameters: PathParameters
+    /// Who asked, as far as the refusing handler could tell.
+    public var actor: String
+    /// The status of the answer (401, 403), a short machine-readable reason and a sentence.
+    public var status: Int
+    public var reason: String
+    public var detail: String
+
+    public init(
+        request: HTTPRequest, context: RequestContext, pattern: String?, parameters: PathParameters, actor: String,
+        status: Int, reason: String, detail: String
+    ) {
+        self.request = request
+        self.context = context
+        self.pattern = pattern
+        self.parameters = parameters
+        self.actor = actor
+        self.status = status
+        self.reason = reason
+        self.detail = detail
     }
 }

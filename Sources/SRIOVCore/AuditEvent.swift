@@ -9,7 +9,8 @@ public struct AuditEvent: Hashable, Sendable, Codable {
     public var id: Int64
     /// RFC 3339 UTC with milliseconds.
     public var at: String
-    /// Who: the peer address, a token name, a Unix peer, or `reconciler`.
+    /// Who: a token name, a Unix peer, the peer address (loopback without tokens), `anonymous` (a request refused
+    /// without a valid token), or `reconciler`.
     public var actor: String
     /// What: `pf.vfs.set`, `allocation.create`, `allocation.release`, `hw.sysfs.write`, ...
     public var action: String

@@ -48,8 +48,10 @@ final class LoopHarness: @unchecked Sendable {
     func stop() async {
         let loop = self.loop
         loop.execute { loop.stop() }
-        while !loop.hasExited.withLock({ $0 }) {
-            try? await Task.sleep(for: .milliseconds(2))
+        do {
+            try await waitUntil("the event loop has exited") { loop.hasExited.withLock { $0 } }
+        } catch {
+            Issue.record(error)
         }
     }
 }
@@ -73,6 +75,7 @@ struct ConnectionTests {
         let request = "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 11\r\n\r\nhello world"
         for byte in request.utf8 {
             try client.send([byte])
+            // Deliberate: a pause after each line, so the server meets the request in pieces.
             if byte == 10 { try await Task.sleep(for: .milliseconds(1)) }
         }
         let response = try await client.readResponse()
@@ -168,7 +171,7 @@ struct ConnectionTests {
         _ = try await client.readResponse()
         try client.send("GET /nowhere HTTP/1.1\r\nHost: t\r\n\r\n")
         _ = try await client.readResponse()
-        try await Task.sleep(for: .milliseconds(20))
+        // The access log is called before a response is written, so both entries are in once it has been read.
         let logged = harness.logged.withLock { $0 }
         #expect(logged.count == 2)
         #expect(logged.first?.0 == "/hello")
@@ -222,6 +225,7 @@ struct ConnectionTests {
         let harness = try LoopHarness()
         let client = try harness.connect()
         try client.send("GET /big/4 HTTP/1.1\r\nHost: t\r\n\r\nGET /hello HTTP/1.1\r\nHost: t\r\n\r\n")
+        // Deliberate: the reader is slow to start, so the server meets a full socket buffer and must wait.
         try await Task.sleep(for: .milliseconds(100))
         let big = try await client.readResponse()
         #expect(big.body.count == 4 * 1024 * 1024)

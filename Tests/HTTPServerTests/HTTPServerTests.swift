@@ -181,7 +181,7 @@ struct HTTPServerTests {
     }
 
     @Test func aSlowClientDoesNotDelayAnother() async throws {
-        try await withServer { _, port in
+        try await withServer { server, port in
             // One client stalls mid-head, another stops reading a large response.
             let stalled = try TestClient(port: port)
             try stalled.send("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nabc")
@@ -189,7 +189,7 @@ struct HTTPServerTests {
             try nonReader.send("GET /big/8 HTTP/1.1\r\nHost: t\r\n\r\n")
             let deferred = try TestClient(port: port)
             try deferred.send("GET /deferred/2000 HTTP/1.1\r\nHost: t\r\n\r\n")
-            try await Task.sleep(for: .milliseconds(50))
+            try await waitUntil("the server holds the three slow connections") { server.openConnectionCount == 3 }
 
             let start = ContinuousClock.now
             let fast = try TestClient(port: port)
@@ -214,11 +214,7 @@ struct HTTPServerTests {
                 idle.append(try TestClient(port: port))
             }
             // Every accepted connection is open on the server side.
-            var waited = 0
-            while server.openConnectionCount < 1000 && waited < 200 {
-                try await Task.sleep(for: .milliseconds(10))
-                waited += 1
-            }
+            try await waitUntil("the server holds 1000 connections") { server.openConnectionCount >= 1000 }
             #expect(server.openConnectionCount == 1000)
             let fresh = try TestClient(port: port)
             for _ in 0..<20 {
@@ -234,7 +230,8 @@ struct HTTPServerTests {
     }
 
     @Test func survivesClientsHangingUpMidResponse() async throws {
-        try await withServer { server, port in
+        let starts = Locked(0)
+        try await withServer(handler: makeTestRouter(deferredStarts: starts)) { server, port in
             for _ in 0..<5 {
                 let client = try TestClient(port: port)
                 try client.send("GET /big/8 HTTP/1.1\r\nHost: t\r\n\r\n")
@@ -244,32 +241,31 @@ struct HTTPServerTests {
                 var linger = Glibc.linger(l_onoff: 1, l_linger: 0)
                 setsockopt(client.fd, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<Glibc.linger>.size))
             }
+            try await waitUntil("the server has closed the five") { server.openConnectionCount == 0 }
             // A deferred request whose client is gone before the response exists.
             do {
                 let client = try TestClient(port: port)
                 try client.send("GET /deferred/100 HTTP/1.1\r\nHost: t\r\n\r\n")
+                try await waitUntil("the deferred request has started") { starts.withLock { $0 } == 1 }
             }
-            try await Task.sleep(for: .milliseconds(300))
             let response = try await get("/hello", port: port)
             #expect(response.status == 200)
-            var waited = 0
-            while server.openConnectionCount > 0 && waited < 100 {
-                try await Task.sleep(for: .milliseconds(10))
-                waited += 1
-            }
-            #expect(server.openConnectionCount == 0)
+            try await waitUntil("the server has closed every connection") { server.openConnectionCount == 0 }
         }
     }
 
     @Test func shutdownFinishesAnInFlightDeferredRequest() async throws {
         var configuration = HTTPServerConfiguration(host: "127.0.0.1", port: 0)
         configuration.shutdownGrace = .seconds(5)
-        let server = HTTPServer(configuration: configuration, handler: makeTestRouter(), logger: Logger(label: "t"))
+        let starts = Locked(0)
+        let server = HTTPServer(
+            configuration: configuration, handler: makeTestRouter(deferredStarts: starts), logger: Logger(label: "t"))
         let port = try server.start().port
         let client = try TestClient(port: port)
         try client.send("GET /deferred/300 HTTP/1.1\r\nHost: t\r\n\r\n")
         let idle = try TestClient(port: port)
-        try await Task.sleep(for: .milliseconds(50))
+        try await waitUntil("the request is in flight") { starts.withLock { $0 } == 1 }
+        try await waitUntil("the idle connection is open") { server.openConnectionCount == 2 }
         let start = ContinuousClock.now
         async let stopped: Void = server.shutdown()
         let response = try await client.readResponse()
@@ -286,11 +282,13 @@ struct HTTPServerTests {
     @Test func shutdownIsBoundedByTheGracePeriod() async throws {
         var configuration = HTTPServerConfiguration(host: "127.0.0.1", port: 0)
         configuration.shutdownGrace = .milliseconds(200)
-        let server = HTTPServer(configuration: configuration, handler: makeTestRouter(), logger: Logger(label: "t"))
+        let starts = Locked(0)
+        let server = HTTPServer(
+            configuration: configuration, handler: makeTestRouter(deferredStarts: starts), logger: Logger(label: "t"))
         let port = try server.start().port
         let client = try TestClient(port: port)
         try client.send("GET /deferred/5000 HTTP/1.1\r\nHost: t\r\n\r\n")
-        try await Task.sleep(for: .milliseconds(50))
+        try await waitUntil("the request is in flight") { starts.withLock { $0 } == 1 }
         let start = ContinuousClock.now
         async let first: Void = server.shutdown()
         async let second: Void = server.shutdown()
@@ -323,7 +321,8 @@ struct HTTPServerTests {
                     "GET /deferred/\(round) HTTP/1.1\r\nHost: t\r\n\r\nGET /hello HTTP/1.1\r\nHost: t\r\n\r\n")
                 #expect(try await client.readResponse().text == "deferred \(round)")
                 #expect(try await client.readResponse().status == 200)
-                // A pause longer than the polling window: the loop must go back to sleep and wake for the next one.
+                // Deliberate: a pause longer than the polling window, which is what this test is about: the loop
+                // must go back to sleep and wake for the next request.
                 try await Task.sleep(for: .milliseconds(80))
             }
         }

@@ -189,8 +189,9 @@ extension String {
     }
 }
 
-/// The handler the connection and server tests use.
-func makeTestRouter() -> Router {
+/// The handler the connection and server tests use. `deferredStarts` counts the `/deferred/{ms}` handlers that
+/// have begun.
+func makeTestRouter(deferredStarts: Locked<Int> = Locked(0)) -> Router {
     var router = Router()
     router.add(.GET, "/hello") { _, _, _ in
         .response(.json(.ok, Array(#"{"hello":"world"}"#.utf8)))
@@ -213,6 +214,8 @@ func makeTestRouter() -> Router {
     router.add(.GET, "/deferred/{ms}") { _, _, parameters in
         let milliseconds = Int(parameters["ms"] ?? "0") ?? 0
         return .deferred {
+            deferredStarts.withLock { $0 += 1 }
+            // Deliberate: a handler that takes this long is what these routes are for.
             try? await Task.sleep(for: .milliseconds(milliseconds))
             return HTTPResponse(status: .ok, body: Array("deferred \(milliseconds)".utf8))
         }
@@ -281,4 +284,22 @@ func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async thro
             continuation.resume(throwing: error)
         }
     }
+}
+
+/// Polls `condition` every `interval` until it holds; throws, naming `what`, when `timeout` passes first.
+func waitUntil(
+    timeout: Duration = .seconds(5), interval: Duration = .milliseconds(2), _ what: String,
+    _ condition: () async throws -> Bool
+) async throws {
+    let deadline = ContinuousClock.now + timeout
+    while try await !condition() {
+        guard ContinuousClock.now < deadline else { throw WaitTimedOut(what: what, timeout: timeout) }
+        try await Task.sleep(for: interval)
+    }
+}
+
+struct WaitTimedOut: Error, CustomStringConvertible {
+    var what: String
+    var timeout: Duration
+    var description: String { "waited \(timeout) in vain until \(what)" }
 }

@@ -17,8 +17,9 @@ import Testing
         // The kernel announces each new VF; a burst becomes one rescan of the PF.
         let firstVF = try #require(e810.advanced(byRoutingIDs: 8))
         for _ in 0..<3 { daemon.core.inventory.deviceChanged(firstVF, delay: .milliseconds(50)) }
-        try await Task.sleep(for: .milliseconds(400))
-        #expect(daemon.core.inventory.snapshot.pf(e810)?.pf.numVFs == 3)
+        try await waitUntil("the inventory shows the 3 VFs") {
+            daemon.core.inventory.snapshot.pf(e810)?.pf.numVFs == 3
+        }
         let listed = try await daemon.client().get("/pfs/\(e810)/vfs")
         #expect(listed.items.count == 3)
         await daemon.stop()
@@ -37,15 +38,10 @@ import Testing
             .appendingPathComponent("net/ens801f0/operstate")
         try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: operstate.path)
         try Data("down\n".utf8).write(to: operstate)
-        var state: String?
-        for _ in 0..<40 {
-            try await Task.sleep(for: .milliseconds(100))
-            state =
-                try await client.get("/pfs/\(e810)").object["link"].flatMap { $0 as? [String: Any] }?["state"]
-                as? String
-            if state == "down" { break }
+        try await waitUntil(timeout: .seconds(4), interval: .milliseconds(100), "the PF is read again") {
+            let link = try await client.get("/pfs/\(e810)").object["link"] as? [String: Any]
+            return link?["state"] as? String == "down"
         }
-        #expect(state == "down", "the PF is read again within seconds of the VF count change")
         await daemon.stop()
     }
 
@@ -53,10 +49,12 @@ import Testing
         let daemon = try await TestDaemon()
         defer { daemon.removeFiles() }
         let x710 = try #require(PCIAddress("0000:3b:00.0"))
+        #expect(daemon.core.inventory.snapshot.pf(x710)?.pf.numVFs == 4)
         try SRIOVWriter(sysfs: HardwareHost.simulated(at: daemon.directory).sysfs).setNumVFs(x710, 0)
         daemon.core.inventory.deviceChanged(nil, delay: .milliseconds(10))
-        try await Task.sleep(for: .milliseconds(300))
-        #expect(daemon.core.inventory.snapshot.pf(x710)?.pf.numVFs == 0)
+        try await waitUntil("the inventory shows the X710 without VFs") {
+            daemon.core.inventory.snapshot.pf(x710)?.pf.numVFs == 0
+        }
         await daemon.stop()
     }
 }

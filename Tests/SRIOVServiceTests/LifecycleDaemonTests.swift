@@ -55,10 +55,9 @@ import Testing
 
         try "\(adminLine)\n\(line)\n".write(toFile: tokens, atomically: true, encoding: .utf8)
         daemon.signal(SIGHUP)
-        #expect(
-            try await Self.eventually {
-                try await TestClient(port: port).request("GET", "/pfs", headers: bearer).status == 200
-            })
+        try await waitUntil("the re-read token is accepted") {
+            try await TestClient(port: port).request("GET", "/pfs", headers: bearer).status == 200
+        }
         let allocation = try await TestClient(port: port).request(
             "POST", "/allocations", json: ["owner": "vm:hup", "pf": "0000:3b:00.0"], headers: bearer)
         #expect(allocation.status == 201)
@@ -68,15 +67,14 @@ import Testing
         // A broken file is refused; the tokens in force stay.
         try "ci-bot operator not-a-hash\n".write(toFile: tokens, atomically: true, encoding: .utf8)
         daemon.signal(SIGHUP)
-        #expect(try await Self.eventually { daemon.stderr.contains("tokens file not re-read") })
+        try await waitUntil("the broken file is refused") { daemon.stderr.contains("tokens file not re-read") }
         #expect(try await TestClient(port: port).request("GET", "/pfs", headers: bearer).status == 200)
 
         try "\(adminLine)\n".write(toFile: tokens, atomically: true, encoding: .utf8)
         daemon.signal(SIGHUP)
-        #expect(
-            try await Self.eventually {
-                try await TestClient(port: port).request("GET", "/pfs", headers: bearer).status == 401
-            })
+        try await waitUntil("the removed token is refused") {
+            try await TestClient(port: port).request("GET", "/pfs", headers: bearer).status == 401
+        }
         #expect(try await daemon.stop() == 0)
         try? FileManager.default.removeItem(atPath: folder)
     }
@@ -107,10 +105,12 @@ import Testing
         let client = try TestClient(port: port)
         // Half a request is in flight when SIGTERM arrives.
         try await onThread { try client.send(Array(head.utf8) + body[..<10]) }
-        try await Task.sleep(for: .milliseconds(100))
+        let clientPort = try client.localPort()
+        try await waitUntil("the daemon has read the half request") {
+            Self.serverHasRead(port: port, clientPort: clientPort)
+        }
         daemon.signal(SIGTERM)
-        #expect(
-            try await Self.eventually { (try? TestClient(port: port)) == nil }, "new connections are refused at once")
+        try await waitUntil("new connections are refused") { (try? TestClient(port: port)) == nil }
         try await onThread { try client.send(Array(body[10...])) }
         let response = try await onThread { try client.readResponse(method: "POST") }
         #expect(response.status == 201, "\(response.text)")
@@ -125,13 +125,33 @@ import Testing
         try? FileManager.default.removeItem(atPath: daemon.directory)
     }
 
-    /// Polls `condition` for up to 10 s.
-    static func eventually(_ condition: () async throws -> Bool) async throws -> Bool {
-        for _ in 0..<200 {
-            if try await condition() { return true }
-            try await Task.sleep(for: .milliseconds(50))
+    /// Whether the server side of the loopback connection from `clientPort` to `port` exists and has read
+    /// everything sent to it (its receive queue in /proc/net/tcp is empty).
+    static func serverHasRead(port: UInt16, clientPort: UInt16) -> Bool {
+        // Read to the end: the file is made a page at a time, and one read may not hold every connection.
+        let fd = open("/proc/net/tcp", O_RDONLY)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            guard count > 0 else { break }
+            bytes += chunk[..<count]
+        }
+        let table = String(decoding: bytes, as: UTF8.self)
+        for line in table.split(separator: "\n").dropFirst() {
+            let fields = line.split(separator: " ")
+            guard fields.count > 4, fields[1].hasSuffix(":" + hex4(port)), fields[2].hasSuffix(":" + hex4(clientPort))
+            else { continue }
+            return fields[4].hasSuffix(":00000000")
         }
         return false
+    }
+
+    private static func hex4(_ port: UInt16) -> String {
+        let digits = String(port, radix: 16, uppercase: true)
+        return String(repeating: "0", count: 4 - digits.count) + digits
     }
 }
 

@@ -62,6 +62,23 @@ final class SecuredDaemon {
     }
 
     static func bearer(_ role: Role) -> [String: String] { ["Authorization": "Bearer \(tokens[role]!)"] }
+
+    /// The audit events after the one with id `after`, read from the SQLite file, oldest first.
+    func auditEvents(after: Int64 = 0) throws -> [AuditEvent] {
+        try store.read { try $0.auditEvents(AuditFilter(after: after, limit: AuditFilter.maximumLimit)) }
+    }
+
+    /// The id of the newest audit event, 0 when there is none.
+    func lastAuditID() throws -> Int64 {
+        var last: Int64 = 0
+        while let next = try auditEvents(after: last).last?.id { last = next }
+        return last
+    }
+
+    /// Every allocation in any state, read from the SQLite file.
+    func allAllocations() throws -> [Allocation] {
+        try store.read { try $0.allocations(AllocationFilter(state: nil, limit: AllocationFilter.maximumLimit)) }.items
+    }
 }
 
 /// A blocking HTTP/1.1 client over a Unix socket: one request per connection (`Connection: close`), read to EOF,

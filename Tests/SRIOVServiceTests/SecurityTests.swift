@@ -1,7 +1,9 @@
 import Foundation
 import Glibc
 import HTTPServer
+import SRIOVCore
 import SRIOVService
+import SRIOVStore
 import Testing
 
 /// Tokens, roles and the access policy: the pieces alone, then every route × every kind of caller over real
@@ -109,8 +111,22 @@ import Testing
                 + Role.allCases.map { ("\($0)", SecuredDaemon.bearer($0), $0) }
             for (label, headers, role) in callers {
                 let client = try daemon.client()
+                let lastEvent = try daemon.lastAuditID()
                 let response = try await client.request(method.rawValue, path, body: body, headers: headers)
                 let what = "\(method.rawValue) \(path) as \(label): \(response.status) \(response.text)"
+                if response.status == 401 || response.status == 403 {
+                    // A refused mutation is audited once under its route's action; a refused read is not.
+                    let events = try daemon.auditEvents(after: lastEvent)
+                    if method == .GET {
+                        #expect(events.isEmpty, "\(what): \(events)")
+                    } else {
+                        #expect(events.count == 1, "\(what): \(events)")
+                        #expect(events.first?.outcome == .failure, "\(what)")
+                        #expect(events.first?.action.hasPrefix("http.") == false, "\(what): \(events)")
+                        let slug = response.status == 401 ? "unauthenticated: " : "forbidden: "
+                        #expect(events.first?.error?.hasPrefix(slug) == true, "\(what): \(events)")
+                    }
+                }
                 switch access {
                 case .open:
                     checked += 1
@@ -145,6 +161,55 @@ import Testing
         #expect(try await anonymous.request("PUT", "/pfs").status == 401)
         #expect(try await admin.request("PUT", "/pfs", headers: SecuredDaemon.bearer(.admin)).status == 405)
         #expect(try await admin.request("GET", "/pfs", headers: ["Authorization": "Basic YTpi"]).status == 401)
+        await daemon.stop()
+    }
+
+    /// A POST refused for want of a token, for a bad token, and for a reader's token: each leaves exactly one
+    /// failure event naming whoever asked as far as is known, and nothing else changes.
+    @Test func refusedMutationsAreAuditedWithTheirActor() async throws {
+        let daemon = try await SecuredDaemon()
+        let cases: [(label: String, headers: [String: String], status: Int, actor: String, error: String)] = [
+            ("no token", [:], 401, "anonymous", "unauthenticated: "),
+            ("bad token", ["Authorization": "Bearer not-a-token"], 401, "anonymous", "unauthenticated: "),
+            ("malformed header", ["Authorization": "Basic YTpi"], 401, "anonymous", "unauthenticated: "),
+            ("reader token", SecuredDaemon.bearer(.reader), 403, "reader-bot", "forbidden: "),
+        ]
+        let allocationsBefore = try daemon.allAllocations()
+        for (label, headers, status, actor, error) in cases {
+            let lastEvent = try daemon.lastAuditID()
+            let response = try await daemon.client().request(
+                "POST", "/allocations", json: ["owner": "vm:refused", "pf": "0000:3b:00.0"], headers: headers)
+            #expect(response.status == status, "\(label): \(response.text)")
+            let events = try daemon.auditEvents(after: lastEvent)
+            #expect(events.count == 1, "\(label): \(events)")
+            let event = try #require(events.first)
+            #expect(event.actor == actor, "\(label)")
+            #expect(event.action == "allocation.create", "\(label)")
+            #expect(event.target == "/allocations", "\(label)")
+            #expect(event.outcome == .failure, "\(label)")
+            #expect(event.error?.hasPrefix(error) == true, "\(label): \(event.error ?? "nil")")
+            #expect(event.requestID == response.header("X-Request-Id"), "\(label)")
+            #expect(event.details.contains(#""peer":"127.0.0.1:"#), "\(label): \(event.details)")
+            #expect(event.details.contains(#""status":\#(status)"#), "\(label): \(event.details)")
+        }
+        #expect(try daemon.allAllocations() == allocationsBefore, "no refused request allocated anything")
+
+        // The target is the resource the route names; a path that matches no route is audited as itself.
+        let lastEvent = try daemon.lastAuditID()
+        let resize = try await daemon.client().request(
+            "POST", "/pfs/0000%3A5e%3A00.0/vfs", json: ["count": 2], headers: SecuredDaemon.bearer(.operator))
+        #expect(resize.status == 403)
+        let unknown = try await daemon.client().request("POST", "/no/such/path", body: "{}")
+        #expect(unknown.status == 401)
+        let read = try await daemon.client().get("/pfs")
+        #expect(read.status == 401)
+        let events = try daemon.auditEvents(after: lastEvent)
+        #expect(events.map(\.action) == ["pf.vfs.set", "http.POST"], "refused reads are not audited: \(events)")
+        #expect(events.map(\.target) == ["0000:5e:00.0", "/no/such/path"])
+        #expect(events.map(\.actor) == ["operator-bot", "anonymous"])
+        let pf = try await daemon.client().request(
+            "GET", "/pfs/0000:5e:00.0", headers: SecuredDaemon.bearer(.reader))
+        #expect(pf.object["num_vfs"] as? Int == 0, "the refused resize changed nothing")
         await daemon.stop()
     }
 
@@ -212,9 +277,20 @@ import Testing
         #expect(try await UnixTestClient.request(daemon.socketPath, "GET", "/pfs").status == 200)
 
         let readerOnly = try await SecuredDaemon(unixRoles: try UnixRoleMap(parsing: "uid:\(uid)=reader"))
+        let lastEvent = try readerOnly.lastAuditID()
         let denied = try await UnixTestClient.request(
             readerOnly.socketPath, "POST", "/allocations", body: #"{"owner": "cni:y", "pf": "0000:3b:00.0"}"#)
         #expect(denied.status == 403)
+        // A bad token on the socket is still the peer's uid in the audit.
+        let badToken = try await UnixTestClient.request(
+            readerOnly.socketPath, "DELETE", "/allocations/abc", headers: ["Authorization": "Bearer nope"])
+        #expect(badToken.status == 401)
+        let refusals = try readerOnly.auditEvents(after: lastEvent)
+        #expect(refusals.map(\.action) == ["allocation.create", "allocation.release"])
+        #expect(refusals.map(\.target) == ["/allocations", "abc"])
+        #expect(refusals.allSatisfy { $0.outcome == .failure && $0.actor.hasPrefix("uid=\(uid),pid=\(getpid()),") })
+        #expect(refusals.map { $0.error?.prefix(while: { $0 != ":" }) } == ["forbidden", "unauthenticated"])
+        #expect(try readerOnly.allAllocations().isEmpty)
         #expect(try await UnixTestClient.request(readerOnly.socketPath, "GET", "/metrics").status == 200)
         await daemon.stop()
         await readerOnly.stop()

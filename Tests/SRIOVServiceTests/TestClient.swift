@@ -39,6 +39,17 @@ final class TestClient {
 
     deinit { close(fd) }
 
+    /// The local port of the connection.
+    func localPort() throws -> UInt16 {
+        var address = sockaddr_in()
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let result = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        guard result == 0 else { throw POSIXError(.EBADF) }
+        return UInt16(bigEndian: address.sin_port)
+    }
+
     /// Sends one request and waits for its response on a thread of its own, so that tests never block the
     /// cooperative pool the server's deferred handlers need.
     func request(

@@ -53,3 +53,21 @@ final class TestDaemon {
         try? FileManager.default.removeItem(at: directory)
     }
 }
+
+/// Polls `condition` every `interval` until it holds; throws, naming `what`, when `timeout` passes first.
+func waitUntil(
+    timeout: Duration = .seconds(10), interval: Duration = .milliseconds(20), _ what: String,
+    _ condition: () async throws -> Bool
+) async throws {
+    let deadline = ContinuousClock.now + timeout
+    while try await !condition() {
+        guard ContinuousClock.now < deadline else { throw WaitTimedOut(what: what, timeout: timeout) }
+        try await Task.sleep(for: interval)
+    }
+}
+
+struct WaitTimedOut: Error, CustomStringConvertible {
+    var what: String
+    var timeout: Duration
+    var description: String { "waited \(timeout) in vain until \(what)" }
+}

@@ -58,7 +58,9 @@ import Testing
         defer { store.close() }
         let release = DispatchSemaphore(value: 0)
         async let blocker: Void = store.write { _ in release.wait() }
-        while store.writer.batchCount < 1 { try await Task.sleep(for: .milliseconds(1)) }
+        // Should a wait below time out, the held writer is let go, so the test fails instead of hanging.
+        defer { release.signal() }
+        try await waitUntil("the writer runs the blocking body") { store.writer.batchCount >= 1 }
         let before = store.writer.batchCount
 
         async let first = store.write { tx in try tx.appendAudit(Fixtures.event(target: "first")) }
@@ -70,7 +72,7 @@ import Testing
             }
         }
         async let last = store.write { tx in try tx.appendAudit(Fixtures.event(target: "last")) }
-        while store.writer.pendingCount < 3 { try await Task.sleep(for: .milliseconds(1)) }
+        try await waitUntil("three writes are queued") { store.writer.pendingCount >= 3 }
         release.signal()
         try await blocker
 
@@ -111,7 +113,8 @@ import Testing
             _ = try tx.appendAudit(Fixtures.event())
             release.wait()
         }
-        while store.writer.batchCount < 2 { try await Task.sleep(for: .milliseconds(1)) }
+        defer { release.signal() }
+        try await waitUntil("the writer runs the slow body") { store.writer.batchCount >= 2 }
         // The writer holds an open transaction; a read still answers, from the last commit.
         #expect(try store.read { try $0.auditEvents(AuditFilter()) }.isEmpty)
         #expect(try store.read { try $0.heldVFs() }.count == 1)

@@ -103,3 +103,18 @@ func withRawDatabase<T>(_ path: String, _ body: (Database) throws -> T) throws -
 
 /// `SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE` without importing CSQLite into the tests.
 let openReadWriteCreate: Int32 = 0x0000_0002 | 0x0000_0004
+
+/// Polls `condition` every millisecond until it holds; throws, naming `what`, when `timeout` passes first.
+func waitUntil(timeout: Duration = .seconds(5), _ what: String, _ condition: () throws -> Bool) async throws {
+    let deadline = ContinuousClock.now + timeout
+    while try !condition() {
+        guard ContinuousClock.now < deadline else { throw WaitTimedOut(what: what, timeout: timeout) }
+        try await Task.sleep(for: .milliseconds(1))
+    }
+}
+
+struct WaitTimedOut: Error, CustomStringConvertible {
+    var what: String
+    var timeout: Duration
+    var description: String { "waited \(timeout) in vain until \(what)" }
+}

@@ -17,6 +17,18 @@ public struct SRIOVAPI: Sendable {
 
     public func makeRouter() -> Router {
         var router = Router()
+        addProbeRoutes(to: &router)
+        addPFRoutes(to: &router)
+        addVFRoutes(to: &router)
+        addAllocationRoutes(to: &router)
+        addAuditAndReconcileRoutes(to: &router)
+        addOperationsRoutes(to: &router)
+        router.onRefusal = { refused in await auditRefusal(refused) }
+        return router
+    }
+
+    /// `/healthz`, `/readyz` and `/openapi.yaml`.
+    private func addProbeRoutes(to router: inout Router) {
         router.add(.GET, "/healthz") { _, _, _ in .response(JSONBody.ok(["status": "ok"])) }
         router.add(.GET, "/readyz") { _, _, _ in
             readiness.isReady
@@ -28,6 +40,10 @@ public struct SRIOVAPI: Sendable {
             headers.add("Content-Type", "application/yaml")
             return .response(HTTPResponse(status: .ok, headers: headers, body: Array(EmbeddedOpenAPI.text.utf8)))
         }
+    }
+
+    /// `/pfs`, one PF, and its VF count.
+    private func addPFRoutes(to router: inout Router) {
         router.add(.GET, "/pfs") { request, _, _ in answer(request) { try listPFs(request) } }
         router.add(.GET, "/pfs/{address}") { request, _, params in
             answer(request) { try pfDetail(pciAddress(params["address"])) }
@@ -54,6 +70,10 @@ public struct SRIOVAPI: Sendable {
                 return HTTPResponse(status: .noContent, headers: HTTPHeaders(), body: [])
             }
         }
+    }
+
+    /// `/vfs`, and one VF's settings.
+    private func addVFRoutes(to router: inout Router) {
         router.add(.GET, "/vfs") { request, _, _ in answer(request) { try listAllVFs(request) } }
         router.add(.GET, "/vfs/{address}") { request, _, params in
             // Deferred: it asks the kernel for the VF's settings (never through the PF's write queue).
@@ -67,6 +87,10 @@ public struct SRIOVAPI: Sendable {
                 return try await vfDetail(address)
             }
         }
+    }
+
+    /// `/allocations` and one allocation.
+    private func addAllocationRoutes(to router: inout Router) {
         router.add(.POST, "/allocations") { request, context, _ in
             mutation(request, context) { caller in try await createAllocation(request, caller: caller) }
         }
@@ -94,6 +118,10 @@ public struct SRIOVAPI: Sendable {
                 return HTTPResponse(status: .noContent, headers: HTTPHeaders(), body: [])
             }
         }
+    }
+
+    /// `/audit` and `/reconcile`.
+    private func addAuditAndReconcileRoutes(to router: inout Router) {
         router.add(.GET, "/audit") { request, _, _ in answer(request) { try listAudit(request) } }
         router.add(.GET, "/reconcile") { request, _, _ in
             answer(request) {
@@ -114,8 +142,6 @@ public struct SRIOVAPI: Sendable {
                 return JSONBody.ok(report)
             }
         }
-        addOperationsRoutes(to: &router)
-        return router
     }
 
     // MARK: - Plumbing

@@ -10,6 +10,9 @@ import HTTPServer
 /// - otherwise a Unix-socket peer: its SO_PEERCRED credentials, mapped to a role by `UnixRoleMap`;
 /// - otherwise a TCP peer: `anonymousTCPRole` when set (no tokens file, loopback only: local development),
 ///   else 401.
+///
+/// A refused request that may change something (any method but GET, HEAD, OPTIONS, TRACE) is reported to the
+/// router's `onRefusal` before it is answered, with the actor as far as it is known (`SRIOVAPI` audits it).
 public struct AccessControl: HTTPHandler {
     public let router: Router
     public let policy: AccessPolicy
@@ -31,7 +34,8 @@ public struct AccessControl: HTTPHandler {
     }
 
     public func handle(_ request: HTTPRequest, context: RequestContext) -> HTTPHandlerResult {
-        let pattern = router.pattern(for: request)
+        let route = router.route(for: request)
+        let pattern = route?.pattern
         let required: Role
         switch policy.access(request.method, pattern) {
         case .open:
@@ -45,19 +49,49 @@ public struct AccessControl: HTTPHandler {
         case .success(let found):
             identity = found
         case .failure(let refusal):
-            return .response(refusal.response(instance: request.path))
+            return refuse(request, context: context, route: route, refusal, actor: Self.unauthenticatedActor(context))
         }
         context.annotations.actor = identity.actor
         guard let role = identity.role, role >= required else {
             let has = identity.role.map { "the role \($0)" } ?? "no role"
-            return .response(
-                Refusal.forbidden(
-                    "\(request.method.rawValue) \(pattern ?? request.path) needs the role \(required); "
-                        + "\(identity.actor) has \(has).",
-                    required: required, role: identity.role
-                ).response(instance: request.path))
+            let refusal = Refusal.forbidden(
+                "\(request.method.rawValue) \(pattern ?? request.path) needs the role \(required); "
+                    + "\(identity.actor) has \(has).",
+                required: required, role: identity.role)
+            return refuse(request, context: context, route: route, refusal, actor: identity.actor)
         }
         return router.handle(request, context: context.replacingPeer(identity.actor))
+    }
+
+    /// Methods that change nothing (RFC 9110 §9.2.1); a refusal of any other method is reported for the audit.
+    static let safeMethods: Set<HTTPMethod> = [.GET, .HEAD, .OPTIONS, HTTPMethod(rawValue: "TRACE")!]
+
+    /// The answer to a refused request. A refused request that may change something is first reported to the
+    /// router's `onRefusal` (the audit), once, without reading its body; the answer waits for that, so a
+    /// connection sending refused requests gets no further than one report at a time.
+    private func refuse(
+        _ request: HTTPRequest, context: RequestContext, route: (pattern: String, parameters: PathParameters)?,
+        _ refusal: Refusal, actor: String
+    ) -> HTTPHandlerResult {
+        let response = refusal.response(instance: request.path)
+        guard let onRefusal = router.onRefusal, !Self.safeMethods.contains(request.method) else {
+            return .response(response)
+        }
+        let refused = RefusedRequest(
+            request: request, context: context, pattern: route?.pattern,
+            parameters: route?.parameters ?? PathParameters(), actor: actor, status: refusal.status,
+            reason: refusal.slug, detail: refusal.detail)
+        return .deferred {
+            await onRefusal(refused)
+            return response
+        }
+    }
+
+    /// Who a request that could not be authenticated comes from, as far as is known: the Unix-socket peer
+    /// (uid, pid, comm), else `anonymous` (its transport address is `context.remoteAddress`).
+    static func unauthenticatedActor(_ context: RequestContext) -> String {
+        if let credentials = context.peerCredentials { return UnixRoleMap.actor(for: credentials) }
+        return "anonymous"
     }
 
     /// Who is asking, or why the request cannot say.
