@@ -26,7 +26,9 @@ final class Database: @unchecked Sendable {
     private var isClosed = false
 
     /// Opens (`sqlite3_open_v2`) with extended result codes; closes the handle again when opening fails.
-    init(path: String, flags: Int32) throws(StoreError) {
+    init(path: String, flags: Int32, busyTimeoutMilliseconds: Int32 = Database.busyTimeoutMilliseconds)
+        throws(StoreError)
+    {
         var handle: OpaquePointer?
         let rc = sqlite3_open_v2(path, &handle, flags | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE, nil)
         guard rc == SQLITE_OK, let handle else {
@@ -37,7 +39,7 @@ final class Database: @unchecked Sendable {
         self.handle = handle
         self.path = path
         sqlite3_extended_result_codes(handle, 1)
-        sqlite3_busy_timeout(handle, Self.busyTimeoutMilliseconds)
+        sqlite3_busy_timeout(handle, busyTimeoutMilliseconds)
     }
 
     deinit {

@@ -15,17 +15,41 @@ public final class Store: Sendable {
     let writer: Writer
     private let readers: ReaderPool
 
-    /// Opens the database at `path` (its folder must exist), refuses it when it is not a sriovd database or
-    /// was written by a different sriovd (touching nothing), then applies this binary's migrations.
-    public convenience init(path: String) throws(StoreError) {
-        try self.init(path: path, migrations: EmbeddedMigrations.all)
+    /// How to open the database.
+    public struct Options: Sendable {
+        /// Create a new, empty database even where the file is missing or empty while files SQLite keeps beside
+        /// a database (`-wal`, `-shm`, `-journal`) are there; those files are first renamed aside
+        /// (`NAME.before-init-SECONDS`). A database with content is never touched by this.
+        public var initialize: Bool
+        /// How long the writer waits for a lock another connection holds before its write fails (SQLITE_BUSY).
+        public var busyTimeout: Duration
+
+        public init(initialize: Bool = false, busyTimeout: Duration = .seconds(5)) {
+            self.initialize = initialize
+            self.busyTimeout = busyTimeout
+        }
+    }
+
+    /// Files that `Options.initialize` renamed aside at open, by their new paths (empty almost always).
+    public let setAside: [String]
+
+    /// Opens the database at `path` (its folder must exist), refuses it when it is not a sriovd database, was
+    /// written by a different sriovd, is damaged (`PRAGMA quick_check`), or is missing or empty while a
+    /// database's other files are beside it (touching nothing), then applies this binary's migrations.
+    public convenience init(path: String, options: Options = Options()) throws(StoreError) {
+        try self.init(path: path, migrations: EmbeddedMigrations.all, options: options)
     }
 
     /// Opens with the given migrations instead of the embedded ones (tests).
-    init(path: String, migrations: [Migration], readerCount: Int = 4) throws(StoreError) {
+    init(path: String, migrations: [Migration], readerCount: Int = 4, options: Options = Options())
+        throws(StoreError)
+    {
         // Everything that can refuse the database runs first, on a read-only connection.
-        try Self.verify(path: path, migrations: migrations)
-        let database = try Database(path: path, flags: SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE)
+        setAside = try Self.verify(path: path, migrations: migrations, initialize: options.initialize)
+        let busy = options.busyTimeout.components
+        let busyMilliseconds = Int32(clamping: busy.seconds * 1000 + busy.attoseconds / 1_000_000_000_000_000)
+        let database = try Database(
+            path: path, flags: SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, busyTimeoutMilliseconds: busyMilliseconds)
         try Self.configureWriter(database)
         try Migrator.migrate(database, known: migrations)
         _ = try database.purgeIdempotencyRecords(createdBefore: Self.idempotencyCutoff())
@@ -91,11 +115,19 @@ public final class Store: Sendable {
         return Timestamp.format(seconds: Int(cutoff / 1000), milliseconds: Int(cutoff % 1000))
     }
 
-    /// Refuses, without writing anything, a database that is not sriovd's or that a different sriovd wrote.
-    /// A missing or empty file is a new database.
-    private static func verify(path: String, migrations: [Migration]) throws(StoreError) {
+    /// Refuses, without writing anything, a database that is not sriovd's, that a different sriovd wrote, or
+    /// that is damaged. A missing or empty file is a new database only when no file SQLite keeps beside a
+    /// database is there, or when `initialize` says so (those files are then renamed aside; their new paths
+    /// are returned).
+    private static func verify(path: String, migrations: [Migration], initialize: Bool) throws(StoreError)
+        -> [String]
+    {
         var info = stat()
-        guard stat(path, &info) == 0, info.st_size > 0 else { return }
+        let exists = stat(path, &info) == 0
+        guard exists, info.st_size > 0 else {
+            return try checkNewDatabase(
+                path: path, file: exists ? "empty (0 bytes)" : "missing", initialize: initialize)
+        }
         // A read-only connection to a WAL database creates the -wal and -shm files and cannot delete them on
         // close; remove them again when they were not there before and the WAL stayed empty.
         let wal = path + "-wal"
@@ -109,7 +141,63 @@ public final class Store: Sendable {
                 unlink(shm)
             }
         }
-        _ = try Migrator.pending(in: database, known: migrations)
+        do {
+            _ = try Migrator.pending(in: database, known: migrations)
+            try quickCheck(database)
+        } catch .sqlite(let code, let message, _) where code & 0xff == SQLITE_CORRUPT {
+            throw .damagedDatabase([message])
+        }
+        return []
+    }
+
+    /// The files SQLite may keep beside a database.
+    static let sidecarSuffixes = ["-wal", "-shm", "-journal"]
+
+    /// A missing or empty database file: new when nothing of an earlier database is beside it; otherwise
+    /// refused, or, with `initialize`, those files are renamed aside and their new paths returned.
+    private static func checkNewDatabase(path: String, file: String, initialize: Bool) throws(StoreError)
+        -> [String]
+    {
+        var found: [(path: String, size: Int)] = []
+        for suffix in sidecarSuffixes {
+            var info = stat()
+            if lstat(path + suffix, &info) == 0 { found.append((path + suffix, Int(info.st_size))) }
+        }
+        guard !found.isEmpty else { return [] }
+        guard initialize else {
+            throw .sidecarsWithoutDatabase(
+                path: path, file: file, found: found.map { "\($0.path) (\($0.size) bytes)" })
+        }
+        var spec = timespec()
+        clock_gettime(CLOCK_REALTIME, &spec)
+        var moved: [String] = []
+        for sidecar in found {
+            let target = "\(sidecar.path).before-init-\(spec.tv_sec)"
+            guard rename(sidecar.path, target) == 0 else {
+                let reason = String(cString: strerror(errno))
+                throw .sqlite(
+                    code: SQLITE_CANTOPEN, message: "cannot rename \(sidecar.path) to \(target): \(reason)", sql: nil)
+            }
+            moved.append(target)
+        }
+        return moved
+    }
+
+    /// Throws `.damagedDatabase` with its findings unless `PRAGMA quick_check` answers `ok`. The check can
+    /// list findings and then fail itself with SQLITE_CORRUPT; the findings are kept, then SQLite's message.
+    private static func quickCheck(_ database: Database) throws(StoreError) {
+        let statement = try Statement(database: database, sql: "PRAGMA quick_check")
+        var findings: [String] = []
+        do {
+            while try statement.step() {
+                // The first finding comes after a heading line, `*** in database main ***`, in the same row.
+                let lines = Row(handle: statement.handle).text(0).split(separator: "\n")
+                findings += lines.filter { !$0.hasPrefix("*** ") }.map(String.init)
+            }
+        } catch .sqlite(let code, let message, _) where code & 0xff == SQLITE_CORRUPT {
+            findings.append(message)
+        }
+        guard findings == ["ok"] else { throw .damagedDatabase(findings) }
     }
 
     private static func configureWriter(_ database: Database) throws(StoreError) {
@@ -138,8 +226,9 @@ public final class Store: Sendable {
 
 /// A queued write body with the caller waiting for it.
 protocol PendingWrite: AnyObject, Sendable {
-    /// Runs the body inside its own savepoint of the open transaction and keeps the outcome.
-    func perform(on database: Database)
+    /// Runs the body inside its own savepoint of the open transaction and keeps the outcome; returns the
+    /// error when it failed with SQLite's.
+    func perform(on database: Database) -> StoreError?
     /// Resumes the caller: with the kept outcome, or with `failure` when the batch did not commit.
     func finish(failure: StoreError?)
 }
@@ -155,12 +244,12 @@ final class WriteRequest<T: Sendable>: PendingWrite, @unchecked Sendable {
         self.continuation = continuation
     }
 
-    func perform(on database: Database) {
+    func perform(on database: Database) -> StoreError? {
         do {
             try database.execute("SAVEPOINT write_body")
         } catch {
             result = .failure(error)
-            return
+            return error
         }
         let transaction = Transaction(database)
         do {
@@ -168,6 +257,7 @@ final class WriteRequest<T: Sendable>: PendingWrite, @unchecked Sendable {
             transaction.invalidate()
             try database.execute("RELEASE write_body")
             result = .success(value)
+            return nil
         } catch {
             transaction.invalidate()
             if database.isInTransaction {
@@ -175,6 +265,7 @@ final class WriteRequest<T: Sendable>: PendingWrite, @unchecked Sendable {
                 try? database.execute("RELEASE write_body")
             }
             result = .failure(error)
+            return error as? StoreError
         }
     }
 
@@ -193,6 +284,8 @@ final class Writer: @unchecked Sendable {
     static let maximumBatch = 1024
 
     private let database: Database
+    /// What the last commit said about the database; written only by the writer thread.
+    let health = HealthRecord()
     private let condition = ConditionLock()
     private var queue: [any PendingWrite] = []
     private var isClosing = false
@@ -282,19 +375,25 @@ final class Writer: @unchecked Sendable {
 
     /// Runs the bodies in one transaction and commits once. Should SQLite roll the transaction back by itself
     /// (a disk error), the bodies run so far fail with that error and the rest go on in a new transaction.
+    /// Notes in `health` every transaction that could not commit, and every one that could.
     private func commit(_ batch: [any PendingWrite]) {
         var next = batch.startIndex
         while next < batch.endIndex {
             do {
                 try database.execute("BEGIN IMMEDIATE")
             } catch {
+                health.noteFailure(error)
                 for request in batch[next...] { request.finish(failure: error) }
                 return
             }
             let first = next
             var abort: StoreError?
+            // A body that met a storage fault (a full disk, an I/O error) while the transaction went on.
+            var fault: StoreError?
             while next < batch.endIndex {
-                batch[next].perform(on: database)
+                if let error = batch[next].perform(on: database), HealthRecord.isStorageFault(error) {
+                    fault = error
+                }
                 next += 1
                 if !database.isInTransaction {
                     abort = database.error(SQLITE_ABORT, sql: nil)
@@ -302,13 +401,16 @@ final class Writer: @unchecked Sendable {
                 }
             }
             if let abort {
+                health.noteFailure(fault ?? abort)
                 for request in batch[first..<next] { request.finish(failure: abort) }
                 continue
             }
             do {
                 try database.execute("COMMIT")
+                if let fault { health.noteFailure(fault) } else { health.noteSuccess() }
                 for request in batch[first..<next] { request.finish(failure: nil) }
             } catch {
+                health.noteFailure(error)
                 if database.isInTransaction { try? database.execute("ROLLBACK") }
                 for request in batch[first..<next] { request.finish(failure: error) }
             }

@@ -11,6 +11,12 @@ public enum StoreError: Error, Hashable, Sendable, CustomStringConvertible {
     case migrationChanged(String)
     /// The file is not a sriovd database; why.
     case notASriovdDatabase(String)
+    /// `PRAGMA quick_check` found damage, or SQLite reported it while the database was read at open: what
+    /// they said (at most the first 100 findings).
+    case damagedDatabase([String])
+    /// The database file is missing or empty (`file`), yet files SQLite keeps beside a database are there
+    /// (`found`: each name with its size), so this is not a new database.
+    case sidecarsWithoutDatabase(path: String, file: String, found: [String])
     /// Another allocation already holds the VF.
     case vfAlreadyHeld(PCIAddress)
     /// No allocation has this id.
@@ -37,6 +43,17 @@ public enum StoreError: Error, Hashable, Sendable, CustomStringConvertible {
                 + "migrations must never change once shipped. Refusing to start."
         case .notASriovdDatabase(let why):
             return "not a sriovd database: \(why). Refusing to start and leaving the file as it is."
+        case .damagedDatabase(let findings):
+            let shown = findings.prefix(5).joined(separator: "; ")
+            let more = findings.count > 5 ? " (and \(findings.count - 5) more)" : ""
+            return "the database is damaged: PRAGMA quick_check reports \(shown)\(more). Refusing to start and "
+                + "leaving the file as it is; restore a backup, or move the file and the files beside it away and "
+                + "start with --init for a new, empty database."
+        case .sidecarsWithoutDatabase(let path, let file, let found):
+            return "the database \(path) is \(file), but \(found.joined(separator: ", ")) "
+                + "\(found.count == 1 ? "is" : "are") beside it: a database was there (deleted or truncated?), so "
+                + "this is not a new one. Refusing to start and touching nothing; --init (SRIOVD_INIT=1) creates a "
+                + "new, empty database and moves those files aside."
         case .vfAlreadyHeld(let vf):
             return "VF \(vf) is already held by another allocation"
         case .allocationNotFound(let id):

@@ -38,6 +38,15 @@ struct Serve: AsyncParsableCommand {
     @Flag(help: "Do not put VFs and their settings back after a host reboot; only report what differs.")
     var noRestore = false
 
+    @Flag(
+        name: .customLong("init"),
+        help: """
+            Create a new, empty database where the file is missing or empty although files of an earlier \
+            database (its -wal, -shm or -journal) are beside it; they are renamed aside. Without it sriovd refuses \
+            to start then. A database with content is never touched.
+            """)
+    var initDatabase = false
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: Logger.Level = .info
 
@@ -82,18 +91,9 @@ struct Serve: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let level = logLevel
-        LoggingSystem.bootstrap { label in LogfmtLogHandler(label: label, level: level) }
-        let logger = Logger(label: "sriovd")
-
+        let logger = bootstrapLogging()
         var configuration = HTTPServerConfiguration()
-        let security: SecuritySettings
-        do {
-            security = try makeSecurity(into: &configuration)
-        } catch let refusal as Refusal {
-            Console.error("sriovd: refusing to start: \(refusal.reason)")
-            throw ExitCode(2)
-        }
+        let security = try refusingToStart { try makeSecurity(into: &configuration) }
         configuration.shutdownGrace = .milliseconds(Int(shutdownGrace * 1000))
         configuration.eventLoopCount = eventLoops
         configuration.busyPoll = .microseconds(busyPollUs)
@@ -102,34 +102,93 @@ struct Serve: AsyncParsableCommand {
 
         let hardware = try host.makeHost()
         let dbPath = db ?? host.simulate.map { $0 + "/sriovd.db" } ?? "/var/lib/sriovd/sriovd.db"
-        let store: Store
-        do {
-            store = try Store(path: dbPath)
-        } catch {
-            Console.error("sriovd: refusing to start: \(error)")
-            throw ExitCode(2)
-        }
+        let store = try openStore(at: dbPath, logger: logger)
         let inventory = InventoryCache(scanner: HostScanner(sysfs: hardware.sysfs))
         let core = ServiceCore(
             store: store, inventory: inventory, host: hardware,
             writeTimeout: .milliseconds(Int(writeTimeout * 1000)), logger: logger)
-        let readiness = Readiness()
-        let api = SRIOVAPI(core: core, readiness: readiness)
-        let handler = AccessControl(
-            router: api.makeRouter(), tokens: security.tokens, unixRoles: security.unixRoles,
-            anonymousTCPRole: security.anonymousTCPRole)
-
+        let readiness = Readiness(store: store)
         let server = HTTPServer(
-            configuration: configuration, handler: handler, logger: logger,
+            configuration: configuration,
+            handler: makeHandler(core: core, readiness: readiness, security: security), logger: logger,
             accessLog: AccessLog.makeHook(logger: noAccessLog ? nil : logger))
-        let address: SocketAddress
+        let address = try startServer(server, store: store)
+        announce(address, configuration: configuration, security: security, logger: logger)
+        signals.onReload { Self.reloadTokens(security.tokens, logger: logger) }
+
+        try await StartupRecovery(core: core, restore: !noRestore).run()
+        readiness.markReady()
+        SystemdNotify.send("READY=1\nSTATUS=serving")
+        logger.info("ready", metadata: ["pfs": "\(inventory.snapshot.host.pfs.count)", "db": "\(dbPath)"])
+
+        let background = startBackgroundWork(inventory: inventory, store: store, logger: logger)
+        await signals.termination()
+        SystemdNotify.send("STOPPING=1")
+        logger.info("stopping: draining in-flight requests")
+        background.stop()
+        await server.shutdown()
+        store.close()
+        logger.info("stopped")
+    }
+
+    /// How often expired idempotency records are deleted (they are kept at least 24 hours).
+    static let idempotencyPurgeInterval: Duration = .seconds(3600)
+
+    private func bootstrapLogging() -> Logger {
+        let level = logLevel
+        LoggingSystem.bootstrap { label in LogfmtLogHandler(label: label, level: level) }
+        return Logger(label: "sriovd")
+    }
+
+    /// Runs `body`; a `Refusal` it throws is printed and becomes exit status 2 (other errors pass through).
+    private func refusingToStart<T>(_ body: () throws -> T) throws -> T {
         do {
-            address = try server.start()
+            return try body()
+        } catch let refusal as Refusal {
+            Console.error("sriovd: refusing to start: \(refusal.reason)")
+            throw ExitCode(2)
+        }
+    }
+
+    /// Opens the database, or prints why it is refused (damaged, written by a newer sriovd, …) and exits 2.
+    private func openStore(at path: String, logger: Logger) throws -> Store {
+        let store = try refusingToStart {
+            do {
+                return try Store(path: path, options: Store.Options(initialize: initDatabase))
+            } catch {
+                throw Refusal(reason: "\(error)")
+            }
+        }
+        for file in store.setAside {
+            logger.warning("--init: moved aside a file left by an earlier database", metadata: ["file": "\(file)"])
+        }
+        return store
+    }
+
+    /// The API's router with `/readyz` from `readiness`, behind access control.
+    private func makeHandler(core: ServiceCore, readiness: Readiness, security: SecuritySettings) -> AccessControl {
+        var router = SRIOVAPI(core: core, readiness: readiness).makeRouter()
+        readiness.route(&router)
+        return AccessControl(
+            router: router, tokens: security.tokens, unixRoles: security.unixRoles,
+            anonymousTCPRole: security.anonymousTCPRole)
+    }
+
+    /// Starts listening, or prints why it cannot (closing the store) and exits 2.
+    private func startServer(_ server: HTTPServer, store: Store) throws -> SocketAddress {
+        do {
+            return try server.start()
         } catch {
             Console.error("sriovd: refusing to start: \(error)")
             store.close()
             throw ExitCode(2)
         }
+    }
+
+    /// Prints where the daemon listens and warns when every loopback TCP caller is admin.
+    private func announce(
+        _ address: SocketAddress, configuration: HTTPServerConfiguration, security: SecuritySettings, logger: Logger
+    ) {
         if configuration.listensOnTCP {
             Console.output("sriovd listening on http://\(address)")
         }
@@ -141,43 +200,64 @@ struct Serve: AsyncParsableCommand {
                 "no tokens file: every TCP caller on loopback is admin (local development only)",
                 metadata: ["http.address": "\(address)"])
         }
-        signals.onReload {
-            guard let tokens = security.tokens else {
-                logger.notice("SIGHUP: no tokens file to re-read")
-                return
-            }
-            do {
-                let count = try tokens.reload()
-                logger.notice(
-                    "tokens file re-read",
-                    metadata: ["tokens.path": "\(tokens.path ?? "-")", "tokens.count": "\(count)"])
-            } catch {
-                logger.error(
-                    "tokens file not re-read; the previous tokens stay in force", metadata: ["error": "\(error)"])
-            }
+    }
+
+    /// What SIGHUP does: re-reads the tokens file, keeping the previous tokens when it cannot.
+    private static func reloadTokens(_ tokens: TokenStore?, logger: Logger) {
+        guard let tokens else {
+            logger.notice("SIGHUP: no tokens file to re-read")
+            return
         }
+        do {
+            let count = try tokens.reload()
+            logger.notice(
+                "tokens file re-read", metadata: ["tokens.path": "\(tokens.path ?? "-")", "tokens.count": "\(count)"])
+        } catch {
+            logger.error("tokens file not re-read; the previous tokens stay in force", metadata: ["error": "\(error)"])
+        }
+    }
 
-        try await StartupRecovery(core: core, restore: !noRestore).run()
-        readiness.markReady()
-        SystemdNotify.send("READY=1\nSTATUS=serving")
-        logger.info("ready", metadata: ["pfs": "\(inventory.snapshot.host.pfs.count)", "db": "\(dbPath)"])
+    /// What runs while serving, stopped before the server shuts down.
+    struct BackgroundWork {
+        var uevents: UEventMonitor?
+        var tasks: [Task<Void, Never>]
 
+        func stop() {
+            for task in tasks { task.cancel() }
+            uevents?.stop()
+        }
+    }
+
+    /// The uevent monitor, the periodic rescan and the periodic purge of expired idempotency records.
+    private func startBackgroundWork(inventory: InventoryCache, store: Store, logger: Logger) -> BackgroundWork {
         // Kernel uevents keep the inventory fresh between rescans (the simulated host has none).
         let uevents = host.simulate == nil ? startUEventMonitor(inventory: inventory, logger: logger) : nil
+        let interval = rescanInterval
         let rescan = Task.detached {
             while !Task.isCancelled {
-                try? await Task.sleep(for: .milliseconds(Int(rescanInterval * 1000)))
+                try? await Task.sleep(for: .milliseconds(Int(interval * 1000)))
                 inventory.rescanAll()
             }
         }
-        await signals.termination()
-        SystemdNotify.send("STOPPING=1")
-        logger.info("stopping: draining in-flight requests")
-        rescan.cancel()
-        uevents?.stop()
-        await server.shutdown()
-        store.close()
-        logger.info("stopped")
+        let purge = Task.detached {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: Self.idempotencyPurgeInterval)
+                if Task.isCancelled { break }
+                await Self.purgeIdempotencyRecords(store: store, logger: logger)
+            }
+        }
+        return BackgroundWork(uevents: uevents, tasks: [rescan, purge])
+    }
+
+    private static func purgeIdempotencyRecords(store: Store, logger: Logger) async {
+        do {
+            let removed = try await store.purgeExpiredIdempotencyRecords()
+            if removed > 0 {
+                logger.info("expired idempotency records removed", metadata: ["idempotency.removed": "\(removed)"])
+            }
+        } catch {
+            logger.warning("expired idempotency records not removed", metadata: ["error": "\(error)"])
+        }
     }
 
     /// Listens for PCI uevents and hands each device to the inventory; nil (logged) if the socket cannot open.

@@ -52,7 +52,12 @@ enum EmbeddedOpenAPI {
             get:
               tags: [health]
               operationId: getReadiness
-              summary: Readiness. 503 until startup recovery has finished.
+              summary: Readiness. 503 until startup recovery has finished, and while the database cannot commit.
+              description: |
+                200 once startup recovery has finished and the database commits. 503 `{"status":"starting"}` before
+                that; 503 problem+json of type `urn:sriovd:problem:storage-unavailable` while commits fail (a lock held
+                by another process, a full file system), naming SQLite's error. While that lasts, this route tries a
+                one-row durable write at most once a second and answers 200 again once one commits.
               security: []
               responses:
                 "200":
@@ -61,10 +66,12 @@ enum EmbeddedOpenAPI {
                     application/json:
                       schema: { $ref: "#/components/schemas/Status" }
                 "503":
-                  description: Still starting.
+                  description: Still starting (`Status`), or the database cannot commit (a problem naming the error).
                   content:
                     application/json:
                       schema: { $ref: "#/components/schemas/Status" }
+                    application/problem+json:
+                      schema: { $ref: "#/components/schemas/Problem" }
           /openapi.yaml:
             get:
               tags: [health]
@@ -564,6 +571,8 @@ enum EmbeddedOpenAPI {
                 allocation_id: { type: string }
                 setting: { type: string }
                 driver: { type: string }
+                storage_error: { type: string, description: "SQLite's error while the database cannot commit (/readyz)." }
+                failing_since: { type: string, description: When commits began to fail (/readyz). }
               additionalProperties: true
             NetworkLink:
               type: object
