@@ -54,12 +54,6 @@ public final class Readiness: Sendable {
         }
     }
 
-    /// Registers `answer()` as `GET /readyz`, replacing the route `SRIOVAPI.makeRouter()` adds (which knows only
-    /// startup).
-    public func route(_ router: inout Router) {
-        router.add(.GET, "/readyz") { [self] _, _, _ in answer() }
-    }
-
     /// True when a probe may start now (and marks it started).
     private func claimProbe() -> Bool {
         let now = ContinuousClock.now

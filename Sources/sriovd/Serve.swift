@@ -165,10 +165,9 @@ struct Serve: AsyncParsableCommand {
         return store
     }
 
-    /// The API's router with `/readyz` from `readiness`, behind access control.
+    /// The API's router behind access control.
     private func makeHandler(core: ServiceCore, readiness: Readiness, security: SecuritySettings) -> AccessControl {
-        var router = SRIOVAPI(core: core, readiness: readiness).makeRouter()
-        readiness.route(&router)
+        let router = SRIOVAPI(core: core, readiness: readiness).makeRouter()
         return AccessControl(
             router: router, tokens: security.tokens, unixRoles: security.unixRoles,
             anonymousTCPRole: security.anonymousTCPRole)

@@ -1,5 +1,6 @@
 import Foundation
 import HTTPServer
+import HostSimulator
 import Logging
 import SRIOVCore
 import SRIOVHardware
@@ -32,8 +33,7 @@ import Testing
             let readiness = Readiness(store: store, probeInterval: probeInterval)
             try await StartupRecovery(core: core).run()
             readiness.markReady()
-            var router = SRIOVAPI(core: core, readiness: readiness).makeRouter()
-            readiness.route(&router)
+            let router = SRIOVAPI(core: core, readiness: readiness).makeRouter()
             var configuration = HTTPServerConfiguration()
             configuration.port = 0
             server = HTTPServer(configuration: configuration, handler: router, logger: logger)

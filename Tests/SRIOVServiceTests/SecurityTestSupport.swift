@@ -33,7 +33,7 @@ final class SecuredDaemon {
         let core = ServiceCore(
             store: store, inventory: InventoryCache(scanner: HostScanner(sysfs: hardware.sysfs)),
             host: hardware, writeTimeout: .seconds(5), logger: logger)
-        let readiness = Readiness()
+        let readiness = Readiness(store: store)
         try await StartupRecovery(core: core).run()
         readiness.markReady()
         router = SRIOVAPI(core: core, readiness: readiness).makeRouter()

@@ -18,20 +18,21 @@ final class TestDaemon {
 
     init(
         directory: URL? = nil, profiles: [SimulatedPFProfile] = SimulatedHost.defaultProfiles,
-        writeTimeout: Duration = .seconds(5)
+        writeTimeout: Duration = .seconds(5), storeOptions: Store.Options = Store.Options(),
+        hardware makeHardware: (URL) -> HardwareHost = { HardwareHost.simulated(at: $0) }
     ) async throws {
         let directory =
             directory
             ?? FileManager.default.temporaryDirectory.appendingPathComponent("sriovd-test-\(UUID().uuidString)")
         self.directory = directory
         try SimulatedHost.ensure(at: directory, profiles: profiles)
-        let hardware = HardwareHost.simulated(at: directory)
-        store = try Store(path: directory.appendingPathComponent("sriovd.db").path)
+        let hardware = makeHardware(directory)
+        store = try Store(path: directory.appendingPathComponent("sriovd.db").path, options: storeOptions)
         let logger = Logger(label: "test")
         core = ServiceCore(
             store: store, inventory: InventoryCache(scanner: HostScanner(sysfs: hardware.sysfs)),
             host: hardware, writeTimeout: writeTimeout, logger: logger)
-        let readiness = Readiness()
+        let readiness = Readiness(store: store)
         try await StartupRecovery(core: core).run()
         readiness.markReady()
         var configuration = HTTPServerConfiguration()

@@ -30,11 +30,7 @@ public struct SRIOVAPI: Sendable {
     /// `/healthz`, `/readyz` and `/openapi.yaml`.
     private func addProbeRoutes(to router: inout Router) {
         router.add(.GET, "/healthz") { _, _, _ in .response(JSONBody.ok(["status": "ok"])) }
-        router.add(.GET, "/readyz") { _, _, _ in
-            readiness.isReady
-                ? .response(JSONBody.ok(["status": "ready"]))
-                : .response(JSONBody.ok(["status": "starting"], status: .serviceUnavailable))
-        }
+        router.add(.GET, "/readyz") { _, _, _ in readiness.answer() }
         router.add(.GET, "/openapi.yaml") { _, _, _ in
             var headers = HTTPHeaders()
             headers.add("Content-Type", "application/yaml")
