@@ -35,7 +35,9 @@ final class FaultInjector: Sendable {
     fileprivate func beforeWrite() throws(NetlinkError) {
         let (hook, refuse) = state.withLock { state in
             state.writes += 1
-            return (state.hooks.removeValue(forKey: state.writes), state.refusingFrom.map { state.writes >= $0 } ?? false)
+            return (
+                state.hooks.removeValue(forKey: state.writes), state.refusingFrom.map { state.writes >= $0 } ?? false
+            )
         }
         hook?()
         if refuse { throw NetlinkError(errno: EIO, context: "refused by the test's fault injector") }

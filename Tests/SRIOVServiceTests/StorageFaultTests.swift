@@ -177,7 +177,8 @@ import Testing
         let holder = LockHolder(path: fixture.daemon.store.path)
         fixture.faults.at(write: 1) { holder.take() }
         fixture.faults.at(write: 3) { holder.release() }
-        let answer = try await fixture.client.request("PATCH", "/allocations/\(id)", json: ["vlan": 200, "trust": true])
+        let answer = try await fixture.client.request(
+            "PATCH", "/allocations/\(id)", json: ["vlan": 200, "trust": true])
         holder.release()
         expectStorageError(answer, hardware: "restored")
         let now = try await fixture.settings()

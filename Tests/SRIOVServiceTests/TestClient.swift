@@ -7,6 +7,8 @@ final class TestClient {
         var status: Int
         var headers: [(String, String)]
         var body: [UInt8]
+        /// The status line's reason phrase.
+        var reason = ""
 
         func header(_ name: String) -> String? {
             headers.first { $0.0.caseInsensitiveCompare(name) == .orderedSame }?.1
@@ -114,7 +116,8 @@ final class TestClient {
         while buffer.count < length { try fill() }
         let body = Array(buffer[..<length])
         buffer.removeFirst(length)
-        return Response(status: status, headers: headers, body: body)
+        let reason = statusLine.dropFirst(2).joined(separator: " ")
+        return Response(status: status, headers: headers, body: body, reason: reason)
     }
 
     private func readUntil(_ marker: [UInt8]) throws -> Int {

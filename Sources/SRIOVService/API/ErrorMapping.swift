@@ -192,7 +192,8 @@ enum IdempotentAnswer {
 
     static func failed(_ error: SRIOVError, key: String, requestHash: String, instance: String) -> IdempotencyRecord {
         IdempotencyRecord(
-            key: key, requestHash: requestHash, status: error.httpStatus.code, body: error.response(instance: instance).body,
+            key: key, requestHash: requestHash, status: error.httpStatus.code,
+            body: error.response(instance: instance).body,
             location: nil, createdAt: Timestamp.now())
     }
 }

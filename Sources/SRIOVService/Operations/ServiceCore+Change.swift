@@ -100,35 +100,38 @@ extension ServiceCore {
             logger.error(
                 "the database refused to record a change", metadata: ["target": "\(change.target)", "error": "\(why)"])
             guard changed else {
-                await recordRefusal(change, intent: intent, writes: writes, why: why, restored: true, caller: caller)
+                await recordRefusal(
+                    change, plan: plan, intent: intent, writes: writes, why: why, restored: true, caller: caller)
                 throw .storage(why)
             }
             let undo = HardwareSession(core: self, pf: change.pf, caller: caller)
             let restored = await change.undo(undo, plan)
             if !restored, let vf = change.vf { dirtyVFs.insert(vf) }
             await recordRefusal(
-                change, intent: intent, writes: writes + undo.takeWrites(), why: why, restored: restored,
+                change, plan: plan, intent: intent, writes: writes + undo.takeWrites(), why: why, restored: restored,
                 caller: caller)
             change.settle(self, plan, .failure(HardwareFailure(error: .storage(why), leftChanged: !restored)))
             throw .storageAfterWrite(why, restored: restored)
         }
     }
 
-    /// One more try to put the refused change on record: its writes, the undo's, and the refusal; the intent is
-    /// rolled back only when the hardware is as before. If the database still refuses, the writes are logged and
-    /// the open intent is left for the next reconcile.
+    /// One more try to put the refused change on record, as a failure of the change (so an allocation is released
+    /// or left `dirty`, and an idempotent request keeps this answer): its writes, the undo's, and the refusal. The
+    /// intent is rolled back only when the hardware is as before. If the database still refuses, the writes are
+    /// logged and the open intent is left for the next reconcile.
     private func recordRefusal<C: PFChange>(
-        _ change: C, intent: Int64, writes: [HardwareWrite], why: String, restored: Bool, caller: Caller
+        _ change: C, plan: C.Plan, intent: Int64, writes: [HardwareWrite], why: String, restored: Bool,
+        caller: Caller
     ) async {
         let error: SRIOVError =
             writes.contains(where: \.succeeded) ? .storageAfterWrite(why, restored: restored) : .storage(why)
+        let failure = HardwareFailure(error: error, leftChanged: !restored)
         let events = writes.map { $0.auditEvent(caller: caller) }
-        let refusal = caller.failure(change.action, target: change.target, error)
         do {
-            try await store.write { tx in
+            _ = try await store.write { tx in
                 for event in events { try tx.appendAudit(event) }
                 if restored { try tx.completeIntent(intent, outcome: .rolledBack) }
-                try tx.appendAudit(refusal)
+                return try change.complete(tx, plan, .failure(failure))
             }
             Metrics.shared.recordHardwareWrites(writes)
         } catch {

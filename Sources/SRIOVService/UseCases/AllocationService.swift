@@ -109,7 +109,8 @@ struct AllocationService: Sendable {
     }
 
     /// The intent of applying the allocation's config, and the answer a retry gets meanwhile.
-    private static func openApply(_ allocation: Allocation, idempotency: Idempotency?, tx: Transaction) throws -> Claim {
+    private static func openApply(_ allocation: Allocation, idempotency: Idempotency?, tx: Transaction) throws -> Claim
+    {
         let payload = JSONValue.object([
             "pf": .string(allocation.pf.description), "vf": .string(allocation.vf.description),
             "idempotency_key": idempotency.map { .string($0.key) } ?? .null,

@@ -69,7 +69,8 @@ struct VFCountSet: PFChange {
         return .object([
             "from": .int(plan.current), "to": .int(count),
             "drivers_autoprobe": .object([
-                "from": plan.before.pf.driversAutoprobe.map(JSONValue.bool) ?? .null, "to": plan.autoprobeChange.map(JSONValue.bool) ?? .null,
+                "from": plan.before.pf.driversAutoprobe.map(JSONValue.bool) ?? .null,
+                "to": plan.autoprobeChange.map(JSONValue.bool) ?? .null,
             ]),
         ])
     }
