@@ -48,18 +48,8 @@ public struct VFConfig: Hashable, Sendable, Codable {
         self.driver = driver
     }
 
-    enum CodingKeys: String, CodingKey {
-        case mac
-        case vlan
-        case qos
-        case vlanProto = "vlan_proto"
-        case spoofCheck = "spoof_check"
-        case trust
-        case linkState = "link_state"
-        case minTxRate = "min_tx_rate"
-        case maxTxRate = "max_tx_rate"
-        case driver
-    }
+    /// The JSON keys are the API names of the settings.
+    typealias CodingKeys = VFSettingField
 
     /// Checks ranges and formats. Throws `.invalidField` naming the first bad field.
     public func validate(fieldPrefix: String = "config.") throws(SRIOVError) {

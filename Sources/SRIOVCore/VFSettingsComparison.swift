@@ -1,5 +1,5 @@
-/// One setting of a VF, named as the API names it.
-public enum VFSettingField: String, CaseIterable, Hashable, Sendable {
+/// One setting of a VF, named as the API names it (and as `VFConfig` and `VFState` are coded in JSON).
+public enum VFSettingField: String, CaseIterable, Hashable, Sendable, CodingKey {
     case mac
     case vlan
     case qos

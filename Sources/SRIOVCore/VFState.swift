@@ -50,18 +50,8 @@ public struct VFState: Codable, Hashable, Sendable {
             && (maxTxRate ?? 0) == 0
     }
 
-    enum CodingKeys: String, CodingKey {
-        case mac
-        case vlan
-        case qos
-        case vlanProto = "vlan_proto"
-        case spoofCheck = "spoof_check"
-        case trust
-        case linkState = "link_state"
-        case minTxRate = "min_tx_rate"
-        case maxTxRate = "max_tx_rate"
-        case driver
-    }
+    /// The JSON keys are the API names of the settings.
+    typealias CodingKeys = VFSettingField
 
     // Unknown values are written as JSON null rather than left out, so a stored state always has every field.
     public func encode(to encoder: any Encoder) throws {

@@ -192,56 +192,23 @@ extension Reconciler {
 
 /// Reconciliation putting an allocation's settings back on its VF; the allocation turns `active` again, or
 /// `drifted` when the driver refuses.
-struct AllocationReapply: PFChange {
-    struct Plan: Sendable {
-        var pf: PhysicalFunction
-        var vf: VirtualFunction
-        var before: VFState
-    }
-
+struct AllocationReapply: VFSettingsChange {
     let allocation: Allocation
     let caller: Caller
 
     var kind: IntentKind { .allocationReapply }
     var pf: PCIAddress { allocation.pf }
+    var address: PCIAddress { allocation.vf }
     var target: String { allocation.id }
-    var vf: PCIAddress? { allocation.vf }
     var action: String { "allocation.reapply" }
     var config: VFConfig { allocation.config ?? VFConfig() }
 
-    func plan(_ core: ServiceCore) async throws(SRIOVError) -> Plan {
-        guard let (pf, vf) = core.inventory.snapshot.vf(allocation.vf) else { throw .vfNotFound(allocation.vf) }
-        return Plan(pf: pf, vf: vf, before: try core.readState(of: vf, pf: pf))
-    }
-
-    func payload(_ plan: Plan) -> JSONValue? {
-        .object([
-            "pf": .string(pf.description), "vf": .string(allocation.vf.description),
-            "restore_to": plan.before.jsonValue, "config": config.jsonValue,
-        ])
-    }
-
-    func write(_ session: HardwareSession, _ plan: Plan) async throws(HardwareFailure) -> Void {
-        let (config, vf, pf, timeout) = (self.config, plan.vf, plan.pf, session.core.writeTimeout)
-        try await session.vf(vf.address) { controller, record in
-            try controller.apply(config, to: vf, pf: pf, bindTimeout: timeout, onWrite: record)
-        }
-    }
-
-    func complete(_ tx: Transaction, _ plan: Plan, _ result: Result<Void, HardwareFailure>?) throws {
+    func complete(_ tx: Transaction, _ plan: VFSettingsPlan, _ result: Result<VFState, HardwareFailure>?) throws {
         if case .failure(let failure)? = result {
             try Reconciler.recordState(
                 allocation, to: .drifted, why: "re-applying failed: \(failure.error)", caller: caller, tx: tx)
         } else if allocation.state != .active {
             try Reconciler.recordState(allocation, to: .active, why: "settings re-applied", caller: caller, tx: tx)
         }
-    }
-
-    func undo(_ session: HardwareSession, _ plan: Plan) async -> Bool {
-        await session.restore(plan.before, vf: plan.vf, pf: plan.pf)
-    }
-
-    func settle(_ core: ServiceCore, _ plan: Plan, _ result: Result<Void, HardwareFailure>?) {
-        core.inventory.rescan(pf: pf)
     }
 }

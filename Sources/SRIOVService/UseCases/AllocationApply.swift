@@ -62,17 +62,8 @@ struct AllocationApply: PFChange {
             try recordFailure(tx, failure)
             return []
         }
-        try tx.appendAudit(
-            caller.event(
-                action, target: allocation.id, outcome: .success,
-                details: ["after": AllocationService.json(allocation), "owner": .string(allocation.owner)]))
         let body = render(allocation)
-        if let idempotency {
-            try tx.putIdempotencyRecord(
-                IdempotentAnswer.created(
-                    key: idempotency.key, requestHash: idempotency.requestHash, body: body,
-                    location: "/allocations/" + allocation.id))
-        }
+        try AllocationService.recordCreated(allocation, body: body, idempotency: idempotency, caller: caller, tx: tx)
         return body
     }
 

@@ -160,74 +160,42 @@ struct AllocationRelease: PFChange {
     }
 }
 
-/// A held VF's settings changed. Undone (and recovered) by restoring the state read before.
-struct AllocationUpdate: PFChange {
-    struct Plan: Sendable {
-        var pf: PhysicalFunction
-        var vf: VirtualFunction
-        var before: VFState
-        var merged: Allocation
-    }
-
+/// A held VF's settings changed, merged into the allocation's record.
+struct AllocationUpdate: VFSettingsChange {
     let allocation: Allocation
     let config: VFConfig
     let caller: Caller
 
     var kind: IntentKind { .allocationUpdate }
     var pf: PCIAddress { allocation.pf }
+    var address: PCIAddress { allocation.vf }
     var target: String { allocation.id }
-    var vf: PCIAddress? { allocation.vf }
     var action: String { "allocation.update" }
 
-    func plan(_ core: ServiceCore) async throws(SRIOVError) -> Plan {
-        guard let (pf, vf) = core.inventory.snapshot.vf(allocation.vf) else { throw .vfNotFound(allocation.vf) }
-        var merged = allocation
-        merged.config = (allocation.config ?? VFConfig()).merging(config)
-        return Plan(pf: pf, vf: vf, before: try core.readState(of: vf, pf: pf), merged: merged)
-    }
-
-    func payload(_ plan: Plan) -> JSONValue? {
-        .object([
-            "pf": .string(pf.description), "vf": .string(allocation.vf.description),
-            "restore_to": plan.before.jsonValue, "config": config.jsonValue,
-        ])
-    }
-
-    func admit(_ tx: Transaction, _ plan: Plan) throws -> SRIOVError? {
+    func admit(_ tx: Transaction, _ plan: VFSettingsPlan) throws -> SRIOVError? {
         guard let current = try tx.allocation(id: allocation.id), current.state == .active else {
             return .allocationNotFound(allocation.id)
         }
         return nil
     }
 
-    func write(_ session: HardwareSession, _ plan: Plan) async throws(HardwareFailure) -> Void {
-        let (config, vf, pf, timeout) = (self.config, plan.vf, plan.pf, session.core.writeTimeout)
-        try await session.vf(vf.address) { controller, record in
-            try controller.apply(config, to: vf, pf: pf, bindTimeout: timeout, onWrite: record)
-        }
-    }
-
-    func complete(_ tx: Transaction, _ plan: Plan, _ result: Result<Void, HardwareFailure>?) throws -> Allocation {
+    func complete(_ tx: Transaction, _ plan: VFSettingsPlan, _ result: Result<VFState, HardwareFailure>?) throws
+        -> Allocation
+    {
         if case .failure(let failure)? = result {
             try tx.appendAudit(
                 caller.failure(
                     action, target: allocation.id, failure.error, details: ["vf": .string(allocation.vf.description)]))
             return allocation
         }
-        try tx.updateAllocationConfig(id: allocation.id, config: plan.merged.config)
+        var merged = allocation
+        merged.config = (allocation.config ?? VFConfig()).merging(config)
+        try tx.updateAllocationConfig(id: allocation.id, config: merged.config)
         try tx.appendAudit(
             caller.event(
                 action, target: allocation.id, outcome: .success,
-                details: ["before": AllocationService.json(allocation), "after": AllocationService.json(plan.merged)]))
-        return plan.merged
-    }
-
-    func undo(_ session: HardwareSession, _ plan: Plan) async -> Bool {
-        await session.restore(plan.before, vf: plan.vf, pf: plan.pf)
-    }
-
-    func settle(_ core: ServiceCore, _ plan: Plan, _ result: Result<Void, HardwareFailure>?) {
-        core.inventory.rescan(pf: pf)
+                details: ["before": AllocationService.json(allocation), "after": AllocationService.json(merged)]))
+        return merged
     }
 }
 

@@ -85,17 +85,8 @@ struct AllocationService: Sendable {
                 if request.config != nil {
                     return .success(try Self.openApply(allocation, idempotency: idempotency, tx: tx))
                 }
-                try tx.appendAudit(
-                    caller.event(
-                        action, target: allocation.id, outcome: .success,
-                        details: ["after": Self.json(allocation), "owner": .string(allocation.owner)]))
                 let body = render(allocation)
-                if let idempotency {
-                    try tx.putIdempotencyRecord(
-                        IdempotentAnswer.created(
-                            key: idempotency.key, requestHash: idempotency.requestHash, body: body,
-                            location: "/allocations/" + allocation.id))
-                }
+                try Self.recordCreated(allocation, body: body, idempotency: idempotency, caller: caller, tx: tx)
                 let captured = try tx.originalState(vf: allocation.vf) != nil
                 return .success(.done(allocation, body: body, capture: !captured))
             } catch let error as SRIOVError {
@@ -106,6 +97,21 @@ struct AllocationService: Sendable {
             }
         }
         return try result.get()
+    }
+
+    /// The audit event of a new allocation, and its answer kept under its Idempotency-Key.
+    static func recordCreated(
+        _ allocation: Allocation, body: [UInt8], idempotency: Idempotency?, caller: Caller, tx: Transaction
+    ) throws {
+        try tx.appendAudit(
+            caller.event(
+                "allocation.create", target: allocation.id, outcome: .success,
+                details: ["after": json(allocation), "owner": .string(allocation.owner)]))
+        guard let idempotency else { return }
+        try tx.putIdempotencyRecord(
+            IdempotentAnswer.created(
+                key: idempotency.key, requestHash: idempotency.requestHash, body: body,
+                location: "/allocations/" + allocation.id))
     }
 
     /// The intent of applying the allocation's config, and the answer a retry gets meanwhile.

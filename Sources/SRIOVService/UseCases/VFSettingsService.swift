@@ -18,15 +18,8 @@ struct VFSettingsService: Sendable {
     }
 }
 
-/// A free VF's settings changed; they become its baseline. Undone (and recovered) by restoring the state read
-/// before.
-struct VFUpdate: PFChange {
-    struct Plan: Sendable {
-        var pf: PhysicalFunction
-        var vf: VirtualFunction
-        var before: VFState
-    }
-
+/// A free VF's settings changed; they become its baseline.
+struct VFUpdate: VFSettingsChange {
     let pf: PCIAddress
     let address: PCIAddress
     let config: VFConfig
@@ -34,34 +27,16 @@ struct VFUpdate: PFChange {
 
     var kind: IntentKind { .vfUpdate }
     var target: String { address.description }
-    var vf: PCIAddress? { address }
     var action: String { "vf.update" }
 
-    func plan(_ core: ServiceCore) async throws(SRIOVError) -> Plan {
-        guard let (pf, vf) = core.inventory.snapshot.vf(address) else { throw .vfNotFound(address) }
-        return Plan(pf: pf, vf: vf, before: try core.readState(of: vf, pf: pf))
-    }
-
-    func payload(_ plan: Plan) -> JSONValue? {
-        .object([
-            "pf": .string(pf.description), "vf": .string(address.description), "restore_to": plan.before.jsonValue,
-            "config": config.jsonValue,
-        ])
-    }
-
-    func admit(_ tx: Transaction, _ plan: Plan) throws -> SRIOVError? {
+    func admit(_ tx: Transaction, _ plan: VFSettingsPlan) throws -> SRIOVError? {
         guard let holder = try tx.holdingAllocation(vf: address) else { return nil }
         return .vfHeld(address, allocationID: holder.id)
     }
 
-    func write(_ session: HardwareSession, _ plan: Plan) async throws(HardwareFailure) -> VFState {
-        let (config, vf, pf, timeout) = (self.config, plan.vf, plan.pf, session.core.writeTimeout)
-        return try await session.vf(address) { controller, record in
-            try controller.apply(config, to: vf, pf: pf, bindTimeout: timeout, onWrite: record).state
-        }
-    }
-
-    func complete(_ tx: Transaction, _ plan: Plan, _ result: Result<VFState, HardwareFailure>?) throws -> VFState {
+    func complete(_ tx: Transaction, _ plan: VFSettingsPlan, _ result: Result<VFState, HardwareFailure>?) throws
+        -> VFState
+    {
         guard case .success(let after)? = result else {
             if case .failure(let failure)? = result {
                 try tx.appendAudit(caller.failure(action, target: target, failure.error))
@@ -77,11 +52,7 @@ struct VFUpdate: PFChange {
         return after
     }
 
-    func undo(_ session: HardwareSession, _ plan: Plan) async -> Bool {
-        await session.restore(plan.before, vf: plan.vf, pf: plan.pf)
-    }
-
-    func settle(_ core: ServiceCore, _ plan: Plan, _ result: Result<VFState, HardwareFailure>?) {
+    func settle(_ core: ServiceCore, _ plan: VFSettingsPlan, _ result: Result<VFState, HardwareFailure>?) {
         core.inventory.rescan(pf: pf)
         if case .success? = result { core.dirtyVFs.remove(address) }
     }
