@@ -46,7 +46,9 @@ import Testing
         let expected = VFState(vlan: 0, vlanProto: .dot1AD)
         #expect(untagged.differences(from: expected).isEmpty)
         untagged.vlan = 7
-        #expect(untagged.differences(from: expected).map(\.field) == [.vlan], "the VLAN differs; 802.1ad on VLAN 0 says nothing")
+        #expect(
+            untagged.differences(from: expected).map(\.field) == [.vlan],
+            "the VLAN differs; 802.1ad on VLAN 0 says nothing")
     }
 
     @Test func unaskedFieldsAreNotLookedAtAndUnreportedOnesCannotDiffer() {

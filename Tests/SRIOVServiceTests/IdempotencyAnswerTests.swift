@@ -47,7 +47,8 @@ import Testing
         holder.release()
         #expect(first.status == 500 && first.object["hardware"] as? String == "restored")
 
-        let meanwhile = try await client.request("POST", "/allocations", json: body, headers: ["Idempotency-Key": "i-1"])
+        let meanwhile = try await client.request(
+            "POST", "/allocations", json: body, headers: ["Idempotency-Key": "i-1"])
         #expect(meanwhile.status == 409 && meanwhile.reason == "Conflict")
         #expect(meanwhile.object["type"] as? String == "urn:sriovd:problem:idempotent-request-in-progress")
 
