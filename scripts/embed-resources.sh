@@ -22,3 +22,5 @@ emit_literal() {  # $1: file to embed
 } > Sources/SRIOVService/API/EmbeddedOpenAPI.swift
 
 if [ -x scripts/embed-migrations.sh ]; then scripts/embed-migrations.sh; fi
+# The literal's lines are indented as the lint wants them (a multi-line string keeps its content either way).
+swift format format -i Sources/SRIOVService/API/EmbeddedOpenAPI.swift Sources/SRIOVStore/EmbeddedMigrations.swift

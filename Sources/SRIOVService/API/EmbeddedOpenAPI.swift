@@ -573,6 +573,13 @@ enum EmbeddedOpenAPI {
                 driver: { type: string }
                 storage_error: { type: string, description: "SQLite's error while the database cannot commit (/readyz)." }
                 failing_since: { type: string, description: When commits began to fail (/readyz). }
+                hardware:
+                  type: string
+                  enum: [untouched, restored, changed]
+                  description: >-
+                    For `storage-error`: how the hardware was left when the database refused the change (`untouched`:
+                    nothing written; `restored`: the writes were undone before the answer; `changed`: undoing them failed,
+                    the VF is kept out of the pool until a reconcile repairs it).
               additionalProperties: true
             NetworkLink:
               type: object
