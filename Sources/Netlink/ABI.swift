@@ -74,6 +74,8 @@ package enum ABI {
     package static let NETLINK_CAP_ACK: Int32 = 10
     package static let NETLINK_EXT_ACK: Int32 = 11
     package static let NETLINK_ROUTE: Int32 = 0
+    /// The multicast group of link changes (`RTNLGRP_LINK`, bit 0).
+    package static let RTMGRP_LINK: UInt32 = 1
     package static let NETLINK_KOBJECT_UEVENT: Int32 = 15
 }
 

@@ -29,6 +29,29 @@ public final class ServiceCore: Sendable {
         self.vfs = VFController(host: host)
         self.writeTimeout = writeTimeout
         self.logger = logger
+        inventory.observeChanges { [weak self] changes in
+            guard let self else { return }
+            Task { await self.recordObserved(changes) }
+        }
+    }
+
+    /// Changes of the host that sriovd did not make (a PF or VF appearing or vanishing, a link going up or down, a
+    /// driver bound behind its back) go on record with actor `kernel`, and so into the event stream.
+    func recordObserved(_ changes: [InventoryChange]) async {
+        let events = changes.map { change in
+            Caller.kernel.event(
+                change.kind.rawValue, target: change.device.description, outcome: .success,
+                details: [
+                    "pf": .string(change.pf.description),
+                    "vf": change.device == change.pf ? .null : .string(change.device.description),
+                    "from": change.from.map(JSONValue.string) ?? .null, "to": change.to.map(JSONValue.string) ?? .null,
+                ])
+        }
+        do {
+            _ = try await perform { tx in for event in events { try tx.appendAudit(event) } }
+        } catch {
+            logger.error("could not record changes of the host", metadata: ["error": "\(error)"])
+        }
     }
 
     /// A store write whose failures become `SRIOVError.storage`.

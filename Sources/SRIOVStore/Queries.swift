@@ -69,6 +69,12 @@ extension Database {
             })
     }
 
+    func auditIDRange() throws(StoreError) -> (first: Int64, last: Int64)? {
+        try queryFirst("SELECT min(id), max(id) FROM audit_events") { row -> (first: Int64, last: Int64)? in
+            row.optionalText(0) == nil ? nil : (row.int64(0), row.int64(1))
+        } ?? nil
+    }
+
     func auditEvents(_ filter: AuditFilter) throws(StoreError) -> [AuditEvent] {
         var conditions: [String] = []
         var arguments: [(any SQLBindable)?] = []

@@ -2,6 +2,7 @@ import CSQLite
 import FoundationEssentials
 import Glibc
 import SRIOVCore
+import Synchronization
 import Threading
 
 /// The sriovd database: inventory, allocations, audit history, idempotency records and intents.
@@ -90,6 +91,12 @@ public final class Store: Sendable {
         let view = ReadView(database)
         defer { view.invalidate() }
         return try body(view)
+    }
+
+    /// Calls `observer` after every transaction that commits, on the writer thread: it must only note the fact
+    /// (set a flag, signal a thread) and return.
+    public func observeCommits(_ observer: @escaping @Sendable () -> Void) {
+        writer.commitObservers.withLock { $0.append(observer) }
     }
 
     /// Deletes idempotency records older than the retention (24 h); returns how many. Also done at open.
@@ -286,6 +293,8 @@ final class Writer: @unchecked Sendable {
     private let database: Database
     /// What the last commit said about the database; written only by the writer thread.
     let health = HealthRecord()
+    /// Told after every transaction that committed (on the writer thread: it must return at once).
+    let commitObservers = Mutex<[@Sendable () -> Void]>([])
     private let condition = ConditionLock()
     private var queue: [any PendingWrite] = []
     private var isClosing = false
@@ -409,6 +418,7 @@ final class Writer: @unchecked Sendable {
                 try database.execute("COMMIT")
                 if let fault { health.noteFailure(fault) } else { health.noteSuccess() }
                 for request in batch[first..<next] { request.finish(failure: nil) }
+                for observer in commitObservers.withLock({ $0 }) { observer() }
             } catch {
                 health.noteFailure(error)
                 if database.isInTransaction { try? database.execute("ROLLBACK") }

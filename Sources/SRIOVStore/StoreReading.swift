@@ -79,6 +79,11 @@ public class StoreView: StoreReading {
         try connection().idempotencyRecord(key: key)
     }
 
+    /// The ids of the oldest and newest audit events; nil while there are none.
+    public func auditIDRange() throws(StoreError) -> (first: Int64, last: Int64)? {
+        try connection().auditIDRange()
+    }
+
     public func openIntents() throws(StoreError) -> [Intent] {
         try connection().openIntents()
     }

@@ -218,24 +218,28 @@ struct Serve: AsyncParsableCommand {
 
     /// What runs while serving, stopped before the server shuts down.
     struct BackgroundWork {
-        var uevents: UEventMonitor?
+        var monitors: [NetlinkMonitor]
         var tasks: [Task<Void, Never>]
 
         func stop() {
             for task in tasks { task.cancel() }
-            uevents?.stop()
+            for monitor in monitors { monitor.stop() }
         }
     }
 
     /// The uevent monitor, the periodic rescan and the periodic purge of expired idempotency records.
     private func startBackgroundWork(inventory: InventoryCache, store: Store, logger: Logger) -> BackgroundWork {
-        // Kernel uevents keep the inventory fresh between rescans (the simulated host has none).
-        let uevents = host.simulate == nil ? startUEventMonitor(inventory: inventory, logger: logger) : nil
+        // Kernel uevents and link notifications keep the inventory fresh between rescans (the simulated host has
+        // neither).
+        let monitors =
+            host.simulate == nil
+            ? [startUEventMonitor(inventory: inventory, logger: logger), startLinkMonitor(inventory: inventory, logger: logger)]
+                .compactMap { $0 } : []
         let interval = rescanInterval
         let rescan = Task.detached {
             while !Task.isCancelled {
                 try? await Task.sleep(for: .milliseconds(Int(interval * 1000)))
-                inventory.rescanAll()
+                inventory.rescanAll(observed: true)
             }
         }
         let purge = Task.detached {
@@ -245,7 +249,7 @@ struct Serve: AsyncParsableCommand {
                 await Self.purgeIdempotencyRecords(store: store, logger: logger)
             }
         }
-        return BackgroundWork(uevents: uevents, tasks: [rescan, purge])
+        return BackgroundWork(monitors: monitors, tasks: [rescan, purge])
     }
 
     private static func purgeIdempotencyRecords(store: Store, logger: Logger) async {
@@ -270,6 +274,18 @@ struct Serve: AsyncParsableCommand {
                 onOverrun: { inventory.deviceChanged(nil) })
         } catch {
             logger.warning("no kernel uevents; relying on the periodic rescan", metadata: ["error": "\(error)"])
+            return nil
+        }
+    }
+
+    /// Listens for link changes (`RTNLGRP_LINK`), so a PF's link going down or up shows at once; nil (logged) if
+    /// the socket cannot open.
+    private func startLinkMonitor(inventory: InventoryCache, logger: Logger) -> NetlinkMonitor? {
+        do {
+            return try NetlinkMonitor(
+                links: { inventory.linkChanged(name: $0.name) }, onOverrun: { inventory.deviceChanged(nil) })
+        } catch {
+            logger.warning("no link notifications; relying on the periodic rescan", metadata: ["error": "\(error)"])
             return nil
         }
     }

@@ -21,8 +21,15 @@ extension InventoryCache {
         guard pendingRescans.schedule(target) else { return }
         DispatchQueue.global().asyncAfter(deadline: .now() + delay.dispatchInterval) { [self] in
             pendingRescans.take(target)
-            if let target { rescan(pf: target) } else { rescanAll() }
+            if let target { rescan(pf: target, observed: true) } else { rescanAll(observed: true) }
         }
+    }
+
+    /// The kernel reported a change of the link `name` (`RTNLGRP_LINK`): when it is a PF's netdev, that PF is read
+    /// again, soon (VF settings written through the PF send the same notification, so bursts are coalesced).
+    public func linkChanged(name: String, delay: Duration = .milliseconds(100)) {
+        guard let pf = snapshot.host.pfs.first(where: { $0.pf.interfaces.contains(name) }) else { return }
+        deviceChanged(pf.pf.address, delay: delay)
     }
 
     /// A PF whose VF count just changed. Drivers reset the PF as they enable or disable VFs (igb takes its link
@@ -32,7 +39,7 @@ extension InventoryCache {
     public func settle(pf address: PCIAddress, after delays: [Duration] = [.seconds(1), .seconds(3), .seconds(10)]) {
         for delay in delays {
             DispatchQueue.global().asyncAfter(deadline: .now() + delay.dispatchInterval) { [self] in
-                rescan(pf: address)
+                rescan(pf: address, observed: true)
             }
         }
     }

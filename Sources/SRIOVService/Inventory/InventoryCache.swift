@@ -12,6 +12,7 @@ public final class InventoryCache: Sendable {
     private let scanner: HostScanner
     private let current: Mutex<InventorySnapshot>
     let pendingRescans = PendingRescans()
+    private let observers = Mutex<[@Sendable ([InventoryChange]) -> Void]>([])
 
     public init(scanner: HostScanner) {
         self.scanner = scanner
@@ -21,27 +22,44 @@ public final class InventoryCache: Sendable {
     /// The latest snapshot. Cheap: one lock, no I/O.
     public var snapshot: InventorySnapshot { current.withLock { $0 } }
 
-    /// Walks all of sysfs again. For the periodic rescan and for startup, never for a request.
+    /// Calls `observer` with the changes an observed rescan finds: changes sriovd did not make itself.
+    public func observeChanges(_ observer: @escaping @Sendable ([InventoryChange]) -> Void) {
+        observers.withLock { $0.append(observer) }
+    }
+
+    /// Walks all of sysfs again. For the periodic rescan and for startup, never for a request. `observed`: the
+    /// rescan looks for changes made behind sriovd's back (periodic, uevents), and tells the observers.
     @discardableResult
-    public func rescanAll() -> InventorySnapshot {
+    public func rescanAll(observed: Bool = false) -> InventorySnapshot {
         let host = scanner.scan()
-        return current.withLock { snapshot in
-            if host != snapshot.host { snapshot = InventorySnapshot(host: host, version: snapshot.version + 1) }
-            return snapshot
-        }
+        let (before, after) = replace { _ in host.pfs }
+        if observed { report(before.host.pfs, after.host.pfs) }
+        return after
     }
 
     /// Re-reads one PF (after a write to it, or a uevent about it) and returns its fresh state.
     @discardableResult
-    public func rescan(pf address: PCIAddress) -> PFSnapshot? {
+    public func rescan(pf address: PCIAddress, observed: Bool = false) -> PFSnapshot? {
         let fresh = scanner.scan(pf: address)
-        current.withLock { snapshot in
-            var pfs = snapshot.host.pfs.filter { $0.pf.address != address }
-            if let fresh { pfs.append(fresh) }
-            let host = HostSnapshot(pfs: pfs)
-            if host != snapshot.host { snapshot = InventorySnapshot(host: host, version: snapshot.version + 1) }
-        }
+        let (before, _) = replace { pfs in pfs.filter { $0.pf.address != address } + (fresh.map { [$0] } ?? []) }
+        if observed { report(before.pf(address).map { [$0] } ?? [], fresh.map { [$0] } ?? []) }
         return fresh
+    }
+
+    /// Swaps in the PFs `update` makes of the current ones; the snapshots before and after.
+    private func replace(_ update: ([PFSnapshot]) -> [PFSnapshot]) -> (InventorySnapshot, InventorySnapshot) {
+        current.withLock { snapshot in
+            let before = snapshot
+            let host = HostSnapshot(pfs: update(snapshot.host.pfs))
+            if host != snapshot.host { snapshot = InventorySnapshot(host: host, version: snapshot.version + 1) }
+            return (before, snapshot)
+        }
+    }
+
+    private func report(_ old: [PFSnapshot], _ new: [PFSnapshot]) {
+        let changes = InventoryChange.between(old, new)
+        guard !changes.isEmpty else { return }
+        for observer in observers.withLock({ $0 }) { observer(changes) }
     }
 }
 

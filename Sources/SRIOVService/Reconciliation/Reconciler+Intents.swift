@@ -11,7 +11,7 @@ extension Reconciler {
         let intents: [Intent]
         do { intents = try core.store.read { try $0.openIntents() } } catch { throw .storage("\(error)") }
         guard !intents.isEmpty else { return }
-        let snapshot = core.inventory.rescanAll()
+        let snapshot = core.inventory.rescanAll(observed: true)
         for intent in intents where !core.live.contains(intent.target) {
             let payload = (try? JSONValue.parse(intent.payload)) ?? .null
             let outcome = try await recover(intent, payload: payload, snapshot: snapshot, caller: caller)

@@ -50,7 +50,7 @@ struct Reconciler: Sendable {
 
     /// The inventory and the stored promises, with the inventory recorded first (unless a dry run).
     private func read(rescan: Bool, dryRun: Bool) async throws(SRIOVError) -> Reading {
-        let before = rescan ? core.inventory.rescanAll() : core.inventory.snapshot
+        let before = rescan ? core.inventory.rescanAll(observed: true) : core.inventory.snapshot
         let previouslyKnown: Set<PCIAddress>
         do { previouslyKnown = Set(try core.store.read { try $0.storedPFs() }.map(\.address)) } catch {
             throw .storage("\(error)")

@@ -12,6 +12,8 @@ public struct Caller: Sendable {
     }
 
     public static let reconciler = Caller(actor: "reconciler", requestID: nil)
+    /// Changes of the host that sriovd observed rather than made.
+    public static let kernel = Caller(actor: "kernel", requestID: nil)
 
     /// An audit event on behalf of this caller, stamped now.
     func event(

@@ -3,11 +3,11 @@ import Glibc
 import Synchronization
 import Threading
 
-/// Listens to the kernel's uevents (`NETLINK_KOBJECT_UEVENT`, multicast group 1) on a thread of its own and
-/// hands each parsed event to a callback on that thread. Datagrams not sent by the kernel (port id other than
-/// 0) are ignored. `stop()` wakes the thread through a pipe and waits for it to finish; the monitor (its
-/// socket and thread) lives until `stop()` is called.
-public final class UEventMonitor: Sendable {
+/// Listens to a netlink multicast group on a thread of its own and hands each datagram the kernel sent (port id
+/// 0; others are ignored) to a callback on that thread: the kernel's uevents (`UEventMonitor`) or its link
+/// notifications (`init(links:onOverrun:)`). `stop()` wakes the thread through a pipe and waits for it to
+/// finish; the monitor (its socket and thread) lives until `stop()` is called.
+public final class NetlinkMonitor: Sendable {
     private let fd: Int32
     private let wakeRead: Int32
     private let wakeWrite: Int32
@@ -20,18 +20,17 @@ public final class UEventMonitor: Sendable {
         var reader: pthread_t?
     }
 
-    /// Opens the socket, joins the kernel's uevent group and starts the reader thread.
+    /// Opens the socket, joins the groups and starts the reader thread.
     /// - Parameters:
-    ///   - receiveBuffer: socket buffer; enabling many VFs at once sends a burst of uevents.
-    ///   - onEvent: called on the monitor's thread for every kernel uevent; it should return quickly.
-    ///   - onOverrun: called when the socket dropped events (`ENOBUFS`): rescan what the events would have told.
+    ///   - receiveBuffer: socket buffer; enabling many VFs at once sends a burst of events.
+    ///   - onDatagram: called on the monitor's thread for every datagram from the kernel; it should return quickly.
+    ///   - onOverrun: called when the socket dropped datagrams (`ENOBUFS`): rescan what they would have told.
     public init(
-        receiveBuffer: Int32 = 4 << 20, onEvent: @escaping @Sendable (UEvent) -> Void,
-        onOverrun: @escaping @Sendable () -> Void = {}
+        protocol family: Int32, groups: UInt32, name: String, receiveBuffer: Int32 = 4 << 20,
+        onDatagram: @escaping @Sendable ([UInt8]) -> Void, onOverrun: @escaping @Sendable () -> Void = {}
     ) throws(NetlinkError) {
-        let fd = socket(
-            AF_NETLINK, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), ABI.NETLINK_KOBJECT_UEVENT)
-        guard fd >= 0 else { throw .lastSystemError("socket(AF_NETLINK, NETLINK_KOBJECT_UEVENT)") }
+        let fd = socket(AF_NETLINK, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), family)
+        guard fd >= 0 else { throw .lastSystemError("socket(AF_NETLINK, \(family))") }
         var pipeFDs: [Int32] = [-1, -1]
         do throws(NetlinkError) {
             var buffer = receiveBuffer
@@ -39,7 +38,7 @@ public final class UEventMonitor: Sendable {
             if setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &buffer, size) != 0 {
                 _ = setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buffer, size)
             }
-            _ = try KernelRTNetlink.bind(fd, groups: 1)
+            _ = try KernelRTNetlink.bind(fd, groups: groups)
             guard pipe(&pipeFDs) == 0 else { throw NetlinkError.lastSystemError("pipe") }
             for end in pipeFDs { _ = fcntl(end, F_SETFD, FD_CLOEXEC) }
         } catch {
@@ -50,9 +49,9 @@ public final class UEventMonitor: Sendable {
         self.wakeRead = pipeFDs[0]
         self.wakeWrite = pipeFDs[1]
         do {
-            try DetachedThread.spawn(name: "uevent-monitor", stackSize: 1 << 20) { [self] in
+            try DetachedThread.spawn(name: name, stackSize: 1 << 20) { [self] in
                 state.withLock { $0.reader = pthread_self() }
-                run(onEvent: onEvent, onOverrun: onOverrun)
+                run(onDatagram: onDatagram, onOverrun: onOverrun)
                 finished.signal()
             }
         } catch {
@@ -83,7 +82,7 @@ public final class UEventMonitor: Sendable {
         }
     }
 
-    private func run(onEvent: @Sendable (UEvent) -> Void, onOverrun: @Sendable () -> Void) {
+    private func run(onDatagram: @Sendable ([UInt8]) -> Void, onOverrun: @Sendable () -> Void) {
         var buffer = [UInt8](repeating: 0, count: 16 << 10)
         var fds = [
             pollfd(fd: fd, events: Int16(POLLIN), revents: 0), pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0),
@@ -113,8 +112,38 @@ public final class UEventMonitor: Sendable {
                 }
                 continue
             }
-            guard sender.portID == 0, let event = parseUEvent(Array(buffer.prefix(count))) else { continue }
-            onEvent(event)
+            guard sender.portID == 0 else { continue }
+            onDatagram(Array(buffer.prefix(count)))
         }
+    }
+}
+
+/// The kernel's uevents (`NETLINK_KOBJECT_UEVENT`, multicast group 1), parsed.
+public typealias UEventMonitor = NetlinkMonitor
+
+extension NetlinkMonitor {
+    /// Hands each kernel uevent to `onEvent`.
+    public convenience init(
+        receiveBuffer: Int32 = 4 << 20, onEvent: @escaping @Sendable (UEvent) -> Void,
+        onOverrun: @escaping @Sendable () -> Void = {}
+    ) throws(NetlinkError) {
+        try self.init(
+            protocol: ABI.NETLINK_KOBJECT_UEVENT, groups: 1, name: "uevent-monitor", receiveBuffer: receiveBuffer,
+            onDatagram: { if let event = parseUEvent($0) { onEvent(event) } }, onOverrun: onOverrun)
+    }
+
+    /// Hands the name of every link the kernel reports changed (`RTNLGRP_LINK`: `RTM_NEWLINK`, `RTM_DELLINK`) to
+    /// `onLink`: a cable pulled, a link set down, a netdev renamed or gone.
+    public convenience init(links onLink: @escaping @Sendable (LinkInfo) -> Void, onOverrun: @escaping @Sendable () -> Void = {})
+        throws(NetlinkError)
+    {
+        try self.init(
+            protocol: ABI.NETLINK_ROUTE, groups: ABI.RTMGRP_LINK, name: "link-monitor", receiveBuffer: 1 << 20,
+            onDatagram: { datagram in
+                guard let messages = try? NetlinkMessage.split(datagram) else { return }
+                for message in messages {
+                    if case .link(let link)? = try? RTNetlinkCodec.interpret(message) { onLink(link) }
+                }
+            }, onOverrun: onOverrun)
     }
 }

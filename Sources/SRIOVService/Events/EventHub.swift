@@ -1,0 +1,224 @@
+import FoundationEssentials
+import Glibc
+import Logging
+import SRIOVCore
+import SRIOVStore
+import Synchronization
+import Threading
+
+/// Where a subscriber's events go: a streamed HTTP response, in the daemon.
+protocol EventSink: AnyObject, Sendable {
+    /// Queues bytes for the subscriber; false when it is gone, or when more than its limit is queued already
+    /// (too slow to keep up). `force` queues past the limit (the last event before cutting a subscriber off).
+    func send(_ bytes: [UInt8], force: Bool) -> Bool
+    /// Ends the stream once what is queued is sent.
+    func finish()
+    var isClosed: Bool { get }
+}
+
+/// Fans the audit log out to `GET /events` subscribers.
+///
+/// One thread tails the log: told of every commit, it reads the new rows in id order, keeps the latest in a ring,
+/// and hands each subscriber what it has not seen and wants. A subscriber that starts behind the ring is caught up
+/// from the database first. Every delivery happens on that thread, in id order, once: nothing is lost or sent
+/// twice, whatever path wrote the audit row.
+final class EventHub: @unchecked Sendable {
+    struct Limits: Sendable {
+        var subscribers = 2048
+        /// Events kept in memory for subscribers that are live or nearly so.
+        var ring = 8192
+        var heartbeat: Duration = .seconds(15)
+    }
+
+    enum SubscribeError: Error {
+        case tooManySubscribers(Int)
+    }
+
+    private let store: Store
+    private let inventory: InventoryCache
+    private let logger: Logger
+    let limits: Limits
+    private let condition = ConditionLock()
+    // Guarded by `condition`:
+    private var dirty = true
+    private var running = false
+    private var subscribers: [Int: Subscriber] = [:]
+    private var nextSubscriber = 0
+    // Touched only by the tail thread:
+    private var ring: [ServerEvent] = []
+    private var lastID: Int64 = 0
+    private var lastHeartbeat = ContinuousClock.now
+
+    init(store: Store, inventory: InventoryCache, logger: Logger, limits: Limits = Limits()) {
+        self.store = store
+        self.inventory = inventory
+        self.logger = logger
+        self.limits = limits
+    }
+
+    /// Starts tailing from the newest row now in the log.
+    func start() throws {
+        lastID = try store.read { try $0.auditIDRange()?.last } ?? 0
+        condition.withLock { running = true }
+        store.observeCommits { [weak self] in self?.wake() }
+        try DetachedThread.spawn(name: "event-hub") { [self] in run() }
+    }
+
+    func stop() {
+        condition.withLock {
+            running = false
+            condition.broadcast()
+        }
+    }
+
+    var subscriberCount: Int { condition.withLock { subscribers.count } }
+
+    /// Adds a subscriber that wants `filter`'s events after `after` (nil: from now on).
+    func subscribe(_ filter: EventFilter, after: Int64?, sink: any EventSink) throws(SubscribeError) -> Int {
+        condition.lock()
+        defer { condition.unlock() }
+        guard subscribers.count < limits.subscribers else { throw .tooManySubscribers(limits.subscribers) }
+        nextSubscriber += 1
+        subscribers[nextSubscriber] = Subscriber(filter: filter, cursor: after, sink: sink)
+        dirty = true
+        condition.broadcast()
+        return nextSubscriber
+    }
+
+    private func wake() {
+        condition.lock()
+        dirty = true
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    // MARK: - The tail thread
+
+    private func run() {
+        while let due = waitForWork() {
+            do {
+                try readNewRows()
+                for subscriber in current() { try deliver(to: subscriber) }
+            } catch {
+                logger.error("the event stream could not read the audit log", metadata: ["error": "\(error)"])
+            }
+            if due { heartbeat() }
+            removeClosed()
+        }
+        for subscriber in current() { subscriber.sink.finish() }
+    }
+
+    /// Blocks until there is work; nil once stopped. True when a heartbeat is due.
+    private func waitForWork() -> Bool? {
+        condition.lock()
+        defer { condition.unlock() }
+        while running && !dirty && ContinuousClock.now - lastHeartbeat < limits.heartbeat {
+            condition.wait(for: limits.heartbeat)
+        }
+        guard running else { return nil }
+        dirty = false
+        return ContinuousClock.now - lastHeartbeat >= limits.heartbeat
+    }
+
+    private func current() -> [Subscriber] { condition.withLock { Array(subscribers.values) } }
+
+    private func removeClosed() {
+        condition.withLock { subscribers = subscribers.filter { !$0.value.sink.isClosed } }
+    }
+
+    /// The rows after `lastID`, into the ring.
+    private func readNewRows() throws {
+        let snapshot = inventory.snapshot
+        while true {
+            let after = lastID
+            let rows = try store.read { try $0.auditEvents(AuditFilter(after: after, limit: AuditFilter.maximumLimit)) }
+            guard let last = rows.last else { return }
+            ring += rows.map { ServerEvent($0, inventory: snapshot) }
+            if ring.count > limits.ring { ring.removeFirst(ring.count - limits.ring) }
+            lastID = last.id
+        }
+    }
+
+    /// Everything after the subscriber's cursor that it wants: from the database while it is behind the ring,
+    /// then from the ring.
+    private func deliver(to subscriber: Subscriber) throws {
+        guard !subscriber.sink.isClosed else { return }
+        if subscriber.cursor == nil {
+            subscriber.cursor = try start(subscriber)
+        }
+        guard var cursor = subscriber.cursor, cursor < lastID else { return }
+        let ringStart = ring.first?.id ?? (lastID + 1)
+        let snapshot = inventory.snapshot
+        while cursor < ringStart - 1 {
+            let after = cursor
+            let rows = try store.read { try $0.auditEvents(AuditFilter(after: after, limit: AuditFilter.maximumLimit)) }
+            guard !rows.isEmpty else { break }
+            for row in rows where row.id < ringStart {
+                guard send(ServerEvent(row, inventory: snapshot), to: subscriber) else { return }
+                cursor = row.id
+            }
+            if rows.last!.id >= ringStart - 1 { break }
+        }
+        let from = ring.firstIndex { $0.id > cursor } ?? ring.endIndex
+        for event in ring[from...] {
+            guard send(event, to: subscriber) else { return }
+        }
+    }
+
+    /// The cursor of a new subscriber: its `after` when the log holds it, else the newest id after a `reset`.
+    private func start(_ subscriber: Subscriber) throws -> Int64 {
+        guard let after = subscriber.requested else { return lastID }
+        let range = try store.read { try $0.auditIDRange() }
+        let first = range?.first ?? 1
+        if after >= first - 1 && after <= lastID { return after }
+        let data = JSONValue.object([
+            "requested_after": .int(Int(after)), "oldest": range.map { .int(Int($0.first)) } ?? .null,
+            "newest": .int(Int(lastID)),
+            "detail": .string("the log does not hold the events after this id: list again, then resume from newest"),
+        ])
+        _ = subscriber.sink.send(ServerEvent.frame(id: lastID, type: "reset", data: data.text), force: false)
+        return lastID
+    }
+
+    /// Sends one event if the subscriber wants it; false once the subscriber is gone or cut off.
+    private func send(_ event: ServerEvent, to subscriber: Subscriber) -> Bool {
+        defer { subscriber.cursor = max(subscriber.cursor ?? 0, event.id) }
+        guard subscriber.filter.matches(event) else { return true }
+        if subscriber.sink.send(event.frame, force: false) { return true }
+        if !subscriber.sink.isClosed { cutOff(subscriber, resumeAfter: event.id - 1) }
+        return false
+    }
+
+    /// A subscriber too slow to keep up: a last event saying where to resume, then the end of its stream.
+    private func cutOff(_ subscriber: Subscriber, resumeAfter: Int64) {
+        let data = JSONValue.object([
+            "resume_after": .int(Int(resumeAfter)),
+            "detail": .string("too slow to keep up; reconnect with Last-Event-ID \(resumeAfter)"),
+        ])
+        _ = subscriber.sink.send(ServerEvent.frame(id: nil, type: "cutoff", data: data.text), force: true)
+        subscriber.sink.finish()
+        logger.warning("an event subscriber was cut off", metadata: ["resume_after": "\(resumeAfter)"])
+    }
+
+    private func heartbeat() {
+        lastHeartbeat = ContinuousClock.now
+        for subscriber in current() { _ = subscriber.sink.send(Array(": heartbeat\n\n".utf8), force: false) }
+    }
+}
+
+/// A subscriber, touched only by the tail thread once added.
+private final class Subscriber: @unchecked Sendable {
+    let filter: EventFilter
+    /// The `after` it asked for; nil for "from now on".
+    let requested: Int64?
+    /// The last id it was handed (or passed over); nil until the tail thread has placed it.
+    var cursor: Int64?
+    let sink: any EventSink
+
+    init(filter: EventFilter, cursor: Int64?, sink: any EventSink) {
+        self.filter = filter
+        self.requested = cursor
+        self.cursor = nil
+        self.sink = sink
+    }
+}
