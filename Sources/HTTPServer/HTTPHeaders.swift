@@ -28,6 +28,12 @@ public struct HTTPHeaders: Sendable, Sequence, ExpressibleByDictionaryLiteral, C
         fields.filter { HTTPSyntax.equalsIgnoringCase($0.name, name) }.map(\.value)
     }
 
+    /// The elements of a comma-separated list header (RFC 9110 §5.6.1) across all its fields: trimmed,
+    /// lowercased, empty ones dropped.
+    public func listElements(for name: String) -> [String] {
+        values(for: name).flatMap(HTTPSyntax.listElements)
+    }
+
     public func contains(_ name: String) -> Bool { self[name] != nil }
 
     public var count: Int { fields.count }

@@ -43,6 +43,9 @@ public enum SRIOVError: Error, Hashable, Sendable {
     case idempotentRequestInProgress(String)
     /// The first request with this Idempotency-Key was cut off by a restart and rolled back.
     case idempotentRequestInterrupted(String)
+    case operationNotFound(String)
+    /// The operation was cut off by a restart before it finished, and the hardware does not show it done.
+    case interrupted(String)
     /// The daemon is not ready for mutations yet (startup reconciliation).
     case notReady
 }

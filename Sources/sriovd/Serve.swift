@@ -108,15 +108,16 @@ struct Serve: AsyncParsableCommand {
             store: store, inventory: inventory, host: hardware,
             writeTimeout: .milliseconds(Int(writeTimeout * 1000)), logger: logger)
         let readiness = Readiness(store: store)
+        let api = SRIOVAPI(core: core, readiness: readiness)
         let server = HTTPServer(
-            configuration: configuration,
-            handler: makeHandler(core: core, readiness: readiness, security: security), logger: logger,
+            configuration: configuration, handler: makeHandler(api: api, security: security), logger: logger,
             accessLog: AccessLog.makeHook(logger: noAccessLog ? nil : logger))
         let address = try startServer(server, store: store)
         announce(address, configuration: configuration, security: security, logger: logger)
         signals.onReload { Self.reloadTokens(security.tokens, logger: logger) }
 
         try await StartupRecovery(core: core, restore: !noRestore).run()
+        await api.settleInterruptedOperations()
         readiness.markReady()
         SystemdNotify.send("READY=1\nSTATUS=serving")
         logger.info("ready", metadata: ["pfs": "\(inventory.snapshot.host.pfs.count)", "db": "\(dbPath)"])
@@ -166,8 +167,8 @@ struct Serve: AsyncParsableCommand {
     }
 
     /// The API's router behind access control.
-    private func makeHandler(core: ServiceCore, readiness: Readiness, security: SecuritySettings) -> AccessControl {
-        let router = SRIOVAPI(core: core, readiness: readiness).makeRouter()
+    private func makeHandler(api: SRIOVAPI, security: SecuritySettings) -> AccessControl {
+        let router = api.makeRouter()
         return AccessControl(
             router: router, tokens: security.tokens, unixRoles: security.unixRoles,
             anonymousTCPRole: security.anonymousTCPRole)

@@ -33,13 +33,13 @@ final class TestDaemon {
             store: store, inventory: InventoryCache(scanner: HostScanner(sysfs: hardware.sysfs)),
             host: hardware, writeTimeout: writeTimeout, logger: logger)
         let readiness = Readiness(store: store)
+        let api = SRIOVAPI(core: core, readiness: readiness)
         try await StartupRecovery(core: core).run()
+        await api.settleInterruptedOperations()
         readiness.markReady()
         var configuration = HTTPServerConfiguration()
         configuration.port = 0
-        server = HTTPServer(
-            configuration: configuration, handler: SRIOVAPI(core: core, readiness: readiness).makeRouter(),
-            logger: logger)
+        server = HTTPServer(configuration: configuration, handler: api.makeRouter(), logger: logger)
         port = try server.start().port
     }
 

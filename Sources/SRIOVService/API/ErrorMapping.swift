@@ -9,13 +9,13 @@ extension SRIOVError {
     var httpStatus: HTTPStatus {
         switch self {
         case .malformedAddress, .malformedBody, .invalidParameter: .badRequest
-        case .pfNotFound, .vfNotFound, .allocationNotFound: .notFound
+        case .pfNotFound, .vfNotFound, .allocationNotFound, .operationNotFound: .notFound
         case .invalidField, .countOutOfRange, .settingUnsupported, .idempotencyKeyReused: .unprocessableContent
         case .noFreeVF, .vfsHeld, .vfHeld, .noSRIOVDriver, .pfBusy, .kernelBusy, .idempotentRequestInProgress,
             .idempotentRequestInterrupted:
             .conflict
         case .hardwareTimeout: .gatewayTimeout
-        case .kernel, .storage, .storageAfterWrite: .internalServerError
+        case .kernel, .storage, .storageAfterWrite, .interrupted: .internalServerError
         case .notReady: .serviceUnavailable
         }
     }
@@ -27,6 +27,8 @@ extension SRIOVError {
         case .pfNotFound: "pf-not-found"
         case .vfNotFound: "vf-not-found"
         case .allocationNotFound: "allocation-not-found"
+        case .operationNotFound: "operation-not-found"
+        case .interrupted: "interrupted"
         case .invalidField: "invalid-field"
         case .invalidParameter: "invalid-parameter"
         case .noFreeVF: "no-free-vf"
@@ -53,6 +55,8 @@ extension SRIOVError {
         case .pfNotFound: "Physical function not found"
         case .vfNotFound: "Virtual function not found"
         case .allocationNotFound: "Allocation not found"
+        case .operationNotFound: "Operation not found"
+        case .interrupted: "Interrupted by a restart"
         case .invalidField: "Invalid field"
         case .invalidParameter: "Invalid query parameter"
         case .noFreeVF: "No free virtual function"
@@ -88,6 +92,10 @@ extension SRIOVError {
             return ("No virtual function at \(address)", [:])
         case .allocationNotFound(let id):
             return ("No active allocation with id '\(id.prefix(64))'", [:])
+        case .operationNotFound(let id):
+            return ("No operation with id '\(id.prefix(64))'", [:])
+        case .interrupted(let what):
+            return ("sriovd restarted before this finished, and the hardware does not show it done: \(what)", [:])
         case .invalidField(let field, let why):
             return ("\(field) \(why)", ["field": .string(field)])
         case .invalidParameter(let name, let why):

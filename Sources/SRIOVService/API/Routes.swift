@@ -9,10 +9,12 @@ import SRIOVStore
 public struct SRIOVAPI: Sendable {
     let core: ServiceCore
     let readiness: Readiness
+    let operations: OperationRunner
 
     public init(core: ServiceCore, readiness: Readiness) {
         self.core = core
         self.readiness = readiness
+        self.operations = OperationRunner(core: core)
     }
 
     public func makeRouter() -> Router {
@@ -23,6 +25,7 @@ public struct SRIOVAPI: Sendable {
         addAllocationRoutes(to: &router)
         addAuditAndReconcileRoutes(to: &router)
         addOperationsRoutes(to: &router)
+        addAsyncOperationRoutes(to: &router)
         router.onRefusal = { refused in await auditRefusal(refused) }
         return router
     }
@@ -51,19 +54,23 @@ public struct SRIOVAPI: Sendable {
             mutation(request, context) { caller in
                 let address = try pciAddress(params["address"])
                 let body = try JSONBody.decode(VFCountRequest.self, from: request.body)
-                let outcome = try await VFCountService(core: core).setVFCount(
-                    pf: address, count: body.count, autoprobe: body.driversAutoprobe, caller: caller)
-                let detail = PFDetail(
-                    pf: outcome.detail.pf, vfs: try vfViews(outcome.detail.vfs), change: outcome.change)
-                return JSONBody.ok(detail, status: outcome.changed ? .created : .ok)
+                return try await respond(request, caller: caller, kind: "pf.vfs.set", target: address.description) {
+                    let outcome = try await VFCountService(core: core).setVFCount(
+                        pf: address, count: body.count, autoprobe: body.driversAutoprobe, caller: caller)
+                    let detail = PFDetail(
+                        pf: outcome.detail.pf, vfs: try vfViews(outcome.detail.vfs), change: outcome.change)
+                    return JSONBody.ok(detail, status: outcome.changed ? .created : .ok)
+                }
             }
         }
         router.add(.DELETE, "/pfs/{address}/vfs") { request, context, params in
             mutation(request, context) { caller in
                 let address = try pciAddress(params["address"])
-                _ = try await VFCountService(core: core).setVFCount(
-                    pf: address, count: 0, autoprobe: nil, caller: caller)
-                return HTTPResponse(status: .noContent, headers: HTTPHeaders(), body: [])
+                return try await respond(request, caller: caller, kind: "pf.vfs.set", target: address.description) {
+                    _ = try await VFCountService(core: core).setVFCount(
+                        pf: address, count: 0, autoprobe: nil, caller: caller)
+                    return HTTPResponse(status: .noContent, headers: HTTPHeaders(), body: [])
+                }
             }
         }
     }
@@ -133,9 +140,11 @@ public struct SRIOVAPI: Sendable {
                 case "true": dryRun = true
                 default: throw SRIOVError.invalidParameter("dry_run", "must be true or false")
                 }
-                let report = try await Reconciler(core: core, restore: core.reconcileState.restore).run(
-                    dryRun: dryRun, caller: caller)
-                return JSONBody.ok(report)
+                return try await respond(request, caller: caller, kind: "reconcile.run", target: "host") {
+                    let report = try await Reconciler(core: core, restore: core.reconcileState.restore).run(
+                        dryRun: dryRun, caller: caller)
+                    return JSONBody.ok(report)
+                }
             }
         }
     }
@@ -143,7 +152,7 @@ public struct SRIOVAPI: Sendable {
     // MARK: - Plumbing
 
     /// A read, answered inline on the event loop: it touches only memory and a store read connection.
-    private func answer(_ request: HTTPRequest, _ body: () throws -> HTTPResponse) -> HTTPHandlerResult {
+    func answer(_ request: HTTPRequest, _ body: () throws -> HTTPResponse) -> HTTPHandlerResult {
         do {
             return .response(try body())
         } catch let error as SRIOVError {
@@ -173,7 +182,7 @@ public struct SRIOVAPI: Sendable {
     }
 
     /// A read that must leave the event loop because it asks the kernel.
-    private func read(_ request: HTTPRequest, _ body: @escaping @Sendable () async throws -> HTTPResponse)
+    func read(_ request: HTTPRequest, _ body: @escaping @Sendable () async throws -> HTTPResponse)
         -> HTTPHandlerResult
     {
         .deferred {
@@ -187,7 +196,7 @@ public struct SRIOVAPI: Sendable {
         }
     }
 
-    private func read<T>(_ body: (ReadView) throws -> T) throws -> T {
+    func read<T>(_ body: (ReadView) throws -> T) throws -> T {
         do {
             return try core.store.read(body)
         } catch StoreError.invalidCursor {
@@ -274,17 +283,29 @@ public struct SRIOVAPI: Sendable {
             try await core.audit(caller.failure("allocation.create", target: "request", error))
             throw error
         }
-        var idempotency: (key: String, requestHash: String)?
+        var keyed: (key: String, requestHash: String)?
         if let key = request.headers["Idempotency-Key"] {
             guard !key.isEmpty, key.utf8.count <= 255 else {
                 throw SRIOVError.invalidParameter("Idempotency-Key", "must be 1 to 255 characters")
             }
             // The same request may arrive with other whitespace or key order: hash its canonical form.
             let canonical = (try? JSONValue.parse(String(decoding: request.body, as: UTF8.self)))?.text ?? ""
-            idempotency = (key, SHA256.hex(Array("POST /allocations\n\(canonical)".utf8)))
+            keyed = (key, SHA256.hex(Array("POST /allocations\n\(canonical)".utf8)))
         }
+        // Binding a driver is slow: such an allocation may be made as an operation, whose target is the allocation.
+        let id = UUID().uuidString.lowercased()
+        let binds = body.config?.driver != nil
+        let idempotency = keyed
+        return try await respond(request, caller: caller, kind: "allocation.create", target: id, allowed: binds) {
+            try await allocate(body, id: id, idempotency: idempotency, caller: caller)
+        }
+    }
+
+    private func allocate(
+        _ body: AllocationRequest, id: String, idempotency: (key: String, requestHash: String)?, caller: Caller
+    ) async throws -> HTTPResponse {
         let outcome = try await AllocationService(core: core).allocate(
-            body, idempotency: idempotency, caller: caller, render: { JSONBody.encode(view($0)) })
+            body, id: id, idempotency: idempotency, caller: caller, render: { JSONBody.encode(view($0)) })
         var headers = HTTPHeaders()
         headers.add("Content-Type", "application/json")
         switch outcome {
@@ -322,7 +343,7 @@ public struct SRIOVAPI: Sendable {
     }
 
     /// An allocation with its VF's device details from the inventory.
-    private func view(_ allocation: Allocation) -> AllocationView {
+    func view(_ allocation: Allocation) -> AllocationView {
         let vf = core.inventory.snapshot.vf(allocation.vf)?.vf
         return AllocationView(allocation: allocation, vf: vf?.index == allocation.vfIndex ? vf : nil)
     }

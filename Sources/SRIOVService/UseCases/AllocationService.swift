@@ -38,13 +38,12 @@ struct AllocationService: Sendable {
 
     /// Allocates a VF. With an idempotency key, a repeat of the same request replays the first answer and a
     /// different request under the same key is refused; the key is recorded in the same transaction.
+    /// - Parameter id: the new allocation's id. It is known before the claim, so a reconcile run never takes this
+    ///   allocation's intent for one a fault left behind, and an operation can name it.
     func allocate(
-        _ request: AllocationRequest, idempotency: Idempotency?, caller: Caller,
-        render: @escaping @Sendable (Allocation) -> [UInt8]
+        _ request: AllocationRequest, id: String = UUID().uuidString.lowercased(), idempotency: Idempotency?,
+        caller: Caller, render: @escaping @Sendable (Allocation) -> [UInt8]
     ) async throws(SRIOVError) -> CreateOutcome {
-        // The id is known before the claim, so a reconcile run never takes this allocation's intent for one a fault
-        // left behind.
-        let id = UUID().uuidString.lowercased()
         return try await core.live.during(id) { () async throws(SRIOVError) -> CreateOutcome in
             let claim = try await self.claim(request, id: id, idempotency: idempotency, caller: caller, render: render)
             switch claim {
