@@ -80,17 +80,6 @@ public struct VFSelector: Hashable, Sendable, Codable {
     public var pfInterface: String?
     public var numaNode: Int?
 
-    public init(
-        vendorID: String? = nil, deviceID: String? = nil, driver: String? = nil, pfInterface: String? = nil,
-        numaNode: Int? = nil
-    ) {
-        self.vendorID = vendorID
-        self.deviceID = deviceID
-        self.driver = driver
-        self.pfInterface = pfInterface
-        self.numaNode = numaNode
-    }
-
     enum CodingKeys: String, CodingKey {
         case vendorID = "vendor_id"
         case deviceID = "device_id"
