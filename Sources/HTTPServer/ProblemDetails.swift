@@ -68,24 +68,21 @@ public enum ProblemValue: Sendable, Encodable, Equatable {
 
     public func encode(to encoder: any Encoder) throws {
         switch self {
-        case .string(let value):
-            var container = encoder.singleValueContainer()
-            try container.encode(value)
-        case .int(let value):
-            var container = encoder.singleValueContainer()
-            try container.encode(value)
-        case .bool(let value):
-            var container = encoder.singleValueContainer()
-            try container.encode(value)
-        case .strings(let values):
-            var container = encoder.singleValueContainer()
-            try container.encode(values)
+        case .string(let value): try Self.encode(single: value, to: encoder)
+        case .int(let value): try Self.encode(single: value, to: encoder)
+        case .bool(let value): try Self.encode(single: value, to: encoder)
+        case .strings(let values): try Self.encode(single: values, to: encoder)
         case .object(let members):
             var container = encoder.container(keyedBy: Key.self)
             for key in members.keys.sorted() {
                 try container.encode(members[key]!, forKey: Key(stringValue: key))
             }
         }
+    }
+
+    private static func encode(single value: some Encodable, to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(value)
     }
 
     func write(into out: inout [UInt8]) {

@@ -76,32 +76,25 @@ enum Socket {
     static func address(of storage: inout sockaddr_storage) -> SocketAddress? {
         switch Int32(storage.ss_family) {
         case AF_INET:
-            return withUnsafePointer(to: &storage) {
-                $0.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { pointer in
-                    var addr = pointer.pointee.sin_addr
-                    var text = [CChar](repeating: 0, count: Int(INET_ADDRSTRLEN))
-                    inet_ntop(AF_INET, &addr, &text, socklen_t(text.count))
-                    return SocketAddress(
-                        host: String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self),
-                        port: UInt16(bigEndian: pointer.pointee.sin_port)
-                    )
-                }
-            }
+            let v4 = withUnsafeBytes(of: &storage) { $0.load(as: sockaddr_in.self) }
+            return SocketAddress(
+                host: hostText(v4.sin_addr, family: AF_INET, length: INET_ADDRSTRLEN),
+                port: UInt16(bigEndian: v4.sin_port))
         case AF_INET6:
-            return withUnsafePointer(to: &storage) {
-                $0.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { pointer in
-                    var addr = pointer.pointee.sin6_addr
-                    var text = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
-                    inet_ntop(AF_INET6, &addr, &text, socklen_t(text.count))
-                    return SocketAddress(
-                        host: String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self),
-                        port: UInt16(bigEndian: pointer.pointee.sin6_port)
-                    )
-                }
-            }
+            let v6 = withUnsafeBytes(of: &storage) { $0.load(as: sockaddr_in6.self) }
+            return SocketAddress(
+                host: hostText(v6.sin6_addr, family: AF_INET6, length: INET6_ADDRSTRLEN),
+                port: UInt16(bigEndian: v6.sin6_port))
         default:
             return nil
         }
+    }
+
+    /// `inet_ntop`'s text for an `in_addr` or `in6_addr` of `family`, in a buffer of `length` characters.
+    private static func hostText<Address>(_ address: Address, family: Int32, length: Int32) -> String {
+        var text = [CChar](repeating: 0, count: Int(length))
+        withUnsafeBytes(of: address) { _ = inet_ntop(family, $0.baseAddress, &text, socklen_t(text.count)) }
+        return String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
     /// Accepts one connection and makes it non-blocking and close-on-exec. Returns nil with errno set when none

@@ -48,17 +48,6 @@ public final class SimulatedRTNetlink: RTNetlinkTransport {
         /// A `max_tx_rate` above this (Mbit/s, the link speed) is `EINVAL`; nil for no check.
         public var linkSpeed: UInt32?
 
-        public init(
-            name: String, acceptsMinTxRate: Bool, acceptsLinkState: Bool, accepts8021AD: Bool,
-            linkSpeed: UInt32? = nil
-        ) {
-            self.name = name
-            self.acceptsMinTxRate = acceptsMinTxRate
-            self.acceptsLinkState = acceptsLinkState
-            self.accepts8021AD = accepts8021AD
-            self.linkSpeed = linkSpeed
-        }
-
         /// Intel 82576 as the 6.1 kernel's igb treats it (observed in the lab): mac, vlan + qos, spoofchk,
         /// trust and max rate (up to the 1000 Mbit/s link) accepted; min rate `EINVAL`, link state
         /// `EOPNOTSUPP`, 802.1ad `EPROTONOSUPPORT`.

@@ -115,20 +115,7 @@ public struct LinkInfo: Sendable, Hashable {
     /// `IFLA_NUM_VF`: how many VFs the PF has enabled; nil when the request did not ask for VF data.
     public var numVFs: Int?
     /// `IFLA_VFINFO_LIST`, in the kernel's order.
-    public var vfs: [VFLinkInfo]
-
-    public init(
-        index: Int32, name: String, mtu: UInt32? = nil, operState: UInt8? = nil, address: [UInt8]? = nil,
-        numVFs: Int? = nil, vfs: [VFLinkInfo] = []
-    ) {
-        self.index = index
-        self.name = name
-        self.mtu = mtu
-        self.operState = operState
-        self.address = address
-        self.numVFs = numVFs
-        self.vfs = vfs
-    }
+    public var vfs: [VFLinkInfo] = []
 }
 
 /// How a request names its interface: by `ifi_index`, or by `IFLA_IFNAME` with `ifi_index` 0.

@@ -80,17 +80,6 @@ public struct VFSelector: Hashable, Sendable, Codable {
     public var pfInterface: String?
     public var numaNode: Int?
 
-    public init(
-        vendorID: String? = nil, deviceID: String? = nil, driver: String? = nil, pfInterface: String? = nil,
-        numaNode: Int? = nil
-    ) {
-        self.vendorID = vendorID
-        self.deviceID = deviceID
-        self.driver = driver
-        self.pfInterface = pfInterface
-        self.numaNode = numaNode
-    }
-
     enum CodingKeys: String, CodingKey {
         case vendorID = "vendor_id"
         case deviceID = "device_id"
@@ -113,16 +102,9 @@ public struct VFSelector: Hashable, Sendable, Codable {
 extension Allocation {
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(id, forKey: .id)
-        try container.encode(vf, forKey: .vf)
-        try container.encode(pf, forKey: .pf)
-        try container.encode(vfIndex, forKey: .vfIndex)
-        try container.encode(owner, forKey: .owner)
-        try container.encode(labels, forKey: .labels)
-        try container.encode(state, forKey: .state)
-        try container.encode(createdAt, forKey: .createdAt)
-        try container.encode(releasedAt, forKey: .releasedAt)
-        try container.encode(config, forKey: .config)
-        try container.encode(generation, forKey: .generation)
+        try container.encodeAll([
+            .id: id, .vf: vf, .pf: pf, .vfIndex: vfIndex, .owner: owner, .labels: labels, .state: state,
+            .createdAt: createdAt, .releasedAt: releasedAt, .config: config, .generation: generation,
+        ])
     }
 }

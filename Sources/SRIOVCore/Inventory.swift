@@ -153,44 +153,28 @@ public struct HostSnapshot: Hashable, Sendable {
 extension NetworkLink {
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(state, forKey: .state)
-        try container.encode(speedMbps, forKey: .speedMbps)
-        try container.encode(mtu, forKey: .mtu)
-        try container.encode(mac, forKey: .mac)
+        try container.encodeAll([.state: state, .speedMbps: speedMbps, .mtu: mtu, .mac: mac])
     }
 }
 
 extension PhysicalFunction {
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(address, forKey: .address)
-        try container.encode(vendorID, forKey: .vendorID)
-        try container.encode(deviceID, forKey: .deviceID)
-        try container.encode(pciClass, forKey: .pciClass)
-        try container.encode(driver, forKey: .driver)
-        try container.encode(interfaces, forKey: .interfaces)
-        try container.encode(numaNode, forKey: .numaNode)
-        try container.encode(totalVFs, forKey: .totalVFs)
-        try container.encode(numVFs, forKey: .numVFs)
-        try container.encode(vfDeviceID, forKey: .vfDeviceID)
-        try container.encode(vfOffset, forKey: .vfOffset)
-        try container.encode(vfStride, forKey: .vfStride)
-        try container.encode(driversAutoprobe, forKey: .driversAutoprobe)
-        try container.encode(link, forKey: .link)
+        try container.encodeAll([
+            .address: address, .vendorID: vendorID, .deviceID: deviceID, .pciClass: pciClass, .driver: driver,
+            .interfaces: interfaces, .numaNode: numaNode, .totalVFs: totalVFs, .numVFs: numVFs,
+            .vfDeviceID: vfDeviceID, .vfOffset: vfOffset, .vfStride: vfStride, .driversAutoprobe: driversAutoprobe,
+            .link: link,
+        ])
     }
 }
 
 extension VirtualFunction {
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(index, forKey: .index)
-        try container.encode(address, forKey: .address)
-        try container.encode(pf, forKey: .pf)
-        try container.encode(vendorID, forKey: .vendorID)
-        try container.encode(deviceID, forKey: .deviceID)
-        try container.encode(driver, forKey: .driver)
-        try container.encode(interface, forKey: .interface)
-        try container.encode(numaNode, forKey: .numaNode)
-        try container.encode(iommuGroup, forKey: .iommuGroup)
+        try container.encodeAll([
+            .index: index, .address: address, .pf: pf, .vendorID: vendorID, .deviceID: deviceID, .driver: driver,
+            .interface: interface, .numaNode: numaNode, .iommuGroup: iommuGroup,
+        ])
     }
 }

@@ -56,15 +56,9 @@ public struct VFState: Codable, Hashable, Sendable {
     // Unknown values are written as JSON null rather than left out, so a stored state always has every field.
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(mac, forKey: .mac)
-        try container.encode(vlan, forKey: .vlan)
-        try container.encode(qos, forKey: .qos)
-        try container.encode(vlanProto, forKey: .vlanProto)
-        try container.encode(spoofCheck, forKey: .spoofCheck)
-        try container.encode(trust, forKey: .trust)
-        try container.encode(linkState, forKey: .linkState)
-        try container.encode(minTxRate, forKey: .minTxRate)
-        try container.encode(maxTxRate, forKey: .maxTxRate)
-        try container.encode(driver, forKey: .driver)
+        try container.encodeAll([
+            .mac: mac, .vlan: vlan, .qos: qos, .vlanProto: vlanProto, .spoofCheck: spoofCheck, .trust: trust,
+            .linkState: linkState, .minTxRate: minTxRate, .maxTxRate: maxTxRate, .driver: driver,
+        ])
     }
 }

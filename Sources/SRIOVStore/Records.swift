@@ -31,11 +31,6 @@ public struct AllocationPage: Hashable, Sendable {
     public var items: [Allocation]
     /// The cursor of the next page (pass as `AllocationFilter.cursor`); nil on the last page.
     public var next: String?
-
-    public init(items: [Allocation], next: String?) {
-        self.items = items
-        self.next = next
-    }
 }
 
 /// Which audit events to list, in ascending id order. Every set field must match; nil matches anything.
@@ -77,18 +72,6 @@ public struct StoredPF: Hashable, Sendable {
     public var desiredVFs: Int?
     public var firstSeen: String
     public var lastSeen: String
-
-    public init(
-        address: PCIAddress, vendorID: String, deviceID: String, desiredVFs: Int?, firstSeen: String,
-        lastSeen: String
-    ) {
-        self.address = address
-        self.vendorID = vendorID
-        self.deviceID = deviceID
-        self.desiredVFs = desiredVFs
-        self.firstSeen = firstSeen
-        self.lastSeen = lastSeen
-    }
 }
 
 /// The stored response to a request that carried an Idempotency-Key.
@@ -155,19 +138,6 @@ public struct Intent: Hashable, Sendable {
     /// nil while the intent is open.
     public var completedAt: String?
     public var outcome: Outcome?
-
-    public init(
-        id: Int64, kind: IntentKind, target: String, payload: String, createdAt: String, completedAt: String?,
-        outcome: Outcome?
-    ) {
-        self.id = id
-        self.kind = kind
-        self.target = target
-        self.payload = payload
-        self.createdAt = createdAt
-        self.completedAt = completedAt
-        self.outcome = outcome
-    }
 }
 
 /// The kinds of change an intent announces. Stored as their raw value; recovery at startup switches over them.

@@ -7,11 +7,6 @@ public struct VFApplyResult: Hashable, Sendable {
     public var state: VFState
     /// nil when the VF could not be re-read after the change.
     public var binding: VFBinding?
-
-    public init(state: VFState, binding: VFBinding?) {
-        self.state = state
-        self.binding = binding
-    }
 }
 
 /// Reads, changes and restores a VF's settings and driver, over a `HardwareHost`.

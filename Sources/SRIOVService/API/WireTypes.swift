@@ -16,8 +16,7 @@ struct Collection<Item: Encodable>: Encodable {
 
     func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(items, forKey: .items)
-        try container.encode(next, forKey: .next)
+        try container.encodeAll([.items: items, .next: next])
     }
 }
 
@@ -49,10 +48,7 @@ struct VFCountChange: Encodable {
 
     func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(requested, forKey: .requested)
-        try container.encode(previous, forKey: .previous)
-        try container.encode(enabled, forKey: .enabled)
-        try container.encode(isPartial, forKey: .partial)
+        try container.encodeAll([.requested: requested, .previous: previous, .enabled: enabled, .partial: isPartial])
     }
 }
 
@@ -103,10 +99,8 @@ struct AllocationView: Encodable {
 
         func encode(to encoder: any Encoder) throws {
             var container = encoder.container(keyedBy: CodingKeys.self)
-            try container.encode(driver, forKey: .driver)
-            try container.encode(interface, forKey: .interface)
-            try container.encode(iommuGroup, forKey: .iommuGroup)
-            try container.encode(vfioDevice, forKey: .vfioDevice)
+            try container.encodeAll(
+                [.driver: driver, .interface: interface, .iommuGroup: iommuGroup, .vfioDevice: vfioDevice])
         }
     }
 
@@ -134,15 +128,11 @@ struct AuditEventView: Encodable {
 
     func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(event.id, forKey: .id)
-        try container.encode(event.at, forKey: .at)
-        try container.encode(event.actor, forKey: .actor)
-        try container.encode(event.action, forKey: .action)
-        try container.encode(event.target, forKey: .target)
-        try container.encode(event.outcome, forKey: .outcome)
-        try container.encode(event.error, forKey: .error)
-        try container.encode(event.requestID, forKey: .requestID)
-        try container.encode(RawJSON(text: event.details), forKey: .details)
+        try container.encodeAll([
+            .id: event.id, .at: event.at, .actor: event.actor, .action: event.action, .target: event.target,
+            .outcome: event.outcome, .error: event.error, .requestID: event.requestID,
+            .details: RawJSON(text: event.details),
+        ])
     }
 }
 

@@ -140,11 +140,6 @@ public struct Identity: Sendable, Equatable {
     public var actor: String
     /// Nil: known, but allowed nothing (a Unix peer no rule maps).
     public var role: Role?
-
-    public init(actor: String, role: Role?) {
-        self.actor = actor
-        self.role = role
-    }
 }
 
 /// The tokens in force, replaceable at run time (SIGHUP re-reads the file). Only SHA-256 digests are kept.
