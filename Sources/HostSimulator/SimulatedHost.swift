@@ -93,6 +93,7 @@ struct SimulatedHostDescription: Codable, Sendable {
 /// kernel/iommu_groups/N/devices/<addr> -> ../../../../devices/...
 /// .simulator/host.json              the PF profiles (which driver matches what)
 /// .simulator/faults.json            optional fault injection, see `SimulatedKernel`
+/// .simulator/vf-creation-ms         optional per-driver VF creation delays, see `vfCreationDelays`
 /// .simulator/vf-settings/           VF settings kept by the rtnetlink side; a reboot deletes it
 /// ```
 public enum SimulatedHost {
@@ -228,5 +229,34 @@ public enum SimulatedHost {
                 try machine.enableVFs(profile.address, count: profile.initialVFs)
             }
         }
+    }
+}
+
+extension SimulatedHost {
+    /// The VF creation delays measured on real drivers, per driver, in milliseconds per VF: an i40e (X710) takes
+    /// about 22 s to create 64 VFs (nmstate #1704).
+    public static let realDriverDelays = ["i40e": 344]
+
+    /// Makes drivers of the simulated host in `dir` take `delays[driver]` milliseconds per VF they create (an empty
+    /// map: at once, as by default), so tests and benchmarks see slow hardware.
+    public static func setVFCreationDelays(_ delays: [String: Int], at dir: URL) throws {
+        let path = dir.appendingPathComponent(".simulator/vf-creation-ms").path
+        guard !delays.isEmpty else {
+            unlink(path)
+            return
+        }
+        let text = delays.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)\n" }.joined()
+        try SimulatedTree(root: dir.path).putFile(".simulator/vf-creation-ms", text, mode: 0o644)
+    }
+
+    /// The delays `setVFCreationDelays` set, by driver.
+    static func vfCreationDelays(in tree: SimulatedTree) -> [String: Int] {
+        guard let text = tree.readText(".simulator/vf-creation-ms") else { return [:] }
+        var delays: [String: Int] = [:]
+        for line in text.split(separator: "\n") {
+            let fields = line.split(separator: " ")
+            if fields.count == 2, let milliseconds = Int(fields[1]) { delays[String(fields[0])] = milliseconds }
+        }
+        return delays
     }
 }

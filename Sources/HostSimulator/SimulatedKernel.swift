@@ -127,6 +127,9 @@ public struct SimulatedKernel: SysfsBackend {
             if count == 0 {
                 try machine.disableVFs(pf)
             } else {
+                // A slow driver takes its time per VF while it holds the device (see `SimulatedHost.vfCreationDelays`).
+                let perVF = machine.driver(of: pf).flatMap { SimulatedHost.vfCreationDelays(in: tree)[$0] } ?? 0
+                if perVF > 0 { usleep(useconds_t(min(perVF * enabled, 3_600_000)) * 1000) }
                 try machine.enableVFs(pf, count: enabled)
             }
             tree.remove(Self.journal)

@@ -134,7 +134,9 @@ extension NetlinkMonitor {
 
     /// Hands the name of every link the kernel reports changed (`RTNLGRP_LINK`: `RTM_NEWLINK`, `RTM_DELLINK`) to
     /// `onLink`: a cable pulled, a link set down, a netdev renamed or gone.
-    public convenience init(links onLink: @escaping @Sendable (LinkInfo) -> Void, onOverrun: @escaping @Sendable () -> Void = {})
+    public convenience init(
+        links onLink: @escaping @Sendable (LinkInfo) -> Void, onOverrun: @escaping @Sendable () -> Void = {}
+    )
         throws(NetlinkError)
     {
         try self.init(

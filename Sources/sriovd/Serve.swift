@@ -234,8 +234,11 @@ struct Serve: AsyncParsableCommand {
         // neither).
         let monitors =
             host.simulate == nil
-            ? [startUEventMonitor(inventory: inventory, logger: logger), startLinkMonitor(inventory: inventory, logger: logger)]
-                .compactMap { $0 } : []
+            ? [
+                startUEventMonitor(inventory: inventory, logger: logger),
+                startLinkMonitor(inventory: inventory, logger: logger),
+            ]
+            .compactMap { $0 } : []
         let interval = rescanInterval
         let rescan = Task.detached {
             while !Task.isCancelled {

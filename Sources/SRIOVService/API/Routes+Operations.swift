@@ -159,12 +159,16 @@ extension SRIOVAPI {
         switch record.kind {
         case "pf.vfs.set":
             let wanted: Int? =
-                request["method"]?.string == "DELETE" ? 0 : { if case .int(let n)? = $0 { n } else { nil } }(
+                request["method"]?.string == "DELETE"
+                ? 0
+                : { if case .int(let n)? = $0 { n } else { nil } }(
                     request["body"]?["count"])
             guard let pf = PCIAddress(record.target), let wanted, let entry = core.inventory.snapshot.pf(pf),
                 entry.pf.numVFs == wanted
             else { return nil }
-            return .object(["pf": .string(pf.description), "num_vfs": .int(wanted), "settled_after_restart": .bool(true)])
+            return .object([
+                "pf": .string(pf.description), "num_vfs": .int(wanted), "settled_after_restart": .bool(true),
+            ])
         case "allocation.create":
             guard let allocation = try? core.store.read({ try $0.allocation(id: record.target) }),
                 allocation.state == .active
