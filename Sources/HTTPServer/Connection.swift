@@ -29,6 +29,9 @@ final class Connection {
     private var outputStart = 0
     private var parser: HTTPRequestParser
     private var isAwaitingDeferred = false
+    /// The streamed body being written; no further requests are read while it lasts.
+    private var stream: ResponseStream?
+    private var isStreamFinished = false
     /// No further requests are read; close (lingering) once the output is written.
     private var isClosingAfterWrite = false
     private var isPeerClosed = false
@@ -69,6 +72,7 @@ final class Connection {
         if events & EPOLLOUT.rawValue != 0 {
             flush()
             if isClosed { return }
+            if stream != nil { pullStream() }
             if !hasPendingOutput { processInput() }
         }
         if events & EPOLLIN.rawValue != 0 {
@@ -109,7 +113,8 @@ final class Connection {
 
     /// Parses and answers complete requests until one is deferred, output backs up, or more bytes are needed.
     private func processInput() {
-        while !isClosed && !isAwaitingDeferred && !isClosingAfterWrite && !isLingering && inputStart < input.count
+        while !isClosed && !isAwaitingDeferred && stream == nil && !isClosingAfterWrite && !isLingering
+            && inputStart < input.count
             && output.count - outputStart < Connection.outputHighWater
         {
             let start = inputStart
@@ -154,6 +159,8 @@ final class Connection {
         switch loop.server.handler.handle(request, context: context) {
         case .response(let response):
             respond(to: request, with: response, context: context, keepAlive: keepAlive)
+        case .stream(let head, let stream):
+            startStream(request, head: head, stream: stream, context: context)
         case .deferred(let work):
             isAwaitingDeferred = true
             let loop = self.loop
@@ -165,6 +172,32 @@ final class Connection {
                 }
             }
         }
+    }
+
+    /// Writes the head, then the stream's bytes as they come; the connection closes when it ends.
+    private func startStream(
+        _ request: HTTPRequest, head: HTTPResponse, stream: ResponseStream, context: RequestContext
+    ) {
+        loop.encoder.encode(
+            head, requestID: context.requestID, omitBody: true, keepAlive: false, http10: request.version == .http10,
+            streamed: true, into: &output)
+        if let accessLog = loop.server.accessLog {
+            accessLog(request, head, context, .now - context.receivedAt)
+        }
+        self.stream = stream
+        let loop = self.loop
+        let connection = LoopBound(value: self)
+        stream.attach { loop.execute { connection.value.pullStream() } }
+    }
+
+    /// Moves what the stream queued into the output, while the client keeps up.
+    private func pullStream() {
+        guard !isClosed, let stream, output.count - outputStart < Connection.outputHighWater else { return }
+        let (bytes, finished) = stream.take()
+        output += bytes
+        if finished { isStreamFinished = true }
+        flush()
+        afterIO()
     }
 
     private func finishDeferred(
@@ -239,6 +272,10 @@ final class Connection {
     /// the timer.
     private func afterIO() {
         guard !isClosed else { return }
+        if stream != nil {
+            afterStreamIO()
+            return
+        }
         if !hasPendingOutput && !isAwaitingDeferred {
             if isClosingAfterWrite && !isLingering {
                 startLinger()
@@ -259,6 +296,25 @@ final class Connection {
             registeredEvents = wanted
         }
         refreshDeadline()
+    }
+
+    /// A streaming connection reads only to notice the client leaving (what it sends is dropped), writes while
+    /// there is output, and ends when the stream has finished and all is written.
+    private func afterStreamIO() {
+        inputStart = input.count
+        compactInput()
+        if isPeerClosed || (isStreamFinished && !hasPendingOutput) || loop.isDraining && !hasPendingOutput {
+            close()
+            return
+        }
+        var wanted = EPOLLIN.rawValue
+        if hasPendingOutput { wanted |= EPOLLOUT.rawValue }
+        if wanted != registeredEvents {
+            loop.modify(fd, events: wanted)
+            registeredEvents = wanted
+        }
+        timer = hasPendingOutput ? .stalledWriter : .idle
+        deadline = hasPendingOutput ? lastActivity + loop.server.idleTimeout : 0
     }
 
     private func startLinger() {
@@ -317,6 +373,7 @@ final class Connection {
 
     /// Shutdown has begun: close now if nothing is in progress; otherwise the next response says close.
     func drain() {
+        if stream != nil { stream?.finish() }
         if isLingering || (!hasPendingOutput && !isAwaitingDeferred && !parser.hasPartialRequest) {
             close()
         }
@@ -325,6 +382,7 @@ final class Connection {
     func close() {
         guard !isClosed else { return }
         isClosed = true
+        stream?.markClosed()
         loop.forget(self)
         Glibc.close(fd)
         input = []

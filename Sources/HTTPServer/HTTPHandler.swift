@@ -96,6 +96,9 @@ public enum HTTPHandlerResult: Sendable {
     /// Work run as a `Task` off the event loop. The connection waits for it; later pipelined requests on the
     /// same connection stay queued and are answered in order after it.
     case deferred(@Sendable () async -> HTTPResponse)
+    /// A response whose head goes now and whose body is `stream`, written as it is sent, until it finishes or the
+    /// client goes (Server-Sent Events). The response's own body is ignored; the connection closes at the end.
+    case stream(HTTPResponse, ResponseStream)
 }
 
 /// The one thing the server calls.

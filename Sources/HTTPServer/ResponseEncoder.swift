@@ -59,6 +59,7 @@ struct ResponseEncoder {
         omitBody: Bool,
         keepAlive: Bool,
         http10: Bool,
+        streamed: Bool = false,
         into out: inout [UInt8]
     ) {
         let status = response.status
@@ -75,7 +76,8 @@ struct ResponseEncoder {
             append("\r\n", to: &out)
         }
         // RFC 9110 §8.6: no Content-Length in 1xx or 204 responses; for HEAD it is the GET body's length.
-        let allowsContent = status.allowsContent
+        // A streamed body has no length: it ends with the connection (RFC 9112 §6.3, item 8).
+        let allowsContent = status.allowsContent && !streamed
         if allowsContent {
             append("Content-Length: ", to: &out)
             appendDecimal(response.body.count, to: &out)

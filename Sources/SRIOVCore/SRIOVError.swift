@@ -44,6 +44,8 @@ public enum SRIOVError: Error, Hashable, Sendable {
     /// The first request with this Idempotency-Key was cut off by a restart and rolled back.
     case idempotentRequestInterrupted(String)
     case operationNotFound(String)
+    /// The event stream has as many subscribers as it takes.
+    case tooManySubscribers(Int)
     /// The operation was cut off by a restart before it finished, and the hardware does not show it done.
     case interrupted(String)
     /// The daemon is not ready for mutations yet (startup reconciliation).

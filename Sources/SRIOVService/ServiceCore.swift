@@ -20,6 +20,8 @@ public final class ServiceCore: Sendable {
     let dirtyVFs = DirtyVFs()
     let writeTimeout: Duration
     let logger: Logger
+    /// `GET /events`: the audit log, streamed.
+    let events: EventHub
 
     public init(store: Store, inventory: InventoryCache, host: HardwareHost, writeTimeout: Duration, logger: Logger) {
         self.store = store
@@ -29,6 +31,7 @@ public final class ServiceCore: Sendable {
         self.vfs = VFController(host: host)
         self.writeTimeout = writeTimeout
         self.logger = logger
+        self.events = EventHub(store: store, inventory: inventory, logger: logger)
         inventory.observeChanges { [weak self] changes in
             guard let self else { return }
             Task { await self.recordObserved(changes) }

@@ -16,7 +16,7 @@ extension SRIOVError {
             .conflict
         case .hardwareTimeout: .gatewayTimeout
         case .kernel, .storage, .storageAfterWrite, .interrupted: .internalServerError
-        case .notReady: .serviceUnavailable
+        case .notReady, .tooManySubscribers: .serviceUnavailable
         }
     }
 
@@ -28,6 +28,7 @@ extension SRIOVError {
         case .vfNotFound: "vf-not-found"
         case .allocationNotFound: "allocation-not-found"
         case .operationNotFound: "operation-not-found"
+        case .tooManySubscribers: "too-many-subscribers"
         case .interrupted: "interrupted"
         case .invalidField: "invalid-field"
         case .invalidParameter: "invalid-parameter"
@@ -56,6 +57,7 @@ extension SRIOVError {
         case .vfNotFound: "Virtual function not found"
         case .allocationNotFound: "Allocation not found"
         case .operationNotFound: "Operation not found"
+        case .tooManySubscribers: "Too many event subscribers"
         case .interrupted: "Interrupted by a restart"
         case .invalidField: "Invalid field"
         case .invalidParameter: "Invalid query parameter"
@@ -94,6 +96,8 @@ extension SRIOVError {
             return ("No active allocation with id '\(id.prefix(64))'", [:])
         case .operationNotFound(let id):
             return ("No operation with id '\(id.prefix(64))'", [:])
+        case .tooManySubscribers(let limit):
+            return ("The event stream serves at most \(limit) subscribers; retry later", ["limit": .int(limit)])
         case .interrupted(let what):
             return ("sriovd restarted before this finished, and the hardware does not show it done: \(what)", [:])
         case .invalidField(let field, let why):
@@ -178,6 +182,14 @@ extension SRIOVError {
         }
     }
 
+    /// For errors that pass: how long a client should wait before it retries.
+    var retryAfterSeconds: Int? {
+        switch self {
+        case .notReady, .tooManySubscribers, .idempotentRequestInProgress, .pfBusy, .kernelBusy: 2
+        default: nil
+        }
+    }
+
     /// The complete problem+json response for this error.
     func response(instance: String) -> HTTPResponse {
         let (detail, extensions) = detailAndExtensions
@@ -185,7 +197,10 @@ extension SRIOVError {
             type: "urn:sriovd:problem:" + problemSlug, title: title, status: httpStatus.code, detail: detail,
             instance: instance)
         problem.extensions = extensions
-        return HTTPResponse.problem(problem)
+        var response = HTTPResponse.problem(problem)
+        // RFC 9110 §10.2.3: when to try again.
+        if let seconds = retryAfterSeconds { response.headers.add("Retry-After", String(seconds)) }
+        return response
     }
 }
 

@@ -26,6 +26,7 @@ public struct SRIOVAPI: Sendable {
         addAuditAndReconcileRoutes(to: &router)
         addOperationsRoutes(to: &router)
         addAsyncOperationRoutes(to: &router)
+        addEventRoutes(to: &router)
         router.onRefusal = { refused in await auditRefusal(refused) }
         return router
     }

@@ -13,6 +13,8 @@ protocol EventSink: AnyObject, Sendable {
     func send(_ bytes: [UInt8], force: Bool) -> Bool
     /// Ends the stream once what is queued is sent.
     func finish()
+    /// Calls `body` when room is made after a `send` was refused for it.
+    func onDrained(_ body: @escaping @Sendable () -> Void)
     var isClosed: Bool { get }
 }
 
@@ -22,6 +24,10 @@ protocol EventSink: AnyObject, Sendable {
 /// and hands each subscriber what it has not seen and wants. A subscriber that starts behind the ring is caught up
 /// from the database first. Every delivery happens on that thread, in id order, once: nothing is lost or sent
 /// twice, whatever path wrote the audit row.
+///
+/// Each subscriber goes at its own pace: when its queue is full the hub stops there and goes on once the client
+/// has read (the queue's memory is bounded). A subscriber that was live and falls further behind than the ring
+/// holds is too slow to keep up: it is cut off with a last event saying where to resume.
 final class EventHub: @unchecked Sendable {
     struct Limits: Sendable {
         var subscribers = 2048
@@ -32,6 +38,7 @@ final class EventHub: @unchecked Sendable {
 
     enum SubscribeError: Error {
         case tooManySubscribers(Int)
+        case unavailable(String)
     }
 
     private let store: Store
@@ -42,6 +49,7 @@ final class EventHub: @unchecked Sendable {
     // Guarded by `condition`:
     private var dirty = true
     private var running = false
+    private var started = false
     private var subscribers: [Int: Subscriber] = [:]
     private var nextSubscriber = 0
     // Touched only by the tail thread:
@@ -56,10 +64,12 @@ final class EventHub: @unchecked Sendable {
         self.limits = limits
     }
 
-    /// Starts tailing from the newest row now in the log.
-    func start() throws {
+    /// Starts tailing from the newest row now in the log (on the first subscription).
+    private func startIfNeeded() throws {
+        guard !started else { return }
         lastID = try store.read { try $0.auditIDRange()?.last } ?? 0
-        condition.withLock { running = true }
+        running = true
+        started = true
         store.observeCommits { [weak self] in self?.wake() }
         try DetachedThread.spawn(name: "event-hub") { [self] in run() }
     }
@@ -78,14 +88,16 @@ final class EventHub: @unchecked Sendable {
         condition.lock()
         defer { condition.unlock() }
         guard subscribers.count < limits.subscribers else { throw .tooManySubscribers(limits.subscribers) }
+        do { try startIfNeeded() } catch { throw .unavailable("\(error)") }
         nextSubscriber += 1
         subscribers[nextSubscriber] = Subscriber(filter: filter, cursor: after, sink: sink)
+        sink.onDrained { [weak self] in self?.wake() }
         dirty = true
         condition.broadcast()
         return nextSubscriber
     }
 
-    private func wake() {
+    func wake() {
         condition.lock()
         dirty = true
         condition.broadcast()
@@ -139,30 +151,41 @@ final class EventHub: @unchecked Sendable {
         }
     }
 
-    /// Everything after the subscriber's cursor that it wants: from the database while it is behind the ring,
-    /// then from the ring.
+    /// Everything after the subscriber's cursor that it wants, until its queue is full: from the database while it
+    /// is behind the ring (a resume), then from the ring. A live subscriber left behind the ring is cut off.
     private func deliver(to subscriber: Subscriber) throws {
         guard !subscriber.sink.isClosed else { return }
-        if subscriber.cursor == nil {
-            subscriber.cursor = try start(subscriber)
+        if subscriber.cursor == nil { subscriber.cursor = try start(subscriber) }
+        guard let cursor = subscriber.cursor, cursor < lastID else {
+            subscriber.isLive = true
+            return
         }
-        guard var cursor = subscriber.cursor, cursor < lastID else { return }
         let ringStart = ring.first?.id ?? (lastID + 1)
-        let snapshot = inventory.snapshot
-        while cursor < ringStart - 1 {
-            let after = cursor
-            let rows = try store.read { try $0.auditEvents(AuditFilter(after: after, limit: AuditFilter.maximumLimit)) }
-            guard !rows.isEmpty else { break }
-            for row in rows where row.id < ringStart {
-                guard send(ServerEvent(row, inventory: snapshot), to: subscriber) else { return }
-                cursor = row.id
-            }
-            if rows.last!.id >= ringStart - 1 { break }
+        if cursor < ringStart - 1 {
+            if subscriber.isLive { return cutOff(subscriber, resumeAfter: cursor) }
+            guard try catchUp(subscriber, before: ringStart) else { return }
         }
-        let from = ring.firstIndex { $0.id > cursor } ?? ring.endIndex
+        let from = ring.firstIndex { $0.id > subscriber.cursor ?? 0 } ?? ring.endIndex
         for event in ring[from...] {
             guard send(event, to: subscriber) else { return }
         }
+        subscriber.isLive = true
+    }
+
+    /// Rows the ring no longer holds, from the database; false when the subscriber's queue filled up first.
+    private func catchUp(_ subscriber: Subscriber, before ringStart: Int64) throws -> Bool {
+        let snapshot = inventory.snapshot
+        while let after = subscriber.cursor, after < ringStart - 1 {
+            let rows = try store.read {
+                try $0.auditEvents(AuditFilter(after: after, limit: AuditFilter.maximumLimit))
+            }
+            guard !rows.isEmpty else { return true }
+            for row in rows where row.id < ringStart {
+                guard send(ServerEvent(row, inventory: snapshot), to: subscriber) else { return false }
+            }
+            if rows.last!.id >= ringStart - 1 { return true }
+        }
+        return true
     }
 
     /// The cursor of a new subscriber: its `after` when the log holds it, else the newest id after a `reset`.
@@ -180,13 +203,12 @@ final class EventHub: @unchecked Sendable {
         return lastID
     }
 
-    /// Sends one event if the subscriber wants it; false once the subscriber is gone or cut off.
+    /// Hands one event over if the subscriber wants it; false when its queue is full or it is gone (the cursor then
+    /// stays before the event).
     private func send(_ event: ServerEvent, to subscriber: Subscriber) -> Bool {
-        defer { subscriber.cursor = max(subscriber.cursor ?? 0, event.id) }
-        guard subscriber.filter.matches(event) else { return true }
-        if subscriber.sink.send(event.frame, force: false) { return true }
-        if !subscriber.sink.isClosed { cutOff(subscriber, resumeAfter: event.id - 1) }
-        return false
+        if subscriber.filter.matches(event), !subscriber.sink.send(event.frame, force: false) { return false }
+        subscriber.cursor = event.id
+        return true
     }
 
     /// A subscriber too slow to keep up: a last event saying where to resume, then the end of its stream.
@@ -213,6 +235,8 @@ private final class Subscriber: @unchecked Sendable {
     let requested: Int64?
     /// The last id it was handed (or passed over); nil until the tail thread has placed it.
     var cursor: Int64?
+    /// It has been at the head of the log once: from then on, falling behind the ring means too slow.
+    var isLive = false
     let sink: any EventSink
 
     init(filter: EventFilter, cursor: Int64?, sink: any EventSink) {
