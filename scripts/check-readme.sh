@@ -34,7 +34,8 @@ STATUS_FILE="$WORK/statuses"
 : >"$STATUS_FILE"
 curl() {
     local out
-    out=$(command curl -sS -w '\n%{http_code}' "$@")
+    # A stream (`curl -N -m SECONDS`) ends by curl's own time limit: exit 28 is its normal end.
+    out=$(command curl -sS -w '\n%{http_code}' "$@") || [ $? -eq 28 ]
     printf '%s\n' "${out%$'\n'*}"
     printf '%s\n' "${out##*$'\n'}" >>"$STATUS_FILE"
 }

@@ -181,7 +181,10 @@ enum EmbeddedOpenAPI {
                 content:
                   application/json:
                     schema: { $ref: "#/components/schemas/VFCountRequest" }
+              parameters:
+                - $ref: "#/components/parameters/Prefer"
               responses:
+                "202": { $ref: "#/components/responses/Accepted" }
                 "401": { $ref: "#/components/responses/Unauthorized" }
                 "403": { $ref: "#/components/responses/Forbidden" }
                 "200":
@@ -206,7 +209,10 @@ enum EmbeddedOpenAPI {
               tags: [vfs]
               operationId: removeVFs
               summary: Set the VF count to 0. Refused with 409 while any VF is allocated.
+              parameters:
+                - $ref: "#/components/parameters/Prefer"
               responses:
+                "202": { $ref: "#/components/responses/Accepted" }
                 "401": { $ref: "#/components/responses/Unauthorized" }
                 "403": { $ref: "#/components/responses/Forbidden" }
                 "204":
@@ -290,6 +296,7 @@ enum EmbeddedOpenAPI {
                 replay the first answer (with `Idempotent-Replayed: true`); the same key with another body is 422.
                 Keys are kept for at least 24 hours.
               parameters:
+                - $ref: "#/components/parameters/Prefer"
                 - name: Idempotency-Key
                   in: header
                   schema: { type: string, minLength: 1, maxLength: 255 }
@@ -299,6 +306,7 @@ enum EmbeddedOpenAPI {
                   application/json:
                     schema: { $ref: "#/components/schemas/AllocationRequest" }
               responses:
+                "202": { $ref: "#/components/responses/Accepted" }
                 "401": { $ref: "#/components/responses/Unauthorized" }
                 "403": { $ref: "#/components/responses/Forbidden" }
                 "201":
@@ -440,10 +448,12 @@ enum EmbeddedOpenAPI {
               operationId: runReconcile
               summary: Reconcile now (admin), serialized with other writes. `dry_run=true` only plans.
               parameters:
+                - $ref: "#/components/parameters/Prefer"
                 - name: dry_run
                   in: query
                   schema: { type: string, enum: ["true", "false"] }
               responses:
+                "202": { $ref: "#/components/responses/Accepted" }
                 "401": { $ref: "#/components/responses/Unauthorized" }
                 "403": { $ref: "#/components/responses/Forbidden" }
                 "200":
@@ -496,6 +506,109 @@ enum EmbeddedOpenAPI {
                             items: { $ref: "#/components/schemas/AuditEvent" }
                           next: { type: [string, "null"] }
                 "400": { $ref: "#/components/responses/Problem" }
+          /operations:
+            get:
+              tags: [operations]
+              operationId: listOperations
+              summary: Asynchronous operations, oldest first.
+              parameters:
+                - name: state
+                  in: query
+                  schema: { type: string, enum: [queued, running, succeeded, failed] }
+                - name: kind
+                  in: query
+                  schema: { type: string, examples: ["pf.vfs.set"] }
+                - $ref: "#/components/parameters/Limit"
+                - name: cursor
+                  in: query
+                  description: The `next` value of the previous page.
+                  schema: { type: string, pattern: "^[0-9]{0,18}$" }
+              responses:
+                "401": { $ref: "#/components/responses/Unauthorized" }
+                "403": { $ref: "#/components/responses/Forbidden" }
+                "200":
+                  description: One page.
+                  content:
+                    application/json:
+                      schema:
+                        type: object
+                        required: [items, next]
+                        properties:
+                          items:
+                            type: array
+                            items: { $ref: "#/components/schemas/Operation" }
+                          next: { type: [string, "null"] }
+                "400": { $ref: "#/components/responses/Problem" }
+          /operations/{id}:
+            get:
+              tags: [operations]
+              operationId: getOperation
+              summary: One operation; with `wait`, once it has finished or after that many seconds.
+              parameters:
+                - name: id
+                  in: path
+                  required: true
+                  schema: { type: string, maxLength: 64 }
+                - name: wait
+                  in: query
+                  description: Seconds to wait for the operation to finish (long poll), at most 60.
+                  schema: { type: integer, minimum: 0, maximum: 60 }
+              responses:
+                "401": { $ref: "#/components/responses/Unauthorized" }
+                "403": { $ref: "#/components/responses/Forbidden" }
+                "200":
+                  description: The operation.
+                  content:
+                    application/json:
+                      schema: { $ref: "#/components/schemas/Operation" }
+                "400": { $ref: "#/components/responses/Problem" }
+                "404": { $ref: "#/components/responses/Problem" }
+          /events:
+            get:
+              tags: [events]
+              operationId: streamEvents
+              summary: Every audit record as Server-Sent Events, live; resumable with Last-Event-ID.
+              description: |
+                A `text/event-stream` (WHATWG HTML): each event has an `id` (the audit record's), an `event` type
+                (`allocation.created`, `allocation.released`, `allocation.changed`, `allocation.dirty`, `allocation.orphaned`,
+                `allocation.drifted`, `pf.vfs.changed`, `vf.settings.changed`, `hw.netlink.write`, `hw.sysfs.write`,
+                `operation.queued` ... `operation.failed`, `reconcile.finished`, `intent.recovered`, and changes sriovd did
+                not make, with actor `kernel`: `pf.appeared`, `pf.vanished`, `vf.appeared`, `vf.vanished`, `link.up`,
+                `link.down`, `driver.changed`; a refused action is `<action>.failed`) and one `data` line of JSON. A client
+                that reconnects with `Last-Event-ID` (or `?after=`) gets every event after it, in order, then the live stream;
+                an id the log does not hold gets a `reset` event (list again). A comment is sent every 15 s. A subscriber
+                that falls too far behind gets a last `cutoff` event naming where to resume, and the stream ends.
+              parameters:
+                - name: type
+                  in: query
+                  description: A prefix of the event type, e.g. `allocation.`.
+                  schema: { type: string }
+                - name: pf
+                  in: query
+                  schema: { $ref: "#/components/schemas/PCIAddress" }
+                - name: vf
+                  in: query
+                  schema: { $ref: "#/components/schemas/PCIAddress" }
+                - name: owner
+                  in: query
+                  schema: { type: string }
+                - name: after
+                  in: query
+                  description: Resume after this event id (`Last-Event-ID` wins when both are sent).
+                  schema: { type: integer, minimum: 0 }
+                - name: Last-Event-ID
+                  in: header
+                  schema: { type: string, pattern: "^[0-9]{1,18}$" }
+              responses:
+                "401": { $ref: "#/components/responses/Unauthorized" }
+                "403": { $ref: "#/components/responses/Forbidden" }
+                "200":
+                  description: The stream, until the client leaves or is cut off.
+                  content:
+                    text/event-stream:
+                      schema: { type: string }
+                "400": { $ref: "#/components/responses/Problem" }
+                "503": { $ref: "#/components/responses/Problem" }
         components:
           parameters:
             Address:
@@ -508,12 +621,30 @@ enum EmbeddedOpenAPI {
               name: limit
               in: query
               schema: { type: integer, minimum: 1, maximum: 500, default: 100 }
+            Prefer:
+              name: Prefer
+              in: header
+              description: >-
+                `respond-async` (RFC 7240): answer 202 at once and carry the request out as an operation. An allocation
+                honours it only when it binds a driver.
+              schema: { type: string, examples: ["respond-async"] }
           securitySchemes:
             bearerToken:
               type: http
               scheme: bearer
               description: A token made by `sriovd token create NAME --role ROLE`; the audit records NAME as the actor.
           responses:
+            Accepted:
+              description: >-
+                Carried out as an operation (`Prefer: respond-async`); follow it at `Location` (`?wait=` long-polls).
+              headers:
+                Location:
+                  schema: { type: string, examples: ["/operations/6f1c..."] }
+                Preference-Applied:
+                  schema: { type: string, enum: [respond-async] }
+              content:
+                application/json:
+                  schema: { $ref: "#/components/schemas/Operation" }
             Problem:
               description: An RFC 9457 problem.
               content:
@@ -818,5 +949,27 @@ enum EmbeddedOpenAPI {
                 error: { type: [string, "null"] }
                 request_id: { type: [string, "null"] }
                 details: { type: object }
+            Operation:
+              type: object
+              required: [id, kind, target, state, request, actor, created_at, location]
+              properties:
+                id: { type: string }
+                kind: { type: string, enum: [pf.vfs.set, reconcile.run, allocation.create] }
+                target: { type: string, description: "A PF address, `host`, or the id of the allocation it creates." }
+                state: { type: string, enum: [queued, running, succeeded, failed] }
+                request: { type: object, description: The method, path and JSON body as the API took them. }
+                progress: { type: [object, "null"] }
+                result: { description: On success, the body the synchronous call would have answered. }
+                problem:
+                  description: On failure, the problem the synchronous call would have answered.
+                  oneOf:
+                    - { type: "null" }
+                    - { $ref: "#/components/schemas/Problem" }
+                actor: { type: string }
+                request_id: { type: [string, "null"] }
+                created_at: { type: string }
+                started_at: { type: [string, "null"] }
+                finished_at: { type: [string, "null"] }
+                location: { type: string }
         """#
 }
