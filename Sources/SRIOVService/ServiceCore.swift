@@ -51,7 +51,9 @@ public final class ServiceCore: Sendable {
                 ])
         }
         do {
-            _ = try await perform { tx in for event in events { try tx.appendAudit(event) } }
+            try await store.write { tx in for event in events { try tx.appendAudit(event) } }
+        } catch StoreError.closed {
+            // Shutting down: a late rescan (a PF settling after a resize) has nowhere to go.
         } catch {
             logger.error("could not record changes of the host", metadata: ["error": "\(error)"])
         }

@@ -33,6 +33,7 @@ final class HardwareSession: Sendable {
 
     /// VF work (settings over rtnetlink, driver binding) on the PF's queue, bounded by the VF step timeout. A
     /// `VFHardwareError` from the body becomes its domain error, with whether the VF may be left changed.
+    @discardableResult
     func vf<T: Sendable>(
         _ address: PCIAddress, _ body: @escaping @Sendable (VFController, _ record: (HardwareWrite) -> Void) throws -> T
     ) async throws(HardwareFailure) -> T {
