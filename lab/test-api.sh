@@ -3,7 +3,8 @@
 # Builds sriovd on the host (debug), boots the VM once, and inside it runs lab/scenarios/api.sh, which starts
 # `sriovd serve --sysfs /sys` and drives it with curl, checking every answer against `ip -j -d link` and
 # sysfs: the igb flow (create, allocate with settings, resize refused, release restores, vfio-pci and back),
-# EBUSY, ERANGE and ENOENT from the real kernel, the NVMe PF's VFs on vfio-pci, and the audit.
+# EBUSY, ERANGE and ENOENT from the real kernel, a PATCH /vfs whose completion the database refuses (the igb VF
+# restored before the 500), the NVMe PF's VFs on vfio-pci, and the audit.
 # Prints a table of checks and `== result: PASS|FAIL`; exits non-zero on any failure.
 # Needs lab/setup.sh to have run. Env: LAB_DIR, LAB_OUT as for run-in-vm.sh; SRIOVD_BIN to skip the build.
 # sriovd.log, audit.jsonl and the database are left in $LAB_OUT.

@@ -1,6 +1,12 @@
 #!/usr/bin/env python3
-"""Crash loops (issue 7 §3): N cycles of start sriovd on one simulated host, run concurrent clients that
-allocate, release and resize, kill -9 at a random moment, then check the invariants before and after restart.
+"""Crash loops (issue 7 §3, issue 11): N cycles of start sriovd on one simulated host, run concurrent clients that
+allocate (half of them with a config), release, resize, change held VFs' settings (PATCH /allocations/{id}) and
+free VFs' baselines (PATCH /vfs/{address}), kill -9 at a random moment, then check the invariants before and
+after restart: nothing acknowledged lost, no VF held twice, the audit present, the hardware matching the
+database, and no VF with settings other than the acknowledged ones: every free VF (not held, not reported
+`vf.dirty`) reads its acknowledged baseline (the last acknowledged PATCH /vfs, else the factory settings), every
+held VF reads its baseline with its allocation's acknowledged config on top, and every new allocation's VF reads
+so right after the 201. Only a PATCH whose answer the kill cut off may have applied or not.
 
 Usage: crash-loop.py BINARY CYCLES [--seed S] [--dir DIR] [--min-run 0.3] [--max-run 2.5] [--clients 8]
 Prints one line per cycle and a summary; exits 1 on the first broken invariant, printing a reproducer
@@ -10,6 +16,58 @@ import argparse, http.client, json, os, random, re, shutil, signal, sqlite3, sub
 
 ALLOC_PFS = ["0000:5e:00.0", "0000:3b:00.0"]
 RESIZE_PF = "0000:af:00.0"          # ConnectX-6 Dx, 8 VFs at most; also allocated from, so resizes meet 409s
+ALL_PFS = ALLOC_PFS + [RESIZE_PF]
+# What GET /vfs/{address} "settings" holds for a VF nobody configured (the simulated kernel's defaults).
+FACTORY = {"mac": "00:00:00:00:00:00", "vlan": 0, "qos": 0, "vlan_proto": "802.1Q", "trust": False,
+           "spoof_check": True, "min_tx_rate": 0, "max_tx_rate": 0, "link_state": "auto"}
+SETTING_KEYS = sorted(FACTORY)
+
+
+def settings_of(view):
+    """The settings compared, out of a VF view's "settings" (the driver is not: nothing here changes it)."""
+    got = (view or {}).get("settings") or {}
+    return {k: got.get(k) for k in SETTING_KEYS}
+
+
+def overlay(base, config):
+    out = dict(base)
+    out.update({k: v for k, v in (config or {}).items() if k in FACTORY})
+    return out
+
+
+def unique(options):
+    seen, out = set(), []
+    for o in options:
+        key = json.dumps(o, sort_keys=True)
+        if key not in seen:
+            seen.add(key)
+            out.append(o)
+    return out
+
+
+def random_settings(rng, ledger, factory_chance=0.0):
+    """A valid random change: vlan and qos always together (qos needs a vlan), rates under every PF's link."""
+    if rng.random() < factory_chance:
+        return dict(FACTORY)
+    change = {}
+    while not change:
+        if rng.random() < 0.6:
+            vlan = rng.choice([0, rng.randrange(1, 4095)])
+            change["vlan"], change["qos"] = vlan, (rng.randrange(0, 8) if vlan else 0)
+        if rng.random() < 0.4:
+            change["trust"] = rng.random() < 0.5
+        if rng.random() < 0.4:
+            change["spoof_check"] = rng.random() < 0.5
+        if rng.random() < 0.4:
+            change["max_tx_rate"] = rng.choice([0, 100, 500, 1000])
+        if rng.random() < 0.2:
+            change["link_state"] = rng.choice(["auto", "enable", "disable"])
+        if rng.random() < 0.2:
+            with ledger.lock:
+                ledger.mac_serial += 1
+                n = ledger.mac_serial
+            change["mac"] = "02:c5:%02x:%02x:%02x:%02x" % (n >> 24 & 255, n >> 16 & 255, n >> 8 & 255, n & 255)
+    return change
 
 
 class Failure(Exception):
@@ -77,66 +135,191 @@ class Ledger:
         self.adopted = 0             # allocations found active that no client saw acknowledged
         self.errors = []             # 5xx answers seen
         self.touched = set()         # allocation ids created or released (or attempted) this cycle
+        # Settings (issue 11). An allocation also has "config" (the acknowledged settings applied on top of the
+        # VF's baseline: its create's config and every acknowledged PATCH), "busy" (a client is using it: a
+        # PATCH or the check after the create) and "patch_pending" (a PATCH whose answer the kill cut off).
+        self.baseline = {}           # vf -> its acknowledged baseline (full settings); absent: FACTORY
+        self.baseline_alt = {}       # vf -> other possible baselines: PATCH /vfs cut off by a kill, unresolved
+        self.vf_pending = {}         # vf -> [possible new baselines] of the PATCH /vfs in flight now
+        self.mac_serial = 0
+        self.vf_addresses = {}       # pf -> [vf addresses], as last listed
+        self.dirty = set()           # VFs the startup reconciliation reported vf.dirty
+        self.violations = []         # settings that are not what was acknowledged: must stay empty
+        self.patch_acked = {"allocation": 0, "vf": 0}
+        self.patch_inflight = 0      # PATCHes whose answer a kill cut off
+        self.inflight_outcome = {"applied": 0, "kept": 0}   # of those, settled by a read: new or old settings
+        self.checked_settings = {"free": 0, "held": 0, "created": 0}
+        self.dirty_seen = 0
+
+    def options(self, vf):
+        """Every baseline the VF may have: the acknowledged one, those of PATCHes a kill cut off (unresolved),
+        and those of the PATCH /vfs in flight now (it may commit before the reader's request)."""
+        return unique([self.baseline.get(vf, FACTORY)] + self.baseline_alt.get(vf, [])
+                      + self.vf_pending.get(vf, []))
+
+    def violation(self, what, **details):
+        self.violations.append(dict(what=what, **details))
 
 
-def client(daemon, ledger, rng, stop, counts, resizer):
+def client(daemon, ledger, rng, stop, counts, resizer, cycle):
     conn = http.client.HTTPConnection(daemon.host, daemon.port, timeout=30)
     try:
         while not stop.is_set():
             roll = rng.random()
             try:
-                if roll < 0.55:
-                    pf = rng.choices(ALLOC_PFS + [RESIZE_PF], weights=[60, 35, 5])[0]
-                    status, body = request(daemon, "POST", "/allocations",
-                                           {"owner": f"crash:{rng.randrange(1 << 30)}", "pf": pf}, conn)
-                    if status == 201:
-                        with ledger.lock:
-                            ledger.allocated[body["id"]] = {"vf": body["vf"], "pf": pf, "released": False,
-                                                            "release_pending": False}
-                        ledger.touched.add(body["id"])
-                        counts["create"] += 1
-                    elif status >= 500:
-                        ledger.errors.append(("POST /allocations", status, body))
-                elif roll < 0.9:
-                    with ledger.lock:
-                        held = [i for i, a in ledger.allocated.items() if not a["released"] and not a["release_pending"]]
-                        if not held:
-                            continue
-                        # Prefer releasing from the PF being resized, so that resizes are not always refused.
-                        on_resize_pf = [i for i in held if ledger.allocated[i]["pf"] == RESIZE_PF]
-                        target = rng.choice(on_resize_pf or held)
-                        ledger.allocated[target]["release_pending"] = True
-                    status, body = request(daemon, "DELETE", f"/allocations/{target}", None, conn)
-                    with ledger.lock:
-                        ledger.touched.add(target)
-                        if status == 204:
-                            ledger.allocated[target]["released"] = True
-                            counts["release"] += 1
-                        if status >= 500:
-                            ledger.errors.append(("DELETE", status, body))
-                    # A 404 here would mean an acknowledged allocation vanished; the checks catch that.
+                if roll < 0.45:
+                    create(daemon, ledger, rng, conn, counts, cycle)
+                elif roll < 0.73:
+                    release(daemon, ledger, rng, conn, counts)
+                elif roll < 0.85:
+                    patch_allocation(daemon, ledger, rng, conn, counts, cycle)
+                elif roll < 0.92:
+                    patch_vf(daemon, ledger, rng, conn, counts, cycle)
                 elif resizer:
-                    # One client resizes, so the order of acknowledgements is the order of the writes.
-                    count = rng.randrange(0, 9)
-                    with ledger.lock:
-                        ledger.resize_inflight.setdefault(RESIZE_PF, set()).add(count)
-                    status, body = request(daemon, "POST", f"/pfs/{RESIZE_PF}/vfs", {"count": count}, conn)
-                    with ledger.lock:
-                        if status == 201:
-                            enabled = body["change"]["enabled"]
-                            ledger.resize_acked[RESIZE_PF] = enabled
-                            ledger.resize_inflight[RESIZE_PF] = set()
-                            ledger.resize_ack_count[RESIZE_PF] = ledger.resize_ack_count.get(RESIZE_PF, 0) + 1
-                            counts["resize"] += 1
-                        else:
-                            ledger.resize_inflight[RESIZE_PF].discard(count)
-                            if status >= 500:
-                                ledger.errors.append(("resize", status, body))
+                    resize(daemon, ledger, rng, conn, counts)
             except (OSError, http.client.HTTPException):
                 # The daemon was killed mid-request: whatever was in flight is unacknowledged.
                 return
     finally:
         conn.close()
+
+
+def create(daemon, ledger, rng, conn, counts, cycle):
+    pf = rng.choices(ALL_PFS, weights=[60, 35, 5])[0]
+    request_body = {"owner": f"crash:{rng.randrange(1 << 30)}", "pf": pf}
+    config = random_settings(rng, ledger) if rng.random() < 0.5 else None
+    if config:
+        request_body["config"] = config
+    status, body = request(daemon, "POST", "/allocations", request_body, conn)
+    if status == 201:
+        aid, vf = body["id"], body["vf"]
+        with ledger.lock:
+            ledger.allocated[aid] = {"vf": vf, "pf": pf, "released": False, "release_pending": False,
+                                     "config": dict(config or {}), "busy": True, "patch_pending": None}
+            ledger.touched.add(aid)
+            options = [overlay(o, config) for o in ledger.options(vf)]
+        counts["create"] += 1
+        # The VF was handed out at its baseline, and carries exactly its config on top of it.
+        status, view = request(daemon, "GET", f"/vfs/{vf}", None, conn)
+        read = settings_of(view)
+        with ledger.lock:
+            ledger.checked_settings["created"] += 1
+            if status != 200 or read not in options:
+                ledger.violation("a new allocation's VF is not at its baseline with its config", cycle=cycle,
+                                 request=f"POST /allocations {json.dumps(request_body)} -> 201 {aid} on {vf}",
+                                 read=(status, read), expected=options)
+            ledger.allocated[aid]["busy"] = False
+    elif status >= 500:
+        ledger.errors.append(("POST /allocations", status, body))
+
+
+def release(daemon, ledger, rng, conn, counts):
+    with ledger.lock:
+        held = [i for i, a in ledger.allocated.items()
+                if not a["released"] and not a["release_pending"] and not a.get("busy")]
+        if not held:
+            return
+        # Prefer releasing from the PF being resized, so that resizes are not always refused.
+        on_resize_pf = [i for i in held if ledger.allocated[i]["pf"] == RESIZE_PF]
+        target = rng.choice(on_resize_pf or held)
+        ledger.allocated[target]["release_pending"] = True
+    status, body = request(daemon, "DELETE", f"/allocations/{target}", None, conn)
+    with ledger.lock:
+        ledger.touched.add(target)
+        if status == 204:
+            ledger.allocated[target]["released"] = True
+            counts["release"] += 1
+        if status >= 500:
+            ledger.errors.append(("DELETE", status, body))
+    # A 404 here would mean an acknowledged allocation vanished; the checks catch that.
+
+
+def patch_allocation(daemon, ledger, rng, conn, counts, cycle):
+    """PATCH /allocations/{id} on a held VF; acknowledged, the VF reads its baseline with the new config."""
+    change = random_settings(rng, ledger)
+    with ledger.lock:
+        held = [i for i, a in ledger.allocated.items()
+                if not a["released"] and not a["release_pending"] and not a.get("busy")
+                and a.get("config") is not None and a.get("patch_pending") is None]
+        if not held:
+            return
+        target = rng.choice(held)
+        a = ledger.allocated[target]
+        a["busy"], a["patch_pending"] = True, change
+        vf = a["vf"]
+    status, body = request(daemon, "PATCH", f"/allocations/{target}", change, conn)
+    with ledger.lock:
+        a = ledger.allocated[target]
+        if status == 200:
+            a["config"] = {**a["config"], **change}
+            a["patch_alt"] = None
+            ledger.patch_acked["allocation"] += 1
+            counts["patch"] += 1
+        elif status >= 500:
+            ledger.errors.append((f"PATCH /allocations/{target}", status, body))
+        a["patch_pending"] = None
+        options = [overlay(o, a["config"]) for o in ledger.options(vf)]
+    if status == 200:
+        status, view = request(daemon, "GET", f"/vfs/{vf}", None, conn)
+        read = settings_of(view)
+        with ledger.lock:
+            if status != 200 or read not in options:
+                ledger.violation("an acknowledged PATCH /allocations is not what the VF reads", cycle=cycle,
+                                 request=f"PATCH /allocations/{target} {json.dumps(change)} -> 200 ({vf})",
+                                 read=(status, read), expected=options)
+    with ledger.lock:
+        ledger.allocated[target]["busy"] = False
+
+
+def patch_vf(daemon, ledger, rng, conn, counts, cycle):
+    """PATCH /vfs/{address} on a VF no client holds: acknowledged, it is the VF's new baseline."""
+    with ledger.lock:
+        held = {a["vf"] for a in ledger.allocated.values() if not a["released"]}
+        candidates = [v for pf in ALLOC_PFS for v in ledger.vf_addresses.get(pf, [])
+                      if v not in held and v not in ledger.vf_pending and v not in ledger.dirty]
+        if not candidates:
+            return
+        vf = rng.choice(candidates)
+    change = random_settings(rng, ledger, factory_chance=0.3)
+    with ledger.lock:
+        if vf in ledger.vf_pending:
+            return
+        ledger.vf_pending[vf] = [overlay(o, change) for o in ledger.options(vf)]
+    status, body = request(daemon, "PATCH", f"/vfs/{vf}", change, conn)
+    with ledger.lock:
+        possible = ledger.vf_pending.pop(vf)
+        if status == 200:
+            read = settings_of(body)
+            if read not in possible:
+                ledger.violation("an acknowledged PATCH /vfs answered other settings than asked", cycle=cycle,
+                                 request=f"PATCH /vfs/{vf} {json.dumps(change)} -> 200", read=(200, read),
+                                 expected=possible)
+            ledger.baseline[vf] = read
+            ledger.baseline_alt.pop(vf, None)
+            ledger.patch_acked["vf"] += 1
+            counts["patch_vf"] += 1
+        elif status >= 500:
+            ledger.errors.append((f"PATCH /vfs/{vf}", status, body))
+        # 409 (held: a client's allocation took it first), 404 (gone): the baseline is unchanged.
+
+
+def resize(daemon, ledger, rng, conn, counts):
+    # One client resizes, so the order of acknowledgements is the order of the writes.
+    count = rng.randrange(0, 9)
+    with ledger.lock:
+        ledger.resize_inflight.setdefault(RESIZE_PF, set()).add(count)
+    status, body = request(daemon, "POST", f"/pfs/{RESIZE_PF}/vfs", {"count": count}, conn)
+    with ledger.lock:
+        if status == 201:
+            enabled = body["change"]["enabled"]
+            ledger.resize_acked[RESIZE_PF] = enabled
+            ledger.resize_inflight[RESIZE_PF] = set()
+            ledger.resize_ack_count[RESIZE_PF] = ledger.resize_ack_count.get(RESIZE_PF, 0) + 1
+            counts["resize"] += 1
+        else:
+            ledger.resize_inflight[RESIZE_PF].discard(count)
+            if status >= 500:
+                ledger.errors.append(("resize", status, body))
 
 
 def integrity_check(directory):
@@ -173,7 +356,7 @@ def list_all(daemon, path):
         url = f"{path}{sep}{key}={body['next']}"
 
 
-def check(daemon, ledger, rng, sample_old):
+def check(daemon, ledger, rng, sample_old, cycle):
     # 1. Every acknowledged allocation is present with the right state.
     with ledger.lock:
         snapshot = dict(ledger.allocated)
@@ -212,8 +395,10 @@ def check(daemon, ledger, rng, sample_old):
     with ledger.lock:
         for x in active:
             if x["id"] not in ledger.allocated:
+                # Its create completed (else the reconciler had rolled it back): its config is applied.
                 ledger.allocated[x["id"]] = {"vf": x["vf"], "pf": x["pf"], "released": False,
-                                             "release_pending": False}
+                                             "release_pending": False, "config": dict(x.get("config") or {}),
+                                             "busy": False, "patch_pending": None}
                 ledger.adopted += 1
         for a_id, a in ledger.allocated.items():
             if a["release_pending"]:
@@ -250,7 +435,77 @@ def check(daemon, ledger, rng, sample_old):
     missing = [x for x in active if x["vf"] not in existing]
     if missing:
         raise Failure(f"active allocations on VFs that do not exist: {missing[:3]}")
+    # 5. Settings (issue 11): no VF is handed out with settings other than its acknowledged baseline.
+    check_settings(daemon, ledger, cycle)
     return len(checked), len(active)
+
+
+def check_settings(daemon, ledger, cycle, learn=False):
+    """Every free VF (not held, not reported vf.dirty) reads its acknowledged baseline; every VF held by an
+    active allocation reads its baseline with the allocation's acknowledged config on top. A PATCH whose answer
+    the kill cut off may have applied or not (the reconciler rolls an open one back): for that VF or allocation
+    either is accepted, and what was read settles it. With learn (a --dir reused from an earlier run), what the
+    free VFs read is taken as their baselines."""
+    with ledger.lock:
+        for vf, possible in ledger.vf_pending.items():
+            ledger.baseline_alt[vf] = unique(ledger.baseline_alt.get(vf, []) + possible)
+            ledger.patch_inflight += 1
+        ledger.vf_pending = {}
+        for a in ledger.allocated.values():
+            a["busy"] = False
+            if a.get("patch_pending") is not None:
+                a["patch_alt"] = {**a["config"], **a["patch_pending"]}
+                a["patch_pending"] = None
+                ledger.patch_inflight += 1
+    status, report = request(daemon, "GET", "/reconcile")
+    if status != 200:
+        raise Failure(f"GET /reconcile -> {status} {report}")
+    ledger.dirty = {x["target"] for x in report["actions"] if x["kind"] == "vf.dirty"}
+    ledger.dirty_seen += len(ledger.dirty)
+    for pf in ALL_PFS:
+        status, body = request(daemon, "GET", f"/pfs/{pf}/vfs")
+        vfs = body["items"] if isinstance(body, dict) and "items" in body else body
+        ledger.vf_addresses[pf] = [v["address"] for v in vfs]
+        for v in vfs:
+            vf = v["address"]
+            status, view = request(daemon, "GET", f"/vfs/{vf}")
+            if status != 200:
+                raise Failure(f"GET /vfs/{vf} -> {status} {view}")
+            read = settings_of(view)
+            holder = view.get("allocation")
+            if holder is None:
+                if vf in ledger.dirty:
+                    continue
+                ledger.checked_settings["free"] += 1
+                options = [read] if learn else ledger.options(vf)
+                if read not in options:
+                    ledger.violation("a free VF does not read its acknowledged baseline", cycle=cycle,
+                                     request=f"GET /vfs/{vf} after restart", read=read, expected=options)
+                else:
+                    if vf in ledger.baseline_alt:
+                        old = read == ledger.baseline.get(vf, FACTORY)
+                        ledger.inflight_outcome["kept" if old else "applied"] += 1
+                    ledger.baseline[vf] = read
+                    ledger.baseline_alt.pop(vf, None)
+                continue
+            a = ledger.allocated.get(holder["id"])
+            if a is None or holder.get("state") != "active" or a["released"]:
+                continue
+            ledger.checked_settings["held"] += 1
+            configs = [a["config"]] + ([a["patch_alt"]] if a.get("patch_alt") is not None else [])
+            options = unique([overlay(o, c) for c in configs for o in ledger.options(vf)])
+            if read not in options:
+                ledger.violation("a held VF does not read its baseline with its acknowledged config", cycle=cycle,
+                                 request=f"GET /vfs/{vf} after restart (allocation {holder['id']})", read=read,
+                                 expected=options)
+            elif a.get("patch_alt") is not None:
+                # Settle the cut-off PATCH: applied if the VF reads it (and not also the old config).
+                applied = any(read == overlay(o, a["patch_alt"]) for o in ledger.options(vf))
+                kept = any(read == overlay(o, a["config"]) for o in ledger.options(vf))
+                if applied and not kept:
+                    a["config"] = a["patch_alt"]
+                ledger.inflight_outcome["applied" if applied and not kept else "kept"] += 1
+                a["patch_alt"] = None
 
 
 def main():
@@ -267,19 +522,32 @@ def main():
     directory = args.dir or tempfile.mkdtemp(prefix="sriovd-crash-")
     os.makedirs(directory, exist_ok=True)
     print(f"crash loop: {args.cycles} cycles, {args.clients} clients, seed {args.seed}, dir {directory}")
+    reused = os.path.exists(os.path.join(directory, "sriovd.db"))
     daemon = Daemon(args.binary, directory)
     ledger = Ledger()
     daemon.start()
     status, body = request(daemon, "POST", "/pfs/0000:5e:00.0/vfs", {"count": 32})
     if status != 201 and status != 409:
         raise Failure(f"setup resize: {status} {body}")
-    totals = {"create": 0, "release": 0, "resize": 0}
+    totals = {"create": 0, "release": 0, "resize": 0, "patch": 0, "patch_vf": 0}
     started = time.time()
+
+    def settings_summary():
+        return (f"PATCHes acknowledged: {ledger.patch_acked['allocation']} /allocations, {ledger.patch_acked['vf']}"
+                f" /vfs; {ledger.patch_inflight} in flight at kills (read back as applied"
+                f" {ledger.inflight_outcome['applied']}, as not applied {ledger.inflight_outcome['kept']}); settings read: {ledger.checked_settings['created']}"
+                f" new allocations, {ledger.checked_settings['free']} free and {ledger.checked_settings['held']} held"
+                f" VFs after restarts ({ledger.dirty_seen} reported vf.dirty, not checked); baseline violations"
+                f" found: {len(ledger.violations)} (must be 0)")
     try:
+        check_settings(daemon, ledger, 0, learn=reused)   # the VFs to PATCH; all at factory settings
+        if ledger.violations:
+            raise Failure("settings before the first cycle")
         for cycle in range(1, args.cycles + 1):
-            counts = {"create": 0, "release": 0, "resize": 0}
+            counts = {"create": 0, "release": 0, "resize": 0, "patch": 0, "patch_vf": 0}
             stop = threading.Event()
-            threads = [threading.Thread(target=client, args=(daemon, ledger, random.Random(rng.random()), stop, counts, n == 0))
+            threads = [threading.Thread(target=client, args=(daemon, ledger, random.Random(rng.random()), stop, counts,
+                                                             n == 0, cycle))
                        for n in range(args.clients)]
             for t in threads:
                 t.start()
@@ -292,17 +560,23 @@ def main():
             if result != [("ok",)]:
                 raise Failure(f"PRAGMA integrity_check after kill -9: {result}")
             daemon.start()
-            checked, active = check(daemon, ledger, rng, 100)
+            checked, active = check(daemon, ledger, rng, 100, cycle)
             if ledger.errors:
                 raise Failure(f"server errors: {ledger.errors[:3]}")
+            if ledger.violations:
+                raise Failure("VF settings other than the acknowledged ones (see above)")
             for k in totals:
                 totals[k] += counts[k]
             print(f"cycle {cycle:3d}: acked {counts['create']:4d} allocs {counts['release']:4d} releases "
-                  f"{counts['resize']:3d} resizes; checked {checked} allocations, {active} active, "
-                  f"integrity ok ({how}); all invariants hold", flush=True)
+                  f"{counts['resize']:3d} resizes {counts['patch']:3d}+{counts['patch_vf']:3d} PATCHes; "
+                  f"checked {checked} allocations, {active} active, integrity ok ({how}); all invariants hold",
+                  flush=True)
     except Failure as failure:
-        print(f"FAILED: {failure}\nreproduce: scripts/crash-loop.sh {args.cycles} --seed {args.seed}"
-              f" (state kept in {directory})", flush=True)
+        for v in ledger.violations[:10]:
+            print(f"VIOLATION (cycle {v['cycle']}): {v['what']}\n  request: {v['request']}\n  read:     {v['read']}"
+                  f"\n  expected one of: {v['expected']}", flush=True)
+        print(f"FAILED: {failure}\n{settings_summary()}\nreproduce: scripts/crash-loop.sh {args.cycles} --seed"
+              f" {args.seed} (state kept in {directory})", flush=True)
         try:
             daemon.kill9()
         except Exception:
@@ -313,7 +587,8 @@ def main():
     elapsed = time.time() - started
     print(f"crash loop passed: {args.cycles} kill -9 cycles in {elapsed:.0f} s; acknowledged {totals['create']} "
           f"allocations, {totals['release']} releases, {totals['resize']} resizes, all present and audited; "
-          f"{ledger.adopted} allocations made by requests a kill cut off were found and handed back to the clients")
+          f"{ledger.adopted} allocations made by requests a kill cut off were found and handed back to the clients; "
+          f"{settings_summary()}")
     if not args.dir:
         shutil.rmtree(directory, ignore_errors=True)
 

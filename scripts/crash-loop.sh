@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Crash loops (issue 7 §3): N cycles of start sriovd, concurrent allocate/release/resize clients, kill -9 at a
-# random moment, integrity check, restart, invariant checks. Usage: scripts/crash-loop.sh [N=20] [--seed S]
+# Crash loops (issue 7 §3, issue 11): N cycles of start sriovd, concurrent allocate/release/resize clients that
+# also PATCH held VFs' settings and free VFs' baselines, kill -9 at a random moment, integrity check, restart,
+# invariant checks (nothing acknowledged lost, no VF held twice, audit, hardware = database, every VF at its
+# acknowledged settings). Usage: scripts/crash-loop.sh [N=20] [--seed S]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-20}

@@ -216,6 +216,86 @@ check_eq "after rebinding igb: count 2 -> 201" "$STATUS" 201
 check_eq "sysfs sriov_numvfs" "$(cat $P/sriov_numvfs)" 2
 
 # ---------------------------------------------------------------------------------------------------------
+step "4. storage fault: the database refuses the completion of a PATCH /vfs; the igb VF is restored first"
+# A watcher (db-lock-watcher.py, with the host's python3 and its sqlite3 module) polls the database for an open
+# intent, committed by sriovd before its first hardware write, and then holds SQLite's write lock for 8 s, past
+# sriovd's 5 s busy timeout, so that the completion (audit of the writes and intent, one transaction) is refused.
+# sriovd must put vlan and trust back on the real igb VF before it answers 500 with hardware "restored". The
+# race can be lost (the completion commits first): then the PATCH must be 200 with the VF at the new values, is
+# set back, and is tried again, at most FAULT_TRIES times.
+PY=/usr/bin/python3
+WATCH="$PY ${LAB_SCENARIOS:-$(dirname "$0")}/db-lock-watcher.py"
+FAULT_TRIES=10
+IF=$(ls $P/net | head -1)
+check "guest: python3 with sqlite3 for the lock watcher" $PY -c 'import sqlite3'
+check "VF 0 (02:10.0) back on igbvf after the rebind" wait_for "[ \$(basename \$(readlink $P/virtfn0/driver)) = igbvf ]"
+open_intents() { $PY -c 'import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute("SELECT count(*) FROM intents WHERE completed_at IS NULL").fetchone()[0])' $DB_DIR/sriovd.db; }
+check_eq "no open intent before the fault" "$(open_intents)" 0
+PREV=$(ipvf 0); PREV_FULL=$(ipvf_full 0)
+PREV_VLAN=$(echo "$PREV" | jq -r .vlan); PREV_TRUST=$(echo "$PREV" | jq -r .trust)
+note "ip before: $PREV"
+check "VF 0 is not already at vlan 55 / trust on" test "$PREV_VLAN/$PREV_TRUST" != 55/true
+FAULT=""; LOST_OK=1; tries=0; WSTATE=/run/sriovd/watcher.state
+while [ $tries -lt $FAULT_TRIES ]; do
+    tries=$((tries + 1))
+    rm -f $WSTATE
+    # The audit of this attempt is what follows the last event on record now.
+    FLOOR=$(curl -s "$SRIOVD_URL/audit?target=$VF0&limit=500" | jq '[.items[].id] | max // 0')
+    $WATCH $DB_DIR/sriovd.db 8 $WSTATE 60 &
+    WATCHER=$!
+    wait_for "grep -q ready $WSTATE" 150 || { kill $WATCHER 2>/dev/null; break; }
+    api PATCH /vfs/$VF0 '{"vlan":55,"trust":true}'
+    if [ "$STATUS" = 500 ]; then
+        FAULT=$BODY; wait $WATCHER
+        note "attempt $tries: the watcher says: $(cat $WSTATE)"
+        break
+    fi
+    kill $WATCHER 2>/dev/null; wait $WATCHER 2>/dev/null
+    GOT=$(ipvf 0)
+    note "attempt $tries lost the race ($STATUS; watcher: $(cat $WSTATE)); ip: $GOT"
+    if [ "$STATUS" != 200 ] || [ "$(echo "$GOT" | jq -r '"\(.vlan)/\(.trust)"')" != 55/true ]; then LOST_OK=0; fi
+    api PATCH /vfs/$VF0 "{\"vlan\":$PREV_VLAN,\"trust\":$PREV_TRUST}"
+    [ "$STATUS" = 200 ] || LOST_OK=0
+done
+check "the fault hit a PATCH within $FAULT_TRIES attempts (took $tries)" test -n "$FAULT"
+check "every attempt that lost the race answered 200 with vlan 55 / trust on, and was set back" test $LOST_OK = 1
+BODY=$FAULT
+check_eq "PATCH /vfs under the fault -> 500 problem type" "$(j .type)" urn:sriovd:problem:storage-error
+check_eq "problem hardware" "$(j .hardware)" restored
+AFTER_FAULT=$(ipvf 0)
+note "ip after the 500: $AFTER_FAULT"
+check_eq "ip: vf 0 vlan back at its previous value" "$(echo "$AFTER_FAULT" | jq -r .vlan)" "$PREV_VLAN"
+check_eq "ip: vf 0 trust back at its previous value" "$(echo "$AFTER_FAULT" | jq -r .trust)" "$PREV_TRUST"
+check_eq "ip: vf 0 whole record as before" "$(ipvf_full 0)" "$PREV_FULL"
+api GET /vfs/$VF0
+check_eq "GET /vfs/VF0: free, vlan and trust as before" "$(j -c '[.status, .settings.vlan, .settings.trust]')" \
+    "[\"free\",$PREV_VLAN,$PREV_TRUST]"
+check "the lock is let go (watcher done)" wait_for "grep -q released $WSTATE"
+check "/readyz 200 once the database commits again" wait_for "curl -sf $SRIOVD_URL/readyz | grep -q ready"
+api POST /reconcile
+check_eq "POST /reconcile after the fault -> 200" "$STATUS" 200
+note "intent actions of the reconcile: $(j -c '[.actions[] | select(.kind | startswith("intent"))]')"
+check_eq "no open intent left after POST /reconcile" "$(open_intents)" 0
+api GET "/audit?target=$VF0&limit=500"
+BODY=$(j -c --argjson floor "$FLOOR" '{items: [.items[] | select(.id > $floor)]}')
+note "audit of the faulted attempt: $(j -c '[.items[] | "\(.action) \(.outcome) \(.details.operation // "") \(.details.value // "")"]')"
+RECOVERED=$(j '[.items[] | select(.action == "intent.recover")] | length')
+check "audit: the vlan 55 and trust on writes, then the undo's vlan $PREV_VLAN write, are on record (or intent.recover)" \
+    test "$(j "[.items[] | select(.action == \"hw.netlink.write\" and .details.operation == \"vf.vlan\" and (.details.value | startswith(\"vlan=55 \")))] | length")" -ge 1 -a \
+         "$(j '[.items[] | select(.action == "hw.netlink.write" and .details.operation == "vf.trust" and .details.value == "on")] | length')" -ge 1 -a \
+         "$(j "[.items[] | select(.action == \"hw.netlink.write\" and .details.operation == \"vf.vlan\" and (.details.value | startswith(\"vlan=$PREV_VLAN \")))] | length")" -ge 1 \
+    -o "$RECOVERED" -ge 1
+check "audit: vf.update failure with storage-error (or intent.recover)" \
+    test "$(j '[.items[] | select(.action == "vf.update" and .outcome == "failure" and ((.error // "") | startswith("storage-error")))] | length')" -ge 1 \
+    -o "$RECOVERED" -ge 1
+api PATCH /vfs/$VF0 '{"vlan":55,"trust":true}'
+check_eq "without the fault the same PATCH -> 200" "$STATUS" 200
+check_eq "ip: vf 0 vlan/trust now 55/true" "$(ipvf 0 | jq -r '"\(.vlan)/\(.trust)"')" 55/true
+api PATCH /vfs/$VF0 "{\"vlan\":$PREV_VLAN,\"trust\":$PREV_TRUST}"
+check_eq "set back -> 200" "$STATUS" 200
+check_eq "ip: vf 0 whole record as before again" "$(ipvf_full 0)" "$PREV_FULL"
+
+# ---------------------------------------------------------------------------------------------------------
 step "5. NVMe PF: VFs created unbound, one bound to vfio-pci and back"
 api POST /pfs/$NVME/vfs '{"count":2,"drivers_autoprobe":false}'
 check_eq "POST nvme count 2 autoprobe false -> 201" "$STATUS" 201
