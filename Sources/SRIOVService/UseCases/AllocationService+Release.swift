@@ -11,7 +11,7 @@ extension AllocationService {
     /// restore fails the allocation becomes `dirty` and keeps the VF out of the pool.
     func release(id: String, caller: Caller) async throws(SRIOVError) {
         let allocation = try await active(id, action: "allocation.release", caller: caller) { $0.holdsVF }
-        // One release or change of an allocation at a time (the other answers 409), so a read of the VF that
+        // One release or change of an allocation at a time (another is refused as busy), so a read of the VF that
         // finds nothing to restore stays true until the release is recorded.
         guard core.releasing.claim(id) else {
             throw .pfBusy(allocation.pf, "allocation \(id) is being released or changed")
