@@ -27,7 +27,7 @@ extension InventoryCache {
 
     /// The kernel reported a change of the link `name` (`RTNLGRP_LINK`): when it is a PF's netdev, that PF is read
     /// again, soon (VF settings written through the PF send the same notification, so bursts are coalesced).
-    public func linkChanged(name: String, delay: Duration = .milliseconds(100)) {
+    public func linkChanged(name: String, delay: Duration = .milliseconds(20)) {
         guard let pf = snapshot.host.pfs.first(where: { $0.pf.interfaces.contains(name) }) else { return }
         deviceChanged(pf.pf.address, delay: delay)
     }
