@@ -361,6 +361,12 @@ jq -r 'select(.action | startswith("hw.")) | "     \(.id) \(.action) \(.target) 
 
 # ---------------------------------------------------------------------------------------------------------
 step "7. a link set down behind sriovd's back: an event within a second (RTNLGRP_LINK), actor kernel"
+# Rebinding igb (3b) left the netdev administratively down: bring it up, and see the inventory follow.
+ip link set "$IF" up
+wait_for "[ \$(cat /sys/class/net/$IF/carrier 2>/dev/null) = 1 ]" 150
+note "$IF operstate $(cat /sys/class/net/$IF/operstate), carrier $(cat /sys/class/net/$IF/carrier 2>&1)"
+check "the inventory shows $IF up before the test" \
+    wait_for "curl -s $SRIOVD_URL/pfs/$IGB | jq -e '.link.state == \"up\"'" 75
 rm -f /run/sriovd-link-events
 curl -s -N -m 40 "$SRIOVD_URL/events?type=link.&pf=$IGB" > /run/sriovd-link-events &
 CURL_PID=$!
