@@ -74,6 +74,24 @@ final class TestClient {
 
     func get(_ path: String) async throws -> Response { try await request("GET", path) }
 
+    /// Sends `head` (the request line and header fields, each ending in CRLF) and `body` exactly as given, with
+    /// `Content-Length` added when there is a body, and waits for the response on a thread of its own.
+    func raw(_ head: String, body: String = "") async throws -> Response {
+        let length = body.isEmpty ? "" : "Content-Length: \(body.utf8.count)\r\n"
+        let bytes = Array((head + length + "\r\n" + body).utf8)
+        let method = String(head.prefix { $0 != " " })
+        let box = UncheckedBox(self)
+        return try await withCheckedThrowingContinuation { continuation in
+            Thread {
+                continuation.resume(
+                    with: Result {
+                        try box.value.send(bytes)
+                        return try box.value.readResponse(method: method)
+                    })
+            }.start()
+        }
+    }
+
     func blockingRequest(
         _ method: String, _ path: String, payload: [UInt8], headers: [String: String]
     ) throws -> Response {
