@@ -108,10 +108,11 @@ struct Serve: AsyncParsableCommand {
             store: store, inventory: inventory, host: hardware,
             writeTimeout: .milliseconds(Int(writeTimeout * 1000)), logger: logger)
         let readiness = Readiness(store: store)
+        let accessLog = try refusingToStart { try makeAccessLog() }
         let server = HTTPServer(
             configuration: configuration,
             handler: makeHandler(core: core, readiness: readiness, security: security), logger: logger,
-            accessLog: AccessLog.makeHook(logger: noAccessLog ? nil : logger))
+            accessLog: AccessLog.makeHook(writer: accessLog))
         let address = try startServer(server, store: store)
         announce(address, configuration: configuration, security: security, logger: logger)
         signals.onReload { Self.reloadTokens(security.tokens, logger: logger) }
@@ -127,6 +128,7 @@ struct Serve: AsyncParsableCommand {
         logger.info("stopping: draining in-flight requests")
         background.stop()
         await server.shutdown()
+        accessLog?.close()
         store.close()
         logger.info("stopped")
     }
@@ -138,6 +140,16 @@ struct Serve: AsyncParsableCommand {
         let level = logLevel
         LoggingSystem.bootstrap { label in LogfmtLogHandler(label: label, level: level) }
         return Logger(label: "sriovd")
+    }
+
+    /// The access log, written in batches off the event loop; nil with --no-access-log or a level above info.
+    private func makeAccessLog() throws -> AccessLogWriter? {
+        guard !noAccessLog, logLevel <= .info else { return nil }
+        do {
+            return try AccessLogWriter.start()
+        } catch {
+            throw Refusal(reason: "the access log cannot start: \(error)")
+        }
     }
 
     /// Runs `body`; a `Refusal` it throws is printed and becomes exit status 2 (other errors pass through).

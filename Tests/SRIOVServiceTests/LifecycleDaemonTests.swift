@@ -100,7 +100,7 @@ import Testing
         let port = try #require(daemon.port)
         let body = Array(#"{"owner": "vm:graceful", "pf": "0000:3b:00.0"}"#.utf8)
         let head =
-            "POST /allocations HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+            "POST /allocations HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
             + "Content-Length: \(body.count)\r\n\r\n"
         let client = try TestClient(port: port)
         // Half a request is in flight when SIGTERM arrives.
@@ -117,6 +117,10 @@ import Testing
         #expect(response.header("Connection") == "close")
         #expect(try await daemon.stop() == 0)
         #expect(daemon.stderr.contains("msg=stopped"))
+        let accessLine = try #require(
+            daemon.stderr.range(of: "http.route=/allocations http.status=201"), "the access log is on by default")
+        let stopped = try #require(daemon.stderr.range(of: "msg=stopped"))
+        #expect(accessLine.lowerBound < stopped.lowerBound, "the access log is written out before the daemon stops")
 
         let again = try await DaemonProcess.start(["serve", "--listen", "127.0.0.1:0"], directory: daemon.directory)
         let held = try await TestClient(port: try #require(again.port)).get("/allocations?owner=vm:graceful")

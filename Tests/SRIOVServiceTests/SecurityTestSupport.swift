@@ -54,7 +54,7 @@ final class SecuredDaemon {
         configuration.port = 0
         configuration.unixSocket = .init(path: socketPath, mode: unixMode)
         server = HTTPServer(
-            configuration: configuration, handler: handler, logger: logger, accessLog: AccessLog.makeHook(logger: nil))
+            configuration: configuration, handler: handler, logger: logger, accessLog: AccessLog.makeHook(writer: nil))
         port = try server.start().port
     }
 

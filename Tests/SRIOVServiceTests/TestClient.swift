@@ -95,7 +95,7 @@ final class TestClient {
     func blockingRequest(
         _ method: String, _ path: String, payload: [UInt8], headers: [String: String]
     ) throws -> Response {
-        var head = "\(method) \(path) HTTP/1.1\r\nHost: test\r\n"
+        var head = "\(method) \(path) HTTP/1.1\r\nHost: localhost\r\n"
         for (name, value) in headers { head += "\(name): \(value)\r\n" }
         if !payload.isEmpty || method == "POST" || method == "PATCH" {
             head += "Content-Type: application/json\r\nContent-Length: \(payload.count)\r\n"
