@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # What the access log costs (issue 12 §6): GET /pfs req/s of the default daemon (access log on, level info) beside
 # the same daemon with --no-access-log and beside the Hummingbird 2 baseline (Benchmarks/, byte-identical /pfs),
-# at 64 connections and at 1, in one run. The three servers run side by side and the wrk runs take turns
-# (default, no-log, baseline, then the next round starts one further on), so that a change in the machine's
-# load falls on all three alike; each figure is the median of its rounds.
-# The default daemon's standard error is a pipe read by another process, as journald or a container runtime
-# reads it; the script checks that it logged one line per request answered.
+# at 64 connections and at 1, in one run. The servers run side by side and the wrk runs take turns (each round
+# starts one server further on), so that a change in the machine's load falls on all alike; each figure is the
+# median of its rounds. The default daemon runs twice: with standard error a pipe read by another process, as
+# journald or a container runtime reads it (the script checks it got one line per request answered), and with
+# standard error on /dev/null.
 # Usage: bench/access-log.sh [seconds per wrk run, default 10] [rounds, default 3]
 # Targets: default >= 0.85x no-log, and >= 1.5x the baseline at 64 connections.
 set -euo pipefail
@@ -33,12 +33,14 @@ start() {
 # The default daemon logs to a pipe; wc counts the lines it receives once the daemon closes its end.
 DEFAULT=$(start default bash -c "exec '$BIN' serve --simulate '$W/host-a' --db '$W/a.db' --listen 127.0.0.1:0 \
     2> >(wc -l >'$W/default.lines')")
-NOLOG=$(start nolog "$BIN" serve --simulate "$W/host-b" --db "$W/b.db" --listen 127.0.0.1:0 --no-access-log)
-for url in "$DEFAULT" "$NOLOG"; do
+NULL=$(start null bash -c "exec '$BIN' serve --simulate '$W/host-c' --db '$W/c.db' --listen 127.0.0.1:0 2>/dev/null")
+NOLOG=$(start nolog bash -c "exec '$BIN' serve --simulate '$W/host-b' --db '$W/b.db' --listen 127.0.0.1:0 \
+    --no-access-log 2>'$W/nolog.err'")
+for url in "$DEFAULT" "$NULL" "$NOLOG"; do
     until [ "$(curl -s -o /dev/null -w '%{http_code}' "$url/readyz")" = 200 ]; do sleep 0.01; done
 done
 curl -sf "$DEFAULT/pfs" >"$W/pfs.json"
-BASELINE=$(start baseline "$BASE" --body "$W/pfs.json" --port 0)
+BASELINE=$(start baseline bash -c "exec '$BASE' --body '$W/pfs.json' --port 0 2>'$W/baseline.err'")
 cmp -s "$W/pfs.json" <(curl -s "$BASELINE/pfs") || { echo "baseline body differs" >&2; exit 1; }
 cmp -s "$W/pfs.json" <(curl -s "$NOLOG/pfs") || { echo "--no-access-log body differs" >&2; exit 1; }
 
@@ -52,17 +54,18 @@ wrkrun() {
 }
 median() { sort -g | awk '{v[NR]=$1} END {print (NR % 2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
 
-NAMES=(default nolog baseline)
-URLS=("$DEFAULT" "$NOLOG" "$BASELINE")
+NAMES=(default null nolog baseline)
+URLS=("$DEFAULT" "$NULL" "$NOLOG" "$BASELINE")
+N=${#NAMES[@]}
 echo "GET /pfs ($(wc -c <"$W/pfs.json")-byte body): default sriovd (access log on) vs --no-access-log vs Hummingbird 2"
 echo "machine: $(nproc) cores, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo), load $(cut -d' ' -f1-3 /proc/loadavg), $(date -u +%Y-%m-%dT%H:%MZ)"
-echo "${D} s per wrk run, ${ROUNDS} rounds taking turns; medians; default's stderr is a pipe to another process"
+echo "${D} s per wrk run, ${ROUNDS} rounds taking turns, medians"
 ERRORS=0
 DEFAULT_REQUESTS=0
 for C in 64 1; do
     for round in $(seq 0 $((ROUNDS - 1))); do
-        for k in 0 1 2; do
-            i=$(((round + k) % 3))
+        for k in $(seq 0 $((N - 1))); do
+            i=$(((round + k) % N))
             read -r RATE COUNT ERR < <(wrkrun "${URLS[$i]}" "$C")
             echo "$RATE" >>"$W/${NAMES[$i]}.$C"
             ERRORS=$((ERRORS + ERR))
@@ -71,18 +74,20 @@ for C in 64 1; do
         done
     done
 done
-printf '%-6s | %12s %12s %12s | %14s %16s\n' conns "default/s" "no-log/s" "baseline/s" "default/no-log" "default/baseline"
+echo "default: log to a pipe; null: the default daemon with stderr on /dev/null; no-log: --no-access-log"
+printf '%-6s | %10s %10s %10s %10s | %14s %11s %16s\n' conns "default/s" "null/s" "no-log/s" "baseline/s" \
+    "default/no-log" "null/no-log" "default/baseline"
 for C in 64 1; do
     DR=$(median <"$W/default.$C")
+    UR=$(median <"$W/null.$C")
     NR=$(median <"$W/nolog.$C")
     BR=$(median <"$W/baseline.$C")
-    printf '%-6s | %12.0f %12.0f %12.0f | %13.2fx %15.2fx\n' "$C" "$DR" "$NR" "$BR" \
-        "$(echo "$DR / $NR" | bc -l)" "$(echo "$DR / $BR" | bc -l)"
+    printf '%-6s | %10.0f %10.0f %10.0f %10.0f | %13.2fx %10.2fx %15.2fx\n' "$C" "$DR" "$UR" "$NR" "$BR" \
+        "$(echo "$DR / $NR" | bc -l)" "$(echo "$UR / $NR" | bc -l)" "$(echo "$DR / $BR" | bc -l)"
 done
 echo "every run:"
 cat "$W/rounds"
 kill "$(cat "$W/default.pid")"
-wait "$(cat "$W/default.pid")" 2>/dev/null || true
 for _ in $(seq 100); do [ -s "$W/default.lines" ] && break; sleep 0.05; done
 LINES=$(cat "$W/default.lines" 2>/dev/null || echo 0)
 echo "default daemon: ${LINES} log lines for ${DEFAULT_REQUESTS} requests wrk counted as answered; non-2xx or socket errors in all runs: ${ERRORS}"
