@@ -30,9 +30,11 @@ start() {
     grep -o 'http://[0-9.:]*' "$W/$name.out" | head -1
 }
 
-# The default daemon logs to a pipe; wc counts the lines it receives once the daemon closes its end.
+# The default daemon logs to a pipe; awk counts the request lines it receives and the lines the daemon reported
+# dropped, once the daemon closes its end.
 DEFAULT=$(start default bash -c "exec '$BIN' serve --simulate '$W/host-a' --db '$W/a.db' --listen 127.0.0.1:0 \
-    2> >(wc -l >'$W/default.lines')")
+    2> >(awk '/ msg=request /{n++} /access_log.dropped=/{sub(/.*access_log.dropped=/, \"\"); d+=\$0} \
+        END {print n+0, d+0}' >'$W/default.lines')")
 NULL=$(start null bash -c "exec '$BIN' serve --simulate '$W/host-c' --db '$W/c.db' --listen 127.0.0.1:0 2>/dev/null")
 NOLOG=$(start nolog bash -c "exec '$BIN' serve --simulate '$W/host-b' --db '$W/b.db' --listen 127.0.0.1:0 \
     --no-access-log 2>'$W/nolog.err'")
@@ -89,5 +91,6 @@ echo "every run:"
 cat "$W/rounds"
 kill "$(cat "$W/default.pid")"
 for _ in $(seq 100); do [ -s "$W/default.lines" ] && break; sleep 0.05; done
-LINES=$(cat "$W/default.lines" 2>/dev/null || echo 0)
-echo "default daemon: ${LINES} log lines for ${DEFAULT_REQUESTS} requests wrk counted as answered; non-2xx or socket errors in all runs: ${ERRORS}"
+read -r LINES DROPPED <"$W/default.lines" || true
+echo "default daemon: ${LINES:-?} request lines logged and ${DROPPED:-?} reported dropped, for ${DEFAULT_REQUESTS}" \
+    "requests wrk counted as answered (plus its own probes); non-2xx or socket errors in all runs: ${ERRORS}"

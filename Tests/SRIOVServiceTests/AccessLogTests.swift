@@ -99,6 +99,21 @@ import Testing
         #expect(lines.allSatisfy { $0.hasPrefix("ts=") }, "whole lines only")
     }
 
+    /// A log that takes nothing cannot keep the daemon from stopping: `close` gives up after its timeout, and the
+    /// lines still go out once the log moves again.
+    @Test func closingGivesUpOnAStalledLog() async throws {
+        let pipe = try LogPipe()
+        let writer = try AccessLogWriter.start(fd: pipe.writeEnd)
+        let total = 2_000
+        for index in 0..<total { Answered(requestID: "r-\(index)").record(writer) }
+        let start = ContinuousClock.now
+        try await onThread { writer.close(timeout: .milliseconds(200)) }
+        let waited = ContinuousClock.now - start
+        #expect(waited >= .milliseconds(200) && waited < .seconds(5), "waited \(waited)")
+        let lines = try await pipe.closeAndReadAll(after: writer).split(separator: "\n")
+        #expect(lines.filter { $0.contains(" msg=request ") }.count == total, "nothing was dropped, only late")
+    }
+
     @Test func decimalsAndMillisecondsAreWrittenWithoutStrings() {
         var out: [UInt8] = []
         LogfmtBytes.appendDecimal(0, to: &out)

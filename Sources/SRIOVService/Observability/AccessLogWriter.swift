@@ -76,12 +76,15 @@ public final class AccessLogWriter: @unchecked Sendable {
         }
     }
 
-    /// Writes what is waiting, stops the flusher thread and returns once it has. Call once the server has stopped.
-    public func close() {
+    /// Writes what is waiting, stops the flusher thread and returns once it has, or once `timeout` has passed
+    /// while the log does not take the lines (a stalled pipe must not keep the daemon from stopping). Call once the
+    /// server has stopped.
+    public func close(timeout: Duration = .seconds(5)) {
+        let deadline = ContinuousClock.now + timeout
         lock.withLock {
             isClosing = true
             lock.broadcast()
-            while !hasFinished { lock.wait() }
+            while !hasFinished && ContinuousClock.now < deadline { lock.wait(timeout: deadline - .now) }
         }
     }
 
