@@ -50,7 +50,7 @@ let package = Package(
         .target(
             name: "SRIOVService",
             dependencies: [
-                "SRIOVCore", "SRIOVHardware", "SRIOVStore", "HTTPServer",
+                "SRIOVCore", "SRIOVHardware", "SRIOVStore", "HTTPServer", "Threading",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

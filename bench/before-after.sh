@@ -30,7 +30,7 @@ start() { # binary name -> prints the URL
     local url
     url=$(grep -o 'http://[0-9.:]*' "$W/$2.out")
     until [ "$(curl -s -o /dev/null -w '%{http_code}' "$url/readyz")" = 200 ]; do sleep 0.01; done
-    curl -sf -X POST "$url/pfs/0000:5e:00.0/vfs" -d '{"count":128}' >/dev/null
+    curl -sf -X POST "$url/pfs/0000:5e:00.0/vfs" -H 'Content-Type: application/json' -d '{"count":128}' >/dev/null
     echo "$url"
 }
 rate() { # url connections [script] -> requests/s

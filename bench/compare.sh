@@ -60,7 +60,7 @@ for C in 1 64 256; do
 done
 S_GET_HWM=$(hwm "$SPID"); B_HWM=$(hwm "$BPID")
 
-curl -sf -X POST "$S/pfs/0000:5e:00.0/vfs" -d '{"count":128}' >/dev/null
+curl -sf -X POST "$S/pfs/0000:5e:00.0/vfs" -H 'Content-Type: application/json' -d '{"count":128}' >/dev/null
 echo
 echo "durable allocate+release (POST /allocations then DELETE, WAL + synchronous=FULL, 128 VFs on 0000:5e:00.0)"
 for C in 1 64; do

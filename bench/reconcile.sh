@@ -33,7 +33,7 @@ for spec in "8 128" "16 256"; do
     start "$HOST"   # first start: records inventory, adopts the VF counts
     FIRST=$(curl -s "$ADDR/pfs" | field '["items"][0]["address"]')
     for i in $(seq "$ALLOCATIONS"); do
-        curl -s -o /dev/null -X POST "$ADDR/allocations" -d "{\"owner\":\"bench:$i\",\"selector\":{\"driver\":\"ice\"},\"config\":{\"vlan\":$((i % 4000 + 1)),\"trust\":true}}"
+        curl -s -o /dev/null -X POST "$ADDR/allocations" -H 'Content-Type: application/json' -d "{\"owner\":\"bench:$i\",\"selector\":{\"driver\":\"ice\"},\"config\":{\"vlan\":$((i % 4000 + 1)),\"trust\":true}}"
     done
     stop
     for run in nothing-to-do after-reboot; do

@@ -76,7 +76,7 @@ def main():
             nonlocal count
             data = json.dumps(body).encode() if isinstance(body, (dict, list)) else body
             request = urllib.request.Request(base + path, data=data, method=method, headers=headers or {})
-            if data is not None:
+            if data is not None and "Content-Type" not in (headers or {}):
                 request.add_header("Content-Type", "application/json")
             try:
                 with urllib.request.urlopen(request) as response:
@@ -123,9 +123,20 @@ def main():
         call("GET", f"/allocations/{allocation['id']}", "/allocations/{id}")
         call("PATCH", f"/allocations/{allocation['id']}", "/allocations/{id}", {"vlan": 11})
         call("PATCH", f"/allocations/{allocation['id']}", "/allocations/{id}", {"vlan": 99999})
+        merge_patch = {"Content-Type": "application/merge-patch+json"}
+        assert call("PATCH", f"/allocations/{allocation['id']}", "/allocations/{id}", {"vlan": 12}, merge_patch)[0] == 200
+        text = {"Content-Type": "text/plain"}
+        assert call("PATCH", f"/allocations/{allocation['id']}", "/allocations/{id}", {"vlan": 13}, text)[0] == 415
+        assert call("POST", "/allocations", "/allocations", {"owner": "vm:c", "pf": e810}, text)[0] == 415
+        assert call("POST", f"/pfs/{e810}/vfs", "/pfs/{address}/vfs", {"count": 3}, text)[0] == 415
+        # Without a tokens file: a rebound Host and a foreign Origin are refused (403).
+        assert call("GET", "/pfs", "/pfs", headers={"Host": "evil.example:8080"})[0] == 403
+        assert call("POST", "/allocations", "/allocations", {"owner": "vm:c", "pf": e810},
+                    {"Origin": "http://evil.example"})[0] == 403
         free_vf = vfs["items"][-1]["address"]
         call("PATCH", f"/vfs/{free_vf}", "/vfs/{address}", {"trust": True})
         call("PATCH", f"/vfs/{free_vf}", "/vfs/{address}", {"trusted": True})
+        assert call("PATCH", f"/vfs/{free_vf}", "/vfs/{address}", {"trust": False}, text)[0] == 415
         call("GET", "/reconcile", "/reconcile")
         call("POST", "/reconcile?dry_run=true", "/reconcile", b"")
         assert call("DELETE", f"/allocations/{allocation['id']}", "/allocations/{id}")[0] == 204

@@ -18,7 +18,7 @@ for _ in $(seq 100); do grep -q listening "$W/out" 2>/dev/null && break; sleep 0
 ADDR=$(grep -o 'http://[0-9.:]*' "$W/out")
 until [ "$(curl -s -o /dev/null -w '%{http_code}' "$ADDR/readyz")" = 200 ]; do sleep 0.1; done
 # Give the E810 VFs so that allocations can succeed and the examples reach the success paths.
-curl -sf -X POST "$ADDR/pfs/0000:5e:00.0/vfs" -d '{"count":16}' >/dev/null
+curl -sf -X POST "$ADDR/pfs/0000:5e:00.0/vfs" -H 'Content-Type: application/json' -d '{"count":16}' >/dev/null
 echo "schemathesis $(schemathesis --version | awk '{print $NF}') against $ADDR, max $N examples per operation"
 # 422 is how sriovd answers a well-formed request that breaks a rule the schema cannot express (a count above
 # the PF's sriov_totalvfs, a setting the driver refuses): valid data may get it without being "rejected".

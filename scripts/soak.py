@@ -29,7 +29,7 @@ def fd_count(pid):
 
 async def roundtrip(reader, writer, method, path, body=None):
     data = json.dumps(body).encode() if body is not None else b""
-    head = f"{method} {path} HTTP/1.1\r\nHost: soak\r\n"
+    head = f"{method} {path} HTTP/1.1\r\nHost: localhost\r\n"
     if body is not None:
         head += f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n"
     writer.write(head.encode() + b"\r\n" + data)
@@ -96,13 +96,13 @@ async def hostile(kind, host, port, stop, rng, counts):
             reader, writer = await asyncio.open_connection(host, port)
             counts[kind] = counts.get(kind, 0) + 1
             if kind == "slowloris":
-                writer.write(b"GET /pfs HTTP/1.1\r\nHost: x\r\n")
+                writer.write(b"GET /pfs HTTP/1.1\r\nHost: localhost\r\n")
                 while not stop.is_set():
                     writer.write(b"X-a: b\r\n")
                     await writer.drain()
                     await asyncio.sleep(1)
             elif kind == "stalled":
-                writer.write(b"POST /allocations HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"own")
+                writer.write(b"POST /allocations HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"own")
                 await writer.drain()
                 await reader.read()                     # until the server gives up on us
             elif kind == "silent":
@@ -113,7 +113,7 @@ async def hostile(kind, host, port, stop, rng, counts):
                 await reader.read()
                 await asyncio.sleep(0.05)
             elif kind == "hugeheaders":
-                writer.write(b"GET /pfs HTTP/1.1\r\nHost: x\r\n" + b"X-Big: " + b"a" * 40000 + b"\r\n\r\n")
+                writer.write(b"GET /pfs HTTP/1.1\r\nHost: localhost\r\n" + b"X-Big: " + b"a" * 40000 + b"\r\n\r\n")
                 await writer.drain()
                 await reader.read()
                 await asyncio.sleep(0.05)
@@ -122,7 +122,7 @@ async def hostile(kind, host, port, stop, rng, counts):
                 for _ in range(2000):
                     if stop.is_set():
                         break
-                    writer.write(b"GET /pfs HTTP/1.1\r\nHost: x\r\n\r\n" * 50)
+                    writer.write(b"GET /pfs HTTP/1.1\r\nHost: localhost\r\n\r\n" * 50)
                     await asyncio.wait_for(writer.drain(), 5)
                 await asyncio.sleep(5)
             writer.close()

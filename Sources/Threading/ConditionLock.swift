@@ -12,7 +12,13 @@ public final class ConditionLock: @unchecked Sendable {
         pthread_mutex_init(mutex, nil)
         condition = .allocate(capacity: 1)
         condition.initialize(to: pthread_cond_t())
-        pthread_cond_init(condition, nil)
+        // Timed waits measure on the monotonic clock, so that setting the wall clock neither shortens nor
+        // stretches them.
+        var attributes = pthread_condattr_t()
+        pthread_condattr_init(&attributes)
+        pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC)
+        pthread_cond_init(condition, &attributes)
+        pthread_condattr_destroy(&attributes)
     }
 
     deinit {
@@ -29,6 +35,17 @@ public final class ConditionLock: @unchecked Sendable {
     /// Releases the lock, sleeps until `signal` or `broadcast` (or a spurious wake-up: wait in a loop that
     /// checks the condition), and takes the lock again. The caller holds the lock.
     public func wait() { pthread_cond_wait(condition, mutex) }
+
+    /// As `wait()`, but wakes by itself once `timeout` has passed. The caller holds the lock.
+    public func wait(timeout: Duration) {
+        var deadline = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &deadline)
+        let (seconds, attoseconds) = timeout.components
+        let nanoseconds = Int(deadline.tv_nsec) + Int(attoseconds / 1_000_000_000)
+        deadline.tv_sec += Int(seconds) + nanoseconds / 1_000_000_000
+        deadline.tv_nsec = nanoseconds % 1_000_000_000
+        pthread_cond_timedwait(condition, mutex, &deadline)
+    }
 
     /// Wakes every waiting thread. Call with the lock held.
     public func broadcast() { pthread_cond_broadcast(condition) }

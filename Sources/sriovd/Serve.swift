@@ -109,9 +109,10 @@ struct Serve: AsyncParsableCommand {
             writeTimeout: .milliseconds(Int(writeTimeout * 1000)), logger: logger)
         let readiness = Readiness(store: store)
         let api = SRIOVAPI(core: core, readiness: readiness)
+        let accessLog = try refusingToStart { try makeAccessLog() }
         let server = HTTPServer(
             configuration: configuration, handler: makeHandler(api: api, security: security), logger: logger,
-            accessLog: AccessLog.makeHook(logger: noAccessLog ? nil : logger))
+            accessLog: AccessLog.makeHook(writer: accessLog))
         let address = try startServer(server, store: store)
         announce(address, configuration: configuration, security: security, logger: logger)
         signals.onReload { Self.reloadTokens(security.tokens, logger: logger) }
@@ -128,6 +129,7 @@ struct Serve: AsyncParsableCommand {
         logger.info("stopping: draining in-flight requests")
         background.stop()
         await server.shutdown()
+        accessLog?.close()
         store.close()
         logger.info("stopped")
     }
@@ -139,6 +141,16 @@ struct Serve: AsyncParsableCommand {
         let level = logLevel
         LoggingSystem.bootstrap { label in LogfmtLogHandler(label: label, level: level) }
         return Logger(label: "sriovd")
+    }
+
+    /// The access log, written in batches off the event loop; nil with --no-access-log or a level above info.
+    private func makeAccessLog() throws -> AccessLogWriter? {
+        guard !noAccessLog, logLevel <= .info else { return nil }
+        do {
+            return try AccessLogWriter.start()
+        } catch {
+            throw Refusal(reason: "the access log cannot start: \(error)")
+        }
     }
 
     /// Runs `body`; a `Refusal` it throws is printed and becomes exit status 2 (other errors pass through).

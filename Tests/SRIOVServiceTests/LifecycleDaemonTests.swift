@@ -79,6 +79,40 @@ import Testing
         try? FileManager.default.removeItem(atPath: folder)
     }
 
+    /// A tokens file its group or others may write is refused at start and on SIGHUP, as OpenSSH refuses such key
+    /// files; on SIGHUP the tokens in force stay.
+    @Test func writableTokensFilesAreRefusedAtStartAndOnReload() async throws {
+        let admin = try await DaemonProcess.run(["token", "create", "root-admin", "--role", "admin"], simulate: false)
+        let adminLines = admin.stdout.split(separator: "\n").filter { !$0.hasPrefix("#") }.map(String.init)
+        let (token, line) = (adminLines[0], adminLines[1])
+        let folder = NSTemporaryDirectory() + "sriovd-tokens-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let tokens = folder + "/tokens"
+        try "\(line)\n".write(toFile: tokens, atomically: true, encoding: .utf8)
+
+        #expect(chmod(tokens, 0o664) == 0)
+        let refused = try await DaemonProcess.run(["serve", "--listen", "127.0.0.1:0", "--tokens", tokens])
+        #expect(refused.status == 2)
+        #expect(
+            refused.stderr.contains(
+                "refusing to start: the tokens file \(tokens): is writable by its group (mode 0664)"),
+            "\(refused.stderr)")
+        #expect(refused.stderr.contains("chmod go-w \(tokens)"))
+
+        #expect(chmod(tokens, 0o600) == 0)
+        let daemon = try await DaemonProcess.start(["serve", "--listen", "127.0.0.1:0", "--tokens", tokens])
+        let port = try #require(daemon.port)
+        let bearer = ["Authorization": "Bearer \(token)"]
+        #expect(try await TestClient(port: port).request("GET", "/pfs", headers: bearer).status == 200)
+        #expect(chmod(tokens, 0o602) == 0)
+        daemon.signal(SIGHUP)
+        try await waitUntil("the writable file is refused") { daemon.stderr.contains("tokens file not re-read") }
+        #expect(daemon.stderr.contains("is writable by others (mode 0602)"), "\(daemon.stderr)")
+        #expect(try await TestClient(port: port).request("GET", "/pfs", headers: bearer).status == 200)
+        #expect(try await daemon.stop() == 0)
+    }
+
     @Test(arguments: ["@sriovd-notify-", "/tmp/sriovd-notify-"])
     func notifiesSystemdReadyAndStopping(prefix: String) async throws {
         let name = prefix + UUID().uuidString.prefix(8)
@@ -100,7 +134,7 @@ import Testing
         let port = try #require(daemon.port)
         let body = Array(#"{"owner": "vm:graceful", "pf": "0000:3b:00.0"}"#.utf8)
         let head =
-            "POST /allocations HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+            "POST /allocations HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
             + "Content-Length: \(body.count)\r\n\r\n"
         let client = try TestClient(port: port)
         // Half a request is in flight when SIGTERM arrives.
@@ -117,6 +151,10 @@ import Testing
         #expect(response.header("Connection") == "close")
         #expect(try await daemon.stop() == 0)
         #expect(daemon.stderr.contains("msg=stopped"))
+        let accessLine = try #require(
+            daemon.stderr.range(of: "http.route=/allocations http.status=201"), "the access log is on by default")
+        let stopped = try #require(daemon.stderr.range(of: "msg=stopped"))
+        #expect(accessLine.lowerBound < stopped.lowerBound, "the access log is written out before the daemon stops")
 
         let again = try await DaemonProcess.start(["serve", "--listen", "127.0.0.1:0"], directory: daemon.directory)
         let held = try await TestClient(port: try #require(again.port)).get("/allocations?owner=vm:graceful")

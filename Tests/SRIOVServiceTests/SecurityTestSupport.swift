@@ -24,7 +24,12 @@ final class SecuredDaemon {
     let port: UInt16
     let socketPath: String
 
-    init(unixRoles: UnixRoleMap = UnixRoleMap(), anonymousTCPRole: Role? = nil, unixMode: UInt32 = 0o660) async throws {
+    /// `withTokens: false` is tokenless loopback mode, as `sriovd serve` starts without `--tokens` (give
+    /// `anonymousTCPRole: .admin` with it).
+    init(
+        unixRoles: UnixRoleMap = UnixRoleMap(), anonymousTCPRole: Role? = nil, unixMode: UInt32 = 0o660,
+        withTokens: Bool = true
+    ) async throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("sriovd-sec-\(UUID().uuidString)")
         try SimulatedHost.ensure(at: directory, profiles: SimulatedHost.defaultProfiles)
         let hardware = HardwareHost.simulated(at: directory)
@@ -41,7 +46,7 @@ final class SecuredDaemon {
             TokenEntry(name: "\(role)-bot", role: role, digest: TokenStore.digest(of: Self.tokens[role]!))
         }
         let handler = AccessControl(
-            router: router, tokens: TokenStore(entries: entries), unixRoles: unixRoles,
+            router: router, tokens: withTokens ? TokenStore(entries: entries) : nil, unixRoles: unixRoles,
             anonymousTCPRole: anonymousTCPRole)
         // Short enough for sun_path (108 bytes), unique per daemon.
         socketPath = "/tmp/sriovd-test-\(UUID().uuidString.prefix(8)).sock"
@@ -49,7 +54,7 @@ final class SecuredDaemon {
         configuration.port = 0
         configuration.unixSocket = .init(path: socketPath, mode: unixMode)
         server = HTTPServer(
-            configuration: configuration, handler: handler, logger: logger, accessLog: AccessLog.makeHook(logger: nil))
+            configuration: configuration, handler: handler, logger: logger, accessLog: AccessLog.makeHook(writer: nil))
         port = try server.start().port
     }
 

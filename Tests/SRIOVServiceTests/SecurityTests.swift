@@ -44,6 +44,26 @@ import Testing
         }
     }
 
+    @Test func tokensFilesOthersMayWriteAreRefused() throws {
+        #expect(TokenFile.writableByOthers(mode: 0o600) == nil)
+        #expect(TokenFile.writableByOthers(mode: 0o644) == nil)
+        #expect(TokenFile.writableByOthers(mode: 0o100444) == nil, "file type bits are not permissions")
+        #expect(TokenFile.writableByOthers(mode: 0o664)?.hasPrefix("is writable by its group (mode 0664)") == true)
+        #expect(TokenFile.writableByOthers(mode: 0o642)?.hasPrefix("is writable by others (mode 0642)") == true)
+        #expect(TokenFile.writableByOthers(mode: 0o666)?.hasPrefix("is writable by its group and by others") == true)
+
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("tokens-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let entry = TokenEntry(name: "a", role: .reader, digest: TokenStore.digest(of: "t"))
+        try (entry.line + "\n").write(toFile: path, atomically: true, encoding: .utf8)
+        #expect(chmod(path, 0o620) == 0)
+        let error = #expect(throws: TokenFileError.self) { try TokenStore(path: path) }
+        let reason = try #require(TokenFile.writableByOthers(mode: 0o620))
+        #expect(error?.description == "\(path): \(reason); run: chmod go-w \(path)")
+        #expect(chmod(path, 0o640) == 0)
+        #expect(try TokenStore(path: path).authenticate("t") == entry)
+    }
+
     @Test func generatedTokensAuthenticateAndOthersDoNot() {
         let first = GeneratedToken(name: "one", role: .admin)
         let second = GeneratedToken(name: "two", role: .reader)

@@ -74,10 +74,28 @@ final class TestClient {
 
     func get(_ path: String) async throws -> Response { try await request("GET", path) }
 
+    /// Sends `head` (the request line and header fields, each ending in CRLF) and `body` exactly as given, with
+    /// `Content-Length` added when there is a body, and waits for the response on a thread of its own.
+    func raw(_ head: String, body: String = "") async throws -> Response {
+        let length = body.isEmpty ? "" : "Content-Length: \(body.utf8.count)\r\n"
+        let bytes = Array((head + length + "\r\n" + body).utf8)
+        let method = String(head.prefix { $0 != " " })
+        let box = UncheckedBox(self)
+        return try await withCheckedThrowingContinuation { continuation in
+            Thread {
+                continuation.resume(
+                    with: Result {
+                        try box.value.send(bytes)
+                        return try box.value.readResponse(method: method)
+                    })
+            }.start()
+        }
+    }
+
     func blockingRequest(
         _ method: String, _ path: String, payload: [UInt8], headers: [String: String]
     ) throws -> Response {
-        var head = "\(method) \(path) HTTP/1.1\r\nHost: test\r\n"
+        var head = "\(method) \(path) HTTP/1.1\r\nHost: localhost\r\n"
         for (name, value) in headers { head += "\(name): \(value)\r\n" }
         if !payload.isEmpty || method == "POST" || method == "PATCH" {
             head += "Content-Type: application/json\r\nContent-Length: \(payload.count)\r\n"

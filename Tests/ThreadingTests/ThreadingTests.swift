@@ -27,6 +27,15 @@ import Threading
         #expect(report.name == "a-very-long-thr")
     }
 
+    @Test func aTimedWaitReturnsByItselfAfterItsTimeout() {
+        let lock = ConditionLock()
+        let start = ContinuousClock.now
+        lock.withLock { lock.wait(timeout: .milliseconds(30)) }
+        let waited = ContinuousClock.now - start
+        #expect(waited >= .milliseconds(30), "waited \(waited)")
+        #expect(waited < .seconds(5), "waited \(waited)")
+    }
+
     @Test func manyWaitersAllWakeOnBroadcast() throws {
         let report = Report()
         let woken = ConditionLock()

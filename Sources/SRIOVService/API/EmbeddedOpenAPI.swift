@@ -18,6 +18,16 @@ enum EmbeddedOpenAPI {
             may also create, change and release allocations; `admin` may also set VF counts, change the settings of
             free VFs and run reconcile. A missing or unknown token is 401 with `WWW-Authenticate: Bearer
             realm="sriovd"`; a caller without the role is 403 (`urn:sriovd:problem:forbidden`, with `required_role`).
+
+            Cross-site requests: a request body must be `application/json` (a PATCH's may also be
+            `application/merge-patch+json`); the only parameter allowed is `charset=utf-8`. A request that declares
+            a body (a `Content-Length` other than 0, or a `Transfer-Encoding`) with any other `Content-Type`, or none,
+            is 415 (`urn:sriovd:problem:unsupported-media-type`); a request without a body needs no `Content-Type`.
+            Without a tokens file, a TCP request must be addressed to loopback (`Host` is `localhost`, an address in
+            127.0.0.0/8 or `[::1]`, with any port) and carry no `Origin` but sriovd's own (`http://` and the `Host`);
+            otherwise it is 403 (`urn:sriovd:problem:non-loopback-host`, `urn:sriovd:problem:cross-origin-request`),
+            which keeps web pages (DNS rebinding, cross-site forms) from acting for the local user. CORS is off: no
+            response carries `Access-Control-*` fields.
           license:
             name: Apache-2.0
             identifier: Apache-2.0
@@ -201,6 +211,7 @@ enum EmbeddedOpenAPI {
                 "404": { $ref: "#/components/responses/Problem" }
                 "409": { $ref: "#/components/responses/Problem" }
                 "413": { $ref: "#/components/responses/Problem" }
+                "415": { $ref: "#/components/responses/UnsupportedMediaType" }
                 "422": { $ref: "#/components/responses/Problem" }
                 "500": { $ref: "#/components/responses/Problem" }
                 "503": { $ref: "#/components/responses/Problem" }
@@ -271,6 +282,8 @@ enum EmbeddedOpenAPI {
                 content:
                   application/json:
                     schema: { $ref: "#/components/schemas/VFConfig" }
+                  application/merge-patch+json:
+                    schema: { $ref: "#/components/schemas/VFConfig" }
               responses:
                 "401": { $ref: "#/components/responses/Unauthorized" }
                 "403": { $ref: "#/components/responses/Forbidden" }
@@ -282,6 +295,7 @@ enum EmbeddedOpenAPI {
                 "400": { $ref: "#/components/responses/Problem" }
                 "404": { $ref: "#/components/responses/Problem" }
                 "409": { $ref: "#/components/responses/Problem" }
+                "415": { $ref: "#/components/responses/UnsupportedMediaType" }
                 "422": { $ref: "#/components/responses/Problem" }
                 "500": { $ref: "#/components/responses/Problem" }
                 "503": { $ref: "#/components/responses/Problem" }
@@ -331,6 +345,7 @@ enum EmbeddedOpenAPI {
                 "404": { $ref: "#/components/responses/Problem" }
                 "409": { $ref: "#/components/responses/Problem" }
                 "413": { $ref: "#/components/responses/Problem" }
+                "415": { $ref: "#/components/responses/UnsupportedMediaType" }
                 "422": { $ref: "#/components/responses/Problem" }
                 "500": { $ref: "#/components/responses/Problem" }
                 "503": { $ref: "#/components/responses/Problem" }
@@ -401,6 +416,8 @@ enum EmbeddedOpenAPI {
                 content:
                   application/json:
                     schema: { $ref: "#/components/schemas/VFConfig" }
+                  application/merge-patch+json:
+                    schema: { $ref: "#/components/schemas/VFConfig" }
               responses:
                 "401": { $ref: "#/components/responses/Unauthorized" }
                 "403": { $ref: "#/components/responses/Forbidden" }
@@ -412,6 +429,7 @@ enum EmbeddedOpenAPI {
                 "400": { $ref: "#/components/responses/Problem" }
                 "404": { $ref: "#/components/responses/Problem" }
                 "409": { $ref: "#/components/responses/Problem" }
+                "415": { $ref: "#/components/responses/UnsupportedMediaType" }
                 "422": { $ref: "#/components/responses/Problem" }
                 "500": { $ref: "#/components/responses/Problem" }
                 "503": { $ref: "#/components/responses/Problem" }
@@ -660,17 +678,51 @@ enum EmbeddedOpenAPI {
                 application/problem+json:
                   schema: { $ref: "#/components/schemas/Problem" }
             Forbidden:
-              description: The caller lacks the role the route needs (`urn:sriovd:problem:forbidden`).
+              description: >-
+                The caller lacks the role the route needs (`urn:sriovd:problem:forbidden`, with `required_role`); or,
+                without a tokens file, the request is addressed to a name that is not loopback
+                (`urn:sriovd:problem:non-loopback-host`) or comes from another web origin
+                (`urn:sriovd:problem:cross-origin-request`).
+              content:
+                application/problem+json:
+                  schema:
+                    oneOf:
+                      - allOf:
+                          - { $ref: "#/components/schemas/Problem" }
+                          - type: object
+                            required: [required_role]
+                            properties:
+                              type: { const: "urn:sriovd:problem:forbidden" }
+                              required_role: { type: string, enum: [reader, operator, admin] }
+                              role: { type: string, enum: [reader, operator, admin] }
+                      - allOf:
+                          - { $ref: "#/components/schemas/Problem" }
+                          - type: object
+                            properties:
+                              type:
+                                enum: ["urn:sriovd:problem:non-loopback-host", "urn:sriovd:problem:cross-origin-request"]
+            UnsupportedMediaType:
+              description: >-
+                The request has a body whose `Content-Type` is not JSON, or none (`urn:sriovd:problem:unsupported-media-type`).
+              headers:
+                Accept-Post:
+                  description: The media types a POST body may have (`application/json`).
+                  schema: { type: string }
+                Accept-Patch:
+                  description: The media types a PATCH body may have (`application/json, application/merge-patch+json`).
+                  schema: { type: string }
               content:
                 application/problem+json:
                   schema:
                     allOf:
                       - { $ref: "#/components/schemas/Problem" }
                       - type: object
-                        required: [required_role]
+                        required: [accepted_media_types]
                         properties:
-                          required_role: { type: string, enum: [reader, operator, admin] }
-                          role: { type: string, enum: [reader, operator, admin] }
+                          type: { const: "urn:sriovd:problem:unsupported-media-type" }
+                          accepted_media_types:
+                            type: array
+                            items: { type: string, enum: [application/json, application/merge-patch+json] }
           schemas:
             PCIAddress:
               type: string

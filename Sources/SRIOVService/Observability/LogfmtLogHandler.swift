@@ -43,7 +43,8 @@ public struct LogfmtLogHandler: LogHandler {
         output(line + "\n")
     }
 
-    private static let writeLock = Mutex(())
+    /// Held while a line or a batch of lines is written to standard error, so that no two interleave.
+    static let writeLock = Mutex(())
 
     @Sendable static func writeToStandardError(_ line: String) {
         writeLock.withLock { _ in Console.write(line, to: 2) }
@@ -78,36 +79,5 @@ public struct LogfmtLogHandler: LogHandler {
         var out = ""
         value.appendQuoted(to: &out, escapingDelete: true)
         return out
-    }
-}
-
-/// The HTTP server's access-log hook: counts every response in `Metrics`, and logs it as one line (unless the
-/// access log is off) with the request id, method, route pattern, path, status, duration, peer and actor.
-public enum AccessLog {
-    public static func makeHook(logger: Logger?, metrics: Metrics = .shared)
-        -> @Sendable (HTTPRequest, HTTPResponse, RequestContext, Duration) -> Void
-    {
-        { request, response, context, elapsed in
-            metrics.observe(request, response, context, elapsed)
-            guard let logger, logger.logLevel <= .info else { return }
-            var metadata: Logger.Metadata = [
-                "request_id": "\(context.requestID)",
-                "http.method": "\(request.method.rawValue)",
-                "http.route": "\(context.annotations.route ?? "-")",
-                "http.path": "\(request.path)",
-                "http.status": "\(response.status.code)",
-                "duration_ms": "\(milliseconds(elapsed))",
-                "peer": "\(context.remoteAddress)",
-            ]
-            if let actor = context.annotations.actor { metadata["actor"] = "\(actor)" }
-            logger.info("request", metadata: metadata)
-        }
-    }
-
-    /// `elapsed` in milliseconds with three decimals ("0.042").
-    public static func milliseconds(_ elapsed: Duration) -> String {
-        let micros =
-            max(0, elapsed.components.seconds) * 1_000_000 + max(0, elapsed.components.attoseconds) / 1_000_000_000_000
-        return "\(micros / 1000)." + (micros % 1000).zeroPadded(toWidth: 3)
     }
 }

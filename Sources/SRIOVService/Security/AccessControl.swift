@@ -11,6 +11,9 @@ import HTTPServer
 /// - otherwise a TCP peer: `anonymousTCPRole` when set (no tokens file, loopback only: local development),
 ///   else 401.
 ///
+/// Then, without a tokens file, a TCP request must be addressed to loopback and come from no other web origin
+/// (`LoopbackOrigin`, 403); once the role is checked, a body must be JSON (`RequestMediaType`, 415).
+///
 /// A refused request that may change something (any method but GET, HEAD, OPTIONS, TRACE) is reported to the
 /// router's `onRefusal` before it is answered, with the actor as far as it is known (`SRIOVAPI` audits it).
 public struct AccessControl: HTTPHandler {
@@ -52,12 +55,18 @@ public struct AccessControl: HTTPHandler {
             return refuse(request, context: context, route: route, refusal, actor: Self.unauthenticatedActor(context))
         }
         context.annotations.actor = identity.actor
+        if tokens == nil, !context.isUnixPeer, let refusal = LoopbackOrigin.refusal(for: request) {
+            return refuse(request, context: context, route: route, refusal, actor: identity.actor)
+        }
         guard let role = identity.role, role >= required else {
             let has = identity.role.map { "the role \($0)" } ?? "no role"
             let refusal = Refusal.forbidden(
                 "\(request.method.rawValue) \(pattern ?? request.path) needs the role \(required); "
                     + "\(identity.actor) has \(has).",
                 required: required, role: identity.role)
+            return refuse(request, context: context, route: route, refusal, actor: identity.actor)
+        }
+        if let refusal = RequestMediaType.refusal(for: request) {
             return refuse(request, context: context, route: route, refusal, actor: identity.actor)
         }
         return router.handle(request, context: context.replacingPeer(identity.actor))
@@ -129,7 +138,8 @@ public struct AccessControl: HTTPHandler {
     }
 }
 
-/// A request refused before it reached its route: 401 (who are you?) or 403 (not allowed).
+/// A request refused before it reached its route: 401 (who are you?), 403 (not allowed, or not from sriovd's own
+/// origin: `LoopbackOrigin`) or 415 (a body that is not JSON: `RequestMediaType`).
 struct Refusal: Error {
     var status: Int
     var slug: String
@@ -137,6 +147,8 @@ struct Refusal: Error {
     /// RFC 6750 §3.1 error code for the WWW-Authenticate challenge.
     var challengeError: String?
     var extensions: [String: ProblemValue] = [:]
+    /// Header fields the answer carries besides the problem's (`Accept-Post` with a 415).
+    var headers: [(name: String, value: String)] = []
 
     static func unauthenticated(_ detail: String, error: String?) -> Refusal {
         Refusal(status: 401, slug: "unauthenticated", detail: detail, challengeError: error)
@@ -151,8 +163,9 @@ struct Refusal: Error {
     func response(instance: String) -> HTTPResponse {
         var response = HTTPResponse.problem(
             ProblemDetails(
-                type: "urn:sriovd:problem:\(slug)", title: status == 401 ? "Unauthorized" : "Forbidden",
-                status: status, detail: detail, instance: instance, extensions: extensions))
+                type: "urn:sriovd:problem:\(slug)", title: HTTPStatus(code: status).reason, status: status,
+                detail: detail, instance: instance, extensions: extensions))
+        for field in headers { response.headers.add(field.name, field.value) }
         if status == 401 {
             var challenge = "Bearer realm=\"sriovd\""
             if let challengeError { challenge += ", error=\"\(challengeError)\"" }

@@ -75,21 +75,45 @@ public enum TokenFile {
         return entries
     }
 
-    /// Reads and parses the tokens file at `path`.
+    /// Reads and parses the tokens file at `path`. A file that its group or others may write is refused, as
+    /// OpenSSH refuses such key files: whoever can write it can give a token of their own any role. The mode is
+    /// read from the open file, so the text parsed is the text whose mode was checked.
     public static func load(path: String) throws(TokenFileError) -> [TokenEntry] {
-        guard access(path, R_OK) == 0 else {
-            throw TokenFileError(path: path, line: nil, reason: "cannot be read (\(String(cString: strerror(errno))))")
-        }
-        let data: Data
-        do {
-            data = try Data(contentsOf: URL(fileURLWithPath: path))
-        } catch {
-            throw TokenFileError(path: path, line: nil, reason: "cannot be read (\(error))")
-        }
-        guard let text = String(data: data, encoding: .utf8) else {
-            throw TokenFileError(path: path, line: nil, reason: "is not UTF-8 text")
-        }
+        func fail(_ reason: String) -> TokenFileError { TokenFileError(path: path, line: nil, reason: reason) }
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw fail("cannot be read (\(String(cString: strerror(errno))))") }
+        defer { close(fd) }
+        var status = stat()
+        guard fstat(fd, &status) == 0 else { throw fail("cannot be read (\(String(cString: strerror(errno))))") }
+        if let refusal = writableByOthers(mode: status.st_mode) { throw fail(refusal + "; run: chmod go-w \(path)") }
+        guard let bytes = readAll(fd) else { throw fail("cannot be read (\(String(cString: strerror(errno))))") }
+        guard let text = String(validating: bytes, as: UTF8.self) else { throw fail("is not UTF-8 text") }
         return try parse(text, path: path)
+    }
+
+    /// Why a file of `mode` may not hold tokens ("is writable by its group (mode 0664)"), or nil when neither its
+    /// group nor others may write it.
+    public static func writableByOthers(mode: mode_t) -> String? {
+        let group = mode & S_IWGRP != 0
+        let others = mode & S_IWOTH != 0
+        guard group || others else { return nil }
+        let who = group && others ? "its group and by others" : group ? "its group" : "others"
+        let octal = String(mode & 0o7777, radix: 8)
+        return "is writable by \(who) (mode \(String(repeating: "0", count: max(0, 4 - octal.count)) + octal)), "
+            + "so anyone who can write it could give a token of their own any role"
+    }
+
+    /// The rest of the file `fd`, or nil when a read fails.
+    private static func readAll(_ fd: Int32) -> [UInt8]? {
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 16 * 1024)
+        while true {
+            let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if count < 0 && errno == EINTR { continue }
+            if count < 0 { return nil }
+            if count == 0 { return bytes }
+            bytes += chunk[..<count]
+        }
     }
 
     static func hexBytes(_ text: some StringProtocol) -> [UInt8]? {
