@@ -50,18 +50,6 @@ public final class ConditionLock: @unchecked Sendable {
     /// Wakes every waiting thread. Call with the lock held.
     public func broadcast() { pthread_cond_broadcast(condition) }
 
-    /// Like `wait`, but gives up after `duration` (the lock held again either way).
-    public func wait(for duration: Duration) {
-        var now = timespec()
-        clock_gettime(CLOCK_REALTIME, &now)
-        let (seconds, attoseconds) = duration.components
-        var nanoseconds = Int(now.tv_nsec) + Int(attoseconds / 1_000_000_000)
-        var deadline = timespec(tv_sec: now.tv_sec + Int(seconds) + nanoseconds / 1_000_000_000, tv_nsec: 0)
-        nanoseconds %= 1_000_000_000
-        deadline.tv_nsec = nanoseconds
-        pthread_cond_timedwait(condition, mutex, &deadline)
-    }
-
     public func withLock<Result>(_ body: () throws -> Result) rethrows -> Result {
         lock()
         defer { unlock() }

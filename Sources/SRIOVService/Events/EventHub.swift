@@ -125,7 +125,7 @@ final class EventHub: @unchecked Sendable {
         condition.lock()
         defer { condition.unlock() }
         while running && !dirty && ContinuousClock.now - lastHeartbeat < limits.heartbeat {
-            condition.wait(for: limits.heartbeat)
+            condition.wait(timeout: limits.heartbeat)
         }
         guard running else { return nil }
         dirty = false
