@@ -83,6 +83,9 @@ public struct AccessPolicy: Sendable {
         (.GET, "/audit", .role(.reader)),
         (.GET, "/reconcile", .role(.reader)),
         (.POST, "/reconcile", .role(.admin)),
+        (.GET, "/events", .role(.reader)),
+        (.GET, "/operations", .role(.reader)),
+        (.GET, "/operations/{id}", .role(.reader)),
         // The dashboard's files hold no data: a browser loads them before it has a token to send. Every request
         // the page makes for data needs the role of the route it calls.
         (.GET, "/ui", .open),
