@@ -113,4 +113,24 @@ if errors:
     sys.exit(1)
 print(f"daemonset.yaml, sriovd.service, sriovd.env and Containerfile: {len(env)} variables checked")
 PY
+echo "== deploy/prometheus: alerting rules (promtool check rules, promtool test rules)"
+promtool check rules deploy/prometheus/alerts.yaml
+(cd deploy/prometheus && promtool test rules alerts.test.yaml)
+echo "== deploy/grafana: the dashboard names only metrics sriovd serves"
+python3 - <<'PY'
+import json, re, sys
+dashboard = json.load(open("deploy/grafana/sriovd.json"))
+served = set(re.findall(r"\bsriovd_[a-z_]+", open("README.md").read()))
+served |= {name + suffix for name in list(served) for suffix in ("_bucket", "_sum", "_count")}
+exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+used = {m for e in exprs for m in re.findall(r"\bsriovd_[a-z_]+", e)}
+unknown = sorted(used - served)
+if unknown or not exprs:
+    sys.exit(f"FAIL: deploy/grafana/sriovd.json uses metrics the README does not list: {unknown}")
+titles = " ".join(p["title"].lower() for p in dashboard["panels"])
+for topic in ["capacity", "held", "dirty", "errno", "latency", "reconcile"]:
+    if topic not in titles:
+        sys.exit(f"FAIL: deploy/grafana/sriovd.json has no panel about {topic}")
+print(f"sriovd.json: {len(dashboard['panels'])} panels, {len(used)} metrics, all served")
+PY
 echo "== deploy/: all checks passed"

@@ -11,6 +11,8 @@ echo "== swift test"
 swift test --no-parallel
 echo "== openapi.yaml is a valid OpenAPI 3.1 document, and the live server conforms to it"
 python3 scripts/check-openapi.py
+echo "== the dashboard in a real browser (chromium headless, chromedriver, Selenium)"
+python3 scripts/check-ui.py
 echo "== the README's curl walk-through"
 ./scripts/check-readme.sh
 echo "== swift format lint --strict"

@@ -47,12 +47,15 @@ public final class SimulatedRTNetlink: RTNetlinkTransport {
         public var accepts8021AD: Bool
         /// A `max_tx_rate` above this (Mbit/s, the link speed) is `EINVAL`; nil for no check.
         public var linkSpeed: UInt32?
+        /// false: no `ndo_get_vf_stats`, so the kernel reports every VF counter as 0 (igb).
+        public var reportsVFStats = true
 
         /// Intel 82576 as the 6.1 kernel's igb treats it (observed in the lab): mac, vlan + qos, spoofchk,
         /// trust and max rate (up to the 1000 Mbit/s link) accepted; min rate `EINVAL`, link state
         /// `EOPNOTSUPP`, 802.1ad `EPROTONOSUPPORT`.
         public static let igb = DriverProfile(
-            name: "igb", acceptsMinTxRate: false, acceptsLinkState: false, accepts8021AD: false, linkSpeed: 1000)
+            name: "igb", acceptsMinTxRate: false, acceptsLinkState: false, accepts8021AD: false, linkSpeed: 1000,
+            reportsVFStats: false)
 
         /// A driver that implements every VF setting (ice, mlx5, netdevsim).
         public static let permissive = DriverProfile(
@@ -93,7 +96,14 @@ public final class SimulatedRTNetlink: RTNetlinkTransport {
         var state: VFState
         var addressLength: Int
         var withStats: Bool
+        var counters: [UInt64]
     }
+
+    /// Traffic counters by netdev and VF number. A VF with a MAC set is taken to be in use and sees traffic: each
+    /// read of its stats advances its counters by fixed steps (see `advanceTraffic`), so a given sequence of reads
+    /// always gives the same numbers. A VF with no MAC stays at 0, as do a driver's VFs without
+    /// `ndo_get_vf_stats`. Counters live in memory only, as a driver's do: a restart starts them again at 0.
+    private let traffic = Mutex<[String: [UInt64]]>([:])
 
     /// - Parameters:
     ///   - stateDirectory: the folder of the per-netdev JSON files (created on first write).
@@ -324,16 +334,21 @@ public final class SimulatedRTNetlink: RTNetlinkTransport {
             let withStats = extMask & ABI.RTEXT_FILTER_SKIP_STATS == 0
             w.attribute(ABI.IFLA_NUM_VF, u32: UInt32(link.numVFs))
             w.nested(ABI.IFLA_VFINFO_LIST) { list in
+                let profile = DriverProfile.forDriver(link.driver)
                 for vf in 0..<link.numVFs {
                     let settings = state.vfs[String(vf)] ?? VFState()
+                    let inUse = withStats && profile.reportsVFStats && settings.mac != VFState().mac
+                    let counters = inUse ? advanceTraffic(link.name, vf: vf) : Self.idleCounters
                     let key = EncodedVFKey(
-                        vf: UInt32(vf), state: settings, addressLength: link.address.count, withStats: withStats)
+                        vf: UInt32(vf), state: settings, addressLength: link.address.count, withStats: withStats,
+                        counters: counters)
                     if let encoded = encodedVFs.withLock({ $0[key] }) {
                         list.append(encoded)
                         continue
                     }
                     var one = ByteWriter()
-                    writeVFInfo(&one, vf: key.vf, settings, addressLength: key.addressLength, withStats)
+                    writeVFInfo(
+                        &one, vf: key.vf, settings, addressLength: key.addressLength, withStats ? counters : nil)
                     list.append(one.bytes)
                     encodedVFs.withLock { cache in
                         if cache.count >= 8192 { cache.removeAll(keepingCapacity: true) }
@@ -346,8 +361,28 @@ public final class SimulatedRTNetlink: RTNetlinkTransport {
         return w.bytes
     }
 
+    /// The `IFLA_VF_STATS` members in the kernel's order: rx/tx packets, rx/tx bytes, broadcast, multicast, then
+    /// (after the unused `IFLA_VF_STATS_PAD`, 6) rx and tx dropped.
+    static let statsTypes: [UInt16] = [0, 1, 2, 3, 4, 5, 7, 8]
+    static let idleCounters = [UInt64](repeating: 0, count: statsTypes.count)
+
+    /// Advances one VF's counters by one read's worth of traffic and returns them. The steps differ by VF number,
+    /// so VFs are told apart; every 5th VF drops one received packet per read.
+    private func advanceTraffic(_ name: String, vf: Int) -> [UInt64] {
+        let packets = UInt64(1000 + 10 * vf)
+        let step: [UInt64] = [
+            packets, packets * 4 / 5, packets * 600, packets * 4 / 5 * 700, 3, 12, vf % 5 == 0 ? 1 : 0, 0,
+        ]
+        return traffic.withLock { all in
+            var counters = all["\(name)/\(vf)"] ?? Self.idleCounters
+            for i in counters.indices { counters[i] &+= step[i] }
+            all["\(name)/\(vf)"] = counters
+            return counters
+        }
+    }
+
     private func writeVFInfo(
-        _ w: inout ByteWriter, vf: UInt32, _ s: VFState, addressLength: Int, _ withStats: Bool
+        _ w: inout ByteWriter, vf: UInt32, _ s: VFState, addressLength: Int, _ counters: [UInt64]?
     ) {
         func pair(_ w: inout ByteWriter, _ type: UInt16, _ value: UInt32) {
             var p = ByteWriter()
@@ -384,11 +419,11 @@ public final class SimulatedRTNetlink: RTNetlinkTransport {
                 vlan.zeros(2)
                 list.attribute(ABI.IFLA_VF_VLAN_INFO, vlan.bytes)
             }
-            if withStats {
+            if let counters {
                 w.nested(ABI.IFLA_VF_STATS) { stats in
-                    for type: UInt16 in [0, 1, 2, 3, 4, 5, 7, 8] {
+                    for (type, value) in zip(Self.statsTypes, counters) {
                         var counter = ByteWriter()
-                        counter.u64(0)
+                        counter.u64(value)
                         stats.attribute(type, counter.bytes)
                     }
                 }

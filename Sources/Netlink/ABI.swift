@@ -57,6 +57,16 @@ package enum ABI {
     package static let IFLA_VF_BROADCAST: UInt16 = 13
     package static let IFLA_VF_VLAN_INFO: UInt16 = 1
 
+    // if_link.h: members of IFLA_VF_STATS, each a u64 (IFLA_VF_STATS_PAD, 6, is alignment padding).
+    package static let IFLA_VF_STATS_RX_PACKETS: UInt16 = 0
+    package static let IFLA_VF_STATS_TX_PACKETS: UInt16 = 1
+    package static let IFLA_VF_STATS_RX_BYTES: UInt16 = 2
+    package static let IFLA_VF_STATS_TX_BYTES: UInt16 = 3
+    package static let IFLA_VF_STATS_BROADCAST: UInt16 = 4
+    package static let IFLA_VF_STATS_MULTICAST: UInt16 = 5
+    package static let IFLA_VF_STATS_RX_DROPPED: UInt16 = 7
+    package static let IFLA_VF_STATS_TX_DROPPED: UInt16 = 8
+
     /// `struct ifla_vf_mac { __u32 vf; __u8 mac[32]; }`
     package static let vfMACSize = 36
     package static let vfMACBytes = 32

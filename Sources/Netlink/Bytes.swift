@@ -107,6 +107,11 @@ package struct ByteReader {
         return value
     }
 
+    package func u64(at offset: Int) -> UInt64? {
+        guard let low = u32(at: offset), let high = u32(at: offset + 4) else { return nil }
+        return UInt64(low) | UInt64(high) << 32
+    }
+
     package func i32(at offset: Int) -> Int32? { u32(at: offset).map { Int32(bitPattern: $0) } }
 
     package func slice(_ offset: Int, _ length: Int) -> ArraySlice<UInt8>? {

@@ -13,7 +13,18 @@ public struct RTNetlinkClient: Sendable {
     /// The interface with its VF list (`RTM_GETLINK` with `RTEXT_FILTER_VF | RTEXT_FILTER_SKIP_STATS`).
     /// A missing interface is `ENODEV`.
     public func link(_ selector: LinkSelector) throws(NetlinkError) -> LinkInfo {
-        let replies = try exchange(RTNetlinkCodec.makeGetLink(selector))
+        try link(selector, extMask: RTNetlinkCodec.defaultExtMask)
+    }
+
+    /// The interface with its VF list and each VF's traffic counters (`IFLA_VF_STATS`: `RTEXT_FILTER_VF` alone).
+    /// The kernel fills the stats in under RTNL, so this costs the driver more than `link(_:)`; use it for reads
+    /// that show traffic, not for every settings read.
+    public func linkWithStats(_ selector: LinkSelector) throws(NetlinkError) -> LinkInfo {
+        try link(selector, extMask: ABI.RTEXT_FILTER_VF)
+    }
+
+    private func link(_ selector: LinkSelector, extMask: UInt32) throws(NetlinkError) -> LinkInfo {
+        let replies = try exchange(RTNetlinkCodec.makeGetLink(selector, extMask: extMask))
         for reply in replies {
             if case .link(let link) = reply { return link }
         }

@@ -299,11 +299,35 @@ public enum RTNetlinkCodec {
             case ABI.IFLA_VF_LINK_STATE:
                 guard let value = r.u32(at: 4) else { continue }
                 vf.linkState = VFLinkState(rawValue: value)
+            case ABI.IFLA_VF_STATS:
+                guard let members = try? attribute.nested() else { continue }
+                vf.stats = parseVFStats(members)
             default:
                 continue
             }
         }
         if let index, let number = Int(exactly: index) { vf.index = number }
         return vf
+    }
+
+    /// The members of `IFLA_VF_STATS`: each a u64 in host order; one too short, or of a type this code does not
+    /// know, is left out (nil).
+    static func parseVFStats(_ members: [NetlinkAttribute]) -> VFStats {
+        var stats = VFStats()
+        for member in members {
+            guard let value = member.reader.u64(at: 0) else { continue }
+            switch member.type {
+            case ABI.IFLA_VF_STATS_RX_PACKETS: stats.rxPackets = value
+            case ABI.IFLA_VF_STATS_TX_PACKETS: stats.txPackets = value
+            case ABI.IFLA_VF_STATS_RX_BYTES: stats.rxBytes = value
+            case ABI.IFLA_VF_STATS_TX_BYTES: stats.txBytes = value
+            case ABI.IFLA_VF_STATS_BROADCAST: stats.broadcast = value
+            case ABI.IFLA_VF_STATS_MULTICAST: stats.multicast = value
+            case ABI.IFLA_VF_STATS_RX_DROPPED: stats.rxDropped = value
+            case ABI.IFLA_VF_STATS_TX_DROPPED: stats.txDropped = value
+            default: continue
+            }
+        }
+        return stats
     }
 }

@@ -78,6 +78,9 @@ public struct VFLinkInfo: Sendable, Hashable {
     public var minTxRate: UInt32
     /// Maximum transmit rate in Mbit/s (0 = none).
     public var maxTxRate: UInt32
+    /// Traffic counters (`IFLA_VF_STATS`); nil when the reply carried none (asked with
+    /// `RTEXT_FILTER_SKIP_STATS`, or a kernel that does not send them).
+    public var stats: VFStats?
 
     public init(
         index: Int, mac: [UInt8] = [0, 0, 0, 0, 0, 0], vlan: UInt16 = 0, qos: UInt8 = 0,
@@ -98,6 +101,33 @@ public struct VFLinkInfo: Sendable, Hashable {
 
     /// The MAC as `aa:bb:cc:dd:ee:ff`.
     public var macString: String { formatMAC(mac) }
+}
+
+/// A VF's traffic counters as the PF's driver reports them (`IFLA_VF_STATS`, from `ndo_get_vf_stats`). Each is nil
+/// when its attribute was absent. A driver without `ndo_get_vf_stats` (igb) is reported by the kernel as zeros.
+public struct VFStats: Sendable, Hashable {
+    public var rxPackets: UInt64?
+    public var txPackets: UInt64?
+    public var rxBytes: UInt64?
+    public var txBytes: UInt64?
+    public var broadcast: UInt64?
+    public var multicast: UInt64?
+    public var rxDropped: UInt64?
+    public var txDropped: UInt64?
+
+    public init(
+        rxPackets: UInt64? = nil, txPackets: UInt64? = nil, rxBytes: UInt64? = nil, txBytes: UInt64? = nil,
+        broadcast: UInt64? = nil, multicast: UInt64? = nil, rxDropped: UInt64? = nil, txDropped: UInt64? = nil
+    ) {
+        self.rxPackets = rxPackets
+        self.txPackets = txPackets
+        self.rxBytes = rxBytes
+        self.txBytes = txBytes
+        self.broadcast = broadcast
+        self.multicast = multicast
+        self.rxDropped = rxDropped
+        self.txDropped = txDropped
+    }
 }
 
 /// A network interface as an `RTM_NEWLINK` message describes it: the PF and its VFs.

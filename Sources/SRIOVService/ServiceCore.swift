@@ -18,6 +18,9 @@ public final class ServiceCore: Sendable {
     let reconcileState = ReconcileState()
     let releasing = ReleasingAllocations()
     let dirtyVFs = DirtyVFs()
+    /// VF link readings with stats, and the health last seen (`Health/`).
+    let telemetry = VFTelemetry()
+    let healthLedger = HealthLedger()
     let writeTimeout: Duration
     let logger: Logger
     /// `GET /events`: the audit log, streamed.

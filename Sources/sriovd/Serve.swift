@@ -85,9 +85,26 @@ struct Serve: AsyncParsableCommand {
             """)
     var busyPollUs: Int = 100
 
+    @Option(help: "Seconds between health sweeps: VF links and traffic read over rtnetlink, health changes recorded.")
+    var healthInterval: Double = 10
+
+    @Flag(
+        help: """
+            Serve per-VF traffic counters on /metrics (sriovd_vf_*_total, labelled pf and vf). Off by default: \
+            series grow with the VF count.
+            """)
+    var vfMetrics = false
+
+    @Option(help: "With --vf-metrics: the most VFs given series (held VFs first, then by address).")
+    var vfMetricsLimit: Int = 256
+
     func validate() throws {
         guard (1...64).contains(eventLoops) else { throw ValidationError("--event-loops must be 1 to 64.") }
         guard (0...10_000).contains(busyPollUs) else { throw ValidationError("--busy-poll-us must be 0 to 10000.") }
+        guard healthInterval >= 0.1 else { throw ValidationError("--health-interval must be at least 0.1 s.") }
+        guard (1...65_536).contains(vfMetricsLimit) else {
+            throw ValidationError("--vf-metrics-limit must be 1 to 65536.")
+        }
     }
 
     func run() async throws {
@@ -108,7 +125,8 @@ struct Serve: AsyncParsableCommand {
             store: store, inventory: inventory, host: hardware,
             writeTimeout: .milliseconds(Int(writeTimeout * 1000)), logger: logger)
         let readiness = Readiness(store: store)
-        let api = SRIOVAPI(core: core, readiness: readiness)
+        var api = SRIOVAPI(core: core, readiness: readiness)
+        api.vfMetricsLimit = vfMetrics ? vfMetricsLimit : nil
         let accessLog = try refusingToStart { try makeAccessLog() }
         let server = HTTPServer(
             configuration: configuration, handler: makeHandler(api: api, security: security), logger: logger,
@@ -123,7 +141,8 @@ struct Serve: AsyncParsableCommand {
         SystemdNotify.send("READY=1\nSTATUS=serving")
         logger.info("ready", metadata: ["pfs": "\(inventory.snapshot.host.pfs.count)", "db": "\(dbPath)"])
 
-        let background = startBackgroundWork(inventory: inventory, store: store, logger: logger)
+        var background = startBackgroundWork(inventory: inventory, store: store, logger: logger)
+        background.tasks.append(core.startHealthMonitor(interval: .milliseconds(Int(healthInterval * 1000))))
         await signals.termination()
         SystemdNotify.send("STOPPING=1")
         logger.info("stopping: draining in-flight requests")

@@ -18,7 +18,7 @@ final class TestDaemon {
 
     init(
         directory: URL? = nil, profiles: [SimulatedPFProfile] = SimulatedHost.defaultProfiles,
-        writeTimeout: Duration = .seconds(5), storeOptions: Store.Options = Store.Options(),
+        writeTimeout: Duration = .seconds(5), storeOptions: Store.Options = Store.Options(), vfMetricsLimit: Int? = nil,
         hardware makeHardware: (URL) -> HardwareHost = { HardwareHost.simulated(at: $0) }
     ) async throws {
         let directory =
@@ -33,7 +33,8 @@ final class TestDaemon {
             store: store, inventory: InventoryCache(scanner: HostScanner(sysfs: hardware.sysfs)),
             host: hardware, writeTimeout: writeTimeout, logger: logger)
         let readiness = Readiness(store: store)
-        let api = SRIOVAPI(core: core, readiness: readiness)
+        var api = SRIOVAPI(core: core, readiness: readiness)
+        api.vfMetricsLimit = vfMetricsLimit
         try await StartupRecovery(core: core).run()
         await api.settleInterruptedOperations()
         readiness.markReady()

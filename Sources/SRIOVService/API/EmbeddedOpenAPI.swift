@@ -14,7 +14,7 @@ enum EmbeddedOpenAPI {
             history. Errors are RFC 9457 `application/problem+json` documents whose `type` is
             `urn:sriovd:problem:<slug>`.
 
-            Access: every route but `/healthz` and `/readyz` needs a role. `reader` may make every GET; `operator`
+            Access: every route but `/healthz`, `/readyz` and the dashboard's files (`/ui/`) needs a role. `reader` may make every GET; `operator`
             may also create, change and release allocations; `admin` may also set VF counts, change the settings of
             free VFs and run reconcile. A missing or unknown token is 401 with `WWW-Authenticate: Bearer
             realm="sriovd"`; a caller without the role is 403 (`urn:sriovd:problem:forbidden`, with `required_role`).
@@ -45,6 +45,7 @@ enum EmbeddedOpenAPI {
           - name: allocations
           - name: audit
           - name: reconcile
+          - name: dashboard
         paths:
           /healthz:
             get:
@@ -103,7 +104,8 @@ enum EmbeddedOpenAPI {
               description: |
                 PFs; VFs per PF by state (allocated, dirty, free); allocations created and released; requests by
                 method, route pattern and status with a latency histogram; reconcile duration; hardware write errors
-                by errno.
+                by errno; PF health and VFs per PF by health; with `--vf-metrics`, each VF's traffic counters
+                (`sriovd_vf_*_total`, labelled pf and vf, at most `--vf-metrics-limit` VFs).
               responses:
                 "401": { $ref: "#/components/responses/Unauthorized" }
                 "403": { $ref: "#/components/responses/Forbidden" }
@@ -112,6 +114,43 @@ enum EmbeddedOpenAPI {
                   content:
                     text/plain:
                       schema: { type: string }
+          /ui/:
+            get:
+              tags: [dashboard]
+              operationId: getDashboard
+              summary: The dashboard's page (HTML); its scripts and styles are /ui/{file}.
+              description: >
+                Open without a token: the files hold no data, and a browser must load the page before it can ask for a
+                token. Every request the page makes for data needs the role of that route (reader).
+              security: []
+              responses:
+                "200":
+                  description: The page.
+                  content:
+                    text/html:
+                      schema: { type: string }
+          /ui/{file}:
+            get:
+              tags: [dashboard]
+              operationId: getDashboardFile
+              summary: One file of the dashboard (app.js, app.css), embedded in the binary.
+              security: []
+              parameters:
+                - name: file
+                  in: path
+                  required: true
+                  schema: { type: string, examples: [app.js] }
+              responses:
+                "200":
+                  description: The file.
+                  content:
+                    text/javascript:
+                      schema: { type: string }
+                    text/css:
+                      schema: { type: string }
+                "304":
+                  description: Not modified (If-None-Match matched the ETag).
+                "404": { $ref: "#/components/responses/Problem" }
           /pfs:
             get:
               tags: [inventory]
@@ -141,7 +180,7 @@ enum EmbeddedOpenAPI {
                         properties:
                           items:
                             type: array
-                            items: { $ref: "#/components/schemas/PhysicalFunction" }
+                            items: { $ref: "#/components/schemas/PhysicalFunctionView" }
                           next: { type: "null" }
                 "400": { $ref: "#/components/responses/Problem" }
           /pfs/{address}:
@@ -259,7 +298,7 @@ enum EmbeddedOpenAPI {
             get:
               tags: [vfs]
               operationId: getVF
-              summary: One VF and who holds it.
+              summary: One VF, who holds it, its health, settings and traffic counters (read from the kernel now).
               responses:
                 "401": { $ref: "#/components/responses/Unauthorized" }
                 "403": { $ref: "#/components/responses/Forbidden" }
@@ -810,16 +849,58 @@ enum EmbeddedOpenAPI {
                 interface: { type: [string, "null"] }
                 numa_node: { type: [integer, "null"] }
                 iommu_group: { type: [integer, "null"] }
+            Health:
+              type: object
+              description: >
+                How usable a PF or VF is now. `unavailable`: no_driver, netdev_missing; `degraded`: pf_link_down,
+                vf_link_down (the PF forces the VF's link down), dirty (released but not restored, or settings that are
+                not its baseline). A change is an event, `pf.health.changed` or `vf.health.changed`.
+              required: [status, reasons]
+              properties:
+                status: { type: string, enum: [ok, degraded, unavailable] }
+                reasons:
+                  type: array
+                  items: { type: string, enum: [no_driver, netdev_missing, pf_link_down, vf_link_down, dirty] }
+            VFStats:
+              type: object
+              description: >
+                A VF's traffic counters as its PF's driver reports them over rtnetlink (IFLA_VF_STATS); each null when not
+                reported. A driver without per-VF stats (igb) is reported by the kernel as zeros.
+              required: [rx_packets, tx_packets, rx_bytes, tx_bytes, rx_dropped, tx_dropped, broadcast, multicast]
+              properties:
+                rx_packets: { type: [integer, "null"], minimum: 0 }
+                tx_packets: { type: [integer, "null"], minimum: 0 }
+                rx_bytes: { type: [integer, "null"], minimum: 0 }
+                tx_bytes: { type: [integer, "null"], minimum: 0 }
+                rx_dropped: { type: [integer, "null"], minimum: 0 }
+                tx_dropped: { type: [integer, "null"], minimum: 0 }
+                broadcast: { type: [integer, "null"], minimum: 0 }
+                multicast: { type: [integer, "null"], minimum: 0 }
+            PhysicalFunctionView:
+              allOf:
+                - { $ref: "#/components/schemas/PhysicalFunction" }
+                - type: object
+                  required: [health]
+                  properties:
+                    health: { $ref: "#/components/schemas/Health" }
             VirtualFunctionView:
               allOf:
                 - { $ref: "#/components/schemas/VirtualFunction" }
                 - type: object
-                  required: [status, allocation]
+                  required: [status, allocation, health]
                   properties:
                     status: { type: string, enum: [free, allocated] }
+                    health: { $ref: "#/components/schemas/Health" }
                     settings:
                       $ref: "#/components/schemas/VFState"
                       description: On GET /vfs/{address} only, as the kernel reports them.
+                    stats:
+                      description: >
+                        On GET /vfs/{address} only: the traffic counters, or null when the PF has no netdev to ask or its
+                        driver sent none.
+                      oneOf:
+                        - { $ref: "#/components/schemas/VFStats" }
+                        - { type: "null" }
                     allocation:
                       oneOf:
                         - type: object
@@ -842,8 +923,9 @@ enum EmbeddedOpenAPI {
               allOf:
                 - { $ref: "#/components/schemas/PhysicalFunction" }
                 - type: object
-                  required: [vfs]
+                  required: [vfs, health]
                   properties:
+                    health: { $ref: "#/components/schemas/Health" }
                     vfs:
                       type: array
                       items: { $ref: "#/components/schemas/VirtualFunctionView" }

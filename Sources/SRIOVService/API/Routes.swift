@@ -10,6 +10,8 @@ public struct SRIOVAPI: Sendable {
     let core: ServiceCore
     let readiness: Readiness
     let operations: OperationRunner
+    /// `--vf-metrics`: the most VFs given traffic series on `/metrics`; nil (the default) serves none.
+    public var vfMetricsLimit: Int?
 
     public init(core: ServiceCore, readiness: Readiness) {
         self.core = core
@@ -27,6 +29,7 @@ public struct SRIOVAPI: Sendable {
         addOperationsRoutes(to: &router)
         addAsyncOperationRoutes(to: &router)
         addEventRoutes(to: &router)
+        addUIRoutes(to: &router)
         router.onRefusal = { refused in await auditRefusal(refused) }
         return router
     }
@@ -227,13 +230,13 @@ public struct SRIOVAPI: Sendable {
             return value
         }
         if vendor == nil, driver == nil, numa == nil {
-            return .json(.ok, snapshot.pfListJSON { JSONBody.encode(Collection(items: $0)) })
+            return .json(.ok, snapshot.pfListJSON { JSONBody.encode(Collection(items: $0.map(PFView.init))) })
         }
         let items = snapshot.host.pfs.map(\.pf).filter { pf in
             (vendor == nil || pf.vendorID == vendor) && (driver == nil || pf.driver == driver)
                 && (numa == nil || pf.numaNode == numa || (numa == -1 && pf.numaNode == nil))
         }
-        return JSONBody.ok(Collection(items: items))
+        return JSONBody.ok(Collection(items: items.map(PFView.init)))
     }
 
     private func pfDetail(_ address: PCIAddress) throws -> HTTPResponse {
@@ -259,6 +262,10 @@ public struct SRIOVAPI: Sendable {
         guard let (pf, vf) = core.inventory.snapshot.vf(address) else { throw SRIOVError.vfNotFound(address) }
         var detail = try vfViews([vf])[0]
         detail.settings = try? core.vfs.state(of: vf, pf: pf)
+        // A fresh reading with the traffic counters, which also refreshes the VF's link state for its health.
+        let reading = core.telemetry.refresh(pf: pf, netlink: core.host.netlink)?[vf.index]
+        detail.stats = .some(reading?.stats.map(VFStatsView.init))
+        detail.health = core.health(of: vf, pf: pf, holder: detail.holder, dirty: core.dirtyVFs.all)
         return JSONBody.ok(detail)
     }
 
@@ -271,7 +278,14 @@ public struct SRIOVAPI: Sendable {
             for pf in pfs { for allocation in try view.holdingAllocations(pf: pf) { byVF[allocation.vf] = allocation } }
             return byVF
         }
-        return vfs.map { VFView(vf: $0, holder: holders[$0.address]) }
+        let snapshot = core.inventory.snapshot
+        let dirty = core.dirtyVFs.all
+        return vfs.map { vf in
+            let holder = holders[vf.address]
+            let health =
+                snapshot.pf(vf.pf).map { core.health(of: vf, pf: $0.pf, holder: holder, dirty: dirty) } ?? .ok
+            return VFView(vf: vf, holder: holder, health: health)
+        }
     }
 
     // MARK: - Allocations

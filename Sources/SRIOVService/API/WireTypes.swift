@@ -1,5 +1,6 @@
 import FoundationEssentials
 import Glibc
+import Netlink
 import SRIOVCore
 
 /// `{"items": [...]}`, with an optional cursor for the next page.
@@ -20,6 +21,19 @@ struct Collection<Item: Encodable>: Encodable {
     }
 }
 
+/// A PF with its health: the items of `GET /pfs`.
+struct PFView: Encodable {
+    var pf: PhysicalFunction
+
+    enum CodingKeys: String, CodingKey { case health }
+
+    func encode(to encoder: any Encoder) throws {
+        try pf.encode(to: encoder)
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(Health.of(pf), forKey: .health)
+    }
+}
+
 /// A PF with its VFs: `GET /pfs/{address}` and the answer to a VF count change.
 struct PFDetail: Encodable {
     var pf: PhysicalFunction
@@ -27,11 +41,12 @@ struct PFDetail: Encodable {
     /// Set by a VF count change: what was asked and what the kernel enabled.
     var change: VFCountChange?
 
-    enum CodingKeys: String, CodingKey { case vfs, change }
+    enum CodingKeys: String, CodingKey { case vfs, change, health }
 
     func encode(to encoder: any Encoder) throws {
         try pf.encode(to: encoder)
         var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(Health.of(pf), forKey: .health)
         try container.encode(vfs, forKey: .vfs)
         try container.encodeIfPresent(change, forKey: .change)
     }
@@ -52,14 +67,17 @@ struct VFCountChange: Encodable {
     }
 }
 
-/// A VF with who holds it.
+/// A VF with who holds it and its health.
 struct VFView: Encodable {
     var vf: VirtualFunction
     var holder: Allocation?
+    var health: Health = .ok
     /// The settings as the kernel reports them, on `GET /vfs/{address}` only.
     var settings: VFState?
+    /// The traffic counters, on `GET /vfs/{address}` only: `.some(nil)` when the driver reported none.
+    var stats: VFStatsView??
 
-    enum CodingKeys: String, CodingKey { case allocation, status, settings }
+    enum CodingKeys: String, CodingKey { case allocation, status, health, settings, stats }
 
     struct Holder: Encodable {
         var id: String
@@ -74,7 +92,34 @@ struct VFView: Encodable {
         let summary = holder.map { Holder(id: $0.id, owner: $0.owner, state: $0.state, generation: $0.generation) }
         try container.encode(summary, forKey: .allocation)
         try container.encode(holder == nil ? "free" : "allocated", forKey: .status)
+        try container.encode(health, forKey: .health)
         try container.encodeIfPresent(settings, forKey: .settings)
+        if let stats { try container.encode(stats, forKey: .stats) }
+    }
+}
+
+/// A VF's traffic counters (`IFLA_VF_STATS`); each `null` when the driver did not report it.
+struct VFStatsView: Encodable {
+    var stats: VFStats
+
+    enum CodingKeys: String, CodingKey {
+        case rxPackets = "rx_packets"
+        case txPackets = "tx_packets"
+        case rxBytes = "rx_bytes"
+        case txBytes = "tx_bytes"
+        case rxDropped = "rx_dropped"
+        case txDropped = "tx_dropped"
+        case broadcast, multicast
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        let values: [(CodingKeys, UInt64?)] = [
+            (.rxPackets, stats.rxPackets), (.txPackets, stats.txPackets), (.rxBytes, stats.rxBytes),
+            (.txBytes, stats.txBytes), (.rxDropped, stats.rxDropped), (.txDropped, stats.txDropped),
+            (.broadcast, stats.broadcast), (.multicast, stats.multicast),
+        ]
+        for (key, value) in values { try container.encode(value, forKey: key) }
     }
 }
 

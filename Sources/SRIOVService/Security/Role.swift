@@ -59,7 +59,8 @@ public struct AccessPolicy: Sendable {
         }.sorted { ($0.pattern, $0.method) < ($1.pattern, $1.method) }
     }
 
-    /// sriovd's policy. Probes (`/healthz`, `/readyz`) are open: kubelet and systemd carry no token.
+    /// sriovd's policy. Probes (`/healthz`, `/readyz`) are open: kubelet and systemd carry no token; so are the
+    /// dashboard's static files (`/ui/`).
     public static let sriovd = AccessPolicy([
         (.GET, "/healthz", .open),
         (.GET, "/readyz", .open),
@@ -82,5 +83,13 @@ public struct AccessPolicy: Sendable {
         (.GET, "/audit", .role(.reader)),
         (.GET, "/reconcile", .role(.reader)),
         (.POST, "/reconcile", .role(.admin)),
+        (.GET, "/events", .role(.reader)),
+        (.GET, "/operations", .role(.reader)),
+        (.GET, "/operations/{id}", .role(.reader)),
+        // The dashboard's files hold no data: a browser loads them before it has a token to send. Every request
+        // the page makes for data needs the role of the route it calls.
+        (.GET, "/ui", .open),
+        (.GET, "/ui/", .open),
+        (.GET, "/ui/{file}", .open),
     ])
 }
