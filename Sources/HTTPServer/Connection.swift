@@ -237,8 +237,8 @@ final class Connection {
 
     /// A client limit was hit: 429 or 503 with `Retry-After`, a warning (rate-limited) and a count.
     private func refuse(_ refusal: LimitRefusal, path: String?) {
-        respondWithError(refusal.status, detail: refusal.detail, path: path, retryAfter: 1)
         loop.server.warnings.record(refusal, peer: peer, now: loop.now)
+        respondWithError(refusal.status, detail: refusal.detail, path: path, retryAfter: 1)
     }
 
     // MARK: - Answers
@@ -410,14 +410,22 @@ final class Connection {
         return bodyStartedAt + loop.server.headerTimeout + allowance
     }
 
+    /// The path of the request being received, once its request line is in.
+    private var currentPath: String? {
+        parser.currentPath
+            ?? input.withUnsafeBufferPointer {
+                parser.pathOfPartialHead(UnsafeBufferPointer(rebasing: $0[inputStart...]))
+            }
+    }
+
     /// The sweep found the timer expired.
     func deadlinePassed() {
         switch timer {
         case .request:
             let refusal = LimitRefusal(
                 kind: .slowClient, detail: "The request was not received within the time allowed.")
-            respondWithError(.requestTimeout, detail: refusal.detail, path: parser.currentPath)
             loop.server.warnings.record(refusal, peer: peer, now: loop.now)
+            respondWithError(.requestTimeout, detail: refusal.detail, path: currentPath)
             flush()
             afterIO()
         case .idle, .stalledWriter, .linger:

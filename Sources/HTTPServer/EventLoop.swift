@@ -259,13 +259,13 @@ final class EventLoop: @unchecked Sendable {
 
     /// Over a connection limit: the accepted connection gets the 429 or 503 problem best-effort, and is closed.
     private func refuseConnection(_ fd: Int32, peer: String, _ refusal: LimitRefusal) {
+        server.warnings.record(refusal, peer: peer, now: now)
         var bytes: [UInt8] = []
         let response = HTTPResponse.serverProblem(refusal.status, detail: refusal.detail, instance: nil, retryAfter: 1)
         encoder.encode(
             response, requestID: encoder.nextID(), omitBody: false, keepAlive: false, http10: false, into: &bytes)
         _ = bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT)) }
         Glibc.close(fd)
-        server.warnings.record(refusal, peer: peer, now: now)
     }
 
     /// Takes ownership of a connected non-blocking socket, already counted in the admission ledger as `slot` of

@@ -81,6 +81,20 @@ struct HTTPRequestParser {
         return head.keepAlive
     }
 
+    /// The path of the request whose head is still arriving, from its request line when that is complete: read
+    /// from `unconsumed` (the bytes given to `parse` and not consumed yet), for a 408's `instance`. Nil when the
+    /// request line is not complete or not well-formed.
+    func pathOfPartialHead(_ unconsumed: UnsafeBufferPointer<UInt8>) -> String? {
+        guard case .head = state, requestLineEnd > 0, requestLineEnd <= unconsumed.count else { return nil }
+        let line = UnsafeBufferPointer(rebasing: unconsumed[0..<(requestLineEnd - 1)])
+        guard let first = line.firstIndex(of: HTTPSyntax.space), let last = line.lastIndex(of: HTTPSyntax.space),
+            last > first + 1
+        else { return nil }
+        let target = UnsafeBufferPointer(rebasing: line[(first + 1)..<last])
+        guard target.allSatisfy(HTTPSyntax.isTargetChar) else { return nil }
+        return HTTPRequest.split(target: String(decoding: target, as: UTF8.self)).path
+    }
+
     /// Body bytes of the current request decoded so far.
     var bodyBytesReceived: Int { body.count }
 
