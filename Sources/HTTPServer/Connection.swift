@@ -58,6 +58,11 @@ final class Connection {
     /// rather than a reset.
     private static let lingerTime: UInt64 = 2_000_000_000
     private static let drainingLingerTime: UInt64 = 200_000_000
+    /// How long a connection on probation (`ConnectionClass.probation`) has to send an authenticated head before
+    /// its reserved slot is taken back, so that a flood cannot hold the reserve with silent or trickling
+    /// connections.
+    private static let probationTime: UInt64 = 1_000_000_000
+    private let probationEnds: UInt64
 
     init(
         fd: Int32, peer: String, credentials: PeerCredentials? = nil, loop: EventLoop, slot: ConnectionClass,
@@ -72,8 +77,10 @@ final class Connection {
         let limits = loop.server.configuration.limits
         parser = HTTPRequestParser(limits: limits)
         lastActivity = loop.now
+        probationEnds = loop.now + min(Connection.probationTime, loop.server.headerTimeout)
         maxBufferedInput = limits.allHeaders + limits.requestLine + loop.readBuffer.count
         deadline = lastActivity + loop.server.idleTimeout
+        if case .probation = slot { deadline = probationEnds }
     }
 
     private var hasPendingOutput: Bool { outputStart < output.count }
@@ -399,6 +406,9 @@ final class Connection {
         } else {
             timer = .idle
             deadline = lastActivity + server.idleTimeout
+        }
+        if case .probation = slot, !isAwaitingDeferred, !hasPendingOutput {
+            deadline = min(deadline, probationEnds)
         }
     }
 

@@ -22,11 +22,11 @@ public struct HTTPServerConfiguration: Sendable {
     /// `Retry-After`.
     public struct ClientLimits: Sendable {
         /// Connections of one IP address (not authenticated) or one uid.
-        public var peerConnections: Int = 64
+        public var peerConnections: Int = 512
         /// Requests of one peer whose head has arrived and whose response is not yet written.
-        public var peerRequests: Int = 32
+        public var peerRequests: Int = 256
         /// Body bytes of one peer's requests in progress (as announced; a chunked body counts as `Limits.body`).
-        public var peerBufferedBytes: Int = 8 * 1024 * 1024
+        public var peerBufferedBytes: Int = 16 * 1024 * 1024
         /// Body bytes of all requests in progress together.
         public var bodyMemory: Int = 64 * 1024 * 1024
         /// Connection slots kept for Unix-socket peers and authenticated TCP callers: anonymous TCP peers may

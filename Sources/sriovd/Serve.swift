@@ -100,13 +100,13 @@ struct Serve: AsyncParsableCommand {
             Connections one client may hold (an IP address over TCP until it presents a token; a uid over the \
             Unix socket); beyond it 429.
             """)
-    var clientConnections: Int = 64
+    var clientConnections: Int = 512
 
     @Option(help: "Requests one client may have in progress (head received, response not yet sent); beyond it 429.")
-    var clientRequests: Int = 32
+    var clientRequests: Int = 256
 
     @Option(help: "MiB of request bodies one client may have in progress; beyond it 429.")
-    var clientBodyMib: Int = 8
+    var clientBodyMib: Int = 16
 
     @Option(help: "MiB of request bodies in progress across all connections; beyond it 503 with Retry-After.")
     var bodyMemoryMib: Int = 64

@@ -178,6 +178,23 @@ struct ClientLimitsTests {
         }
     }
 
+    @Test func aSilentConnectionOnProbationGivesItsReservedSlotBackWithinASecond() async throws {
+        try await withServer(configure: {
+            $0.clientLimits.peerConnections = 1
+            $0.clientLimits.reservedConnections = 8
+        }) { server, port in
+            let held = try TestClient(port: port)
+            try await waitUntil("the address holds its one connection") { server.openConnectionCount == 1 }
+            let silent = try TestClient(port: port)
+            try await waitUntil("the silent one is on probation") { server.openConnectionCount == 2 }
+            let start = ContinuousClock.now
+            #expect(await silent.waitForClose())
+            #expect(ContinuousClock.now - start < .seconds(2), "not after the 60 s idle timeout")
+            try held.send("GET /hello HTTP/1.1\r\nHost: t\r\n\r\n")
+            #expect(try await held.readResponse().status == 200)
+        }
+    }
+
     @Test func aClientOverItsRequestsInFlightGets429() async throws {
         let starts = Locked(0)
         try await withServer(
