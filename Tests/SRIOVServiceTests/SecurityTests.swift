@@ -233,7 +233,8 @@ import Testing
         #expect(events.first?.error?.hasPrefix("unauthenticated: ") == true)
 
         let admitted = try await daemon.client().request(
-            "POST", "/allocations", json: ["owner": "vm:head", "pf": "0000:3b:00.0"], headers: SecuredDaemon.bearer(.operator))
+            "POST", "/allocations", json: ["owner": "vm:head", "pf": "0000:3b:00.0"],
+            headers: SecuredDaemon.bearer(.operator))
         #expect(admitted.status == 201, "\(admitted.text)")
         await daemon.stop()
     }
