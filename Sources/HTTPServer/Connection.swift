@@ -14,6 +14,13 @@ final class Connection {
     /// The pool the connection's slot was taken from, and the peer it is counted against.
     private(set) var slot: ConnectionClass
     let key: PeerKey
+
+    /// Admitted beyond its client's limit, and neither refused nor authenticated yet: its first request must
+    /// authenticate.
+    var isOnProbation: Bool {
+        if case .probation = slot { return !isClosed && !isClosingAfterWrite && !isLingering }
+        return false
+    }
     var registeredEvents: UInt32 = 0
     /// When the current timer expires (monotonic ns), or 0.
     private(set) var deadline: UInt64 = 0

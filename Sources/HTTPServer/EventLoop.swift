@@ -248,13 +248,39 @@ final class EventLoop: @unchecked Sendable {
                 }
             }
             let key = PeerKey.of(peer: peer, credentials: credentials)
-            switch server.admission.withLock({ $0.openConnection(key, isUnix: listener.isUnix) }) {
+            switch admit(key, isUnix: listener.isUnix) {
             case .success(let slot):
                 adopt(fd: fd, peer: peer, credentials: credentials, isTCP: !listener.isUnix, slot: slot, key: key)
             case .failure(let refusal):
                 refuseConnection(fd, peer: peer, refusal)
             }
         }
+    }
+
+    /// A slot for a new connection from `key`. When none is free, a TCP connection takes the slot of this loop's
+    /// oldest connection still on probation (a client over its limit that has not yet authenticated): a token
+    /// holder sends its head at once and keeps the slot, while a flood cannot hold the reserve by outpacing it.
+    private func admit(_ key: PeerKey, isUnix: Bool) -> Result<ConnectionClass, LimitRefusal> {
+        let first = server.admission.withLock { $0.openConnection(key, isUnix: isUnix) }
+        guard case .failure = first, !isUnix, evictOldestProbation() else { return first }
+        return server.admission.withLock { $0.openConnection(key, isUnix: isUnix) }
+    }
+
+    /// Connections admitted on probation, oldest first; some may have authenticated or closed since.
+    private var probationQueue: [Connection] = []
+
+    /// Closes the oldest connection still on probation, counting it refused for the limit it was over; false when
+    /// there is none.
+    private func evictOldestProbation() -> Bool {
+        while !probationQueue.isEmpty {
+            let oldest = probationQueue.removeFirst()
+            if oldest.isOnProbation, case .probation(let refusal) = oldest.slot {
+                server.warnings.record(refusal, peer: oldest.peer, now: now)
+                oldest.close()
+                return true
+            }
+        }
+        return false
     }
 
     /// Over a connection limit: the accepted connection gets the 429 or 503 problem best-effort, and is closed.
@@ -289,6 +315,7 @@ final class EventLoop: @unchecked Sendable {
         }
         connections[slot] = connection
         connectionCount += 1
+        if connection.isOnProbation { probationQueue.append(connection) }
         if isDraining { connection.drain() }
         return connection
     }
@@ -332,6 +359,7 @@ final class EventLoop: @unchecked Sendable {
 
     private func sweep() {
         trimMemoryAfterBurst()
+        probationQueue.removeAll { !$0.isOnProbation }
         if acceptPausedUntil != 0 && now >= acceptPausedUntil {
             acceptPausedUntil = 0
             if isAccepting && !registerListeners() {

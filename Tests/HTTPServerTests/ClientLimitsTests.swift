@@ -195,6 +195,24 @@ struct ClientLimitsTests {
         }
     }
 
+    @Test func aTokenHolderTakesTheSlotOfTheOldestSilentConnectionOnProbation() async throws {
+        try await withServer(
+            configure: {
+                $0.clientLimits.peerConnections = 1
+                $0.clientLimits.reservedConnections = 4
+            }, handler: GatedHandler()
+        ) { server, port in
+            // One regular slot and both probation slots (half the reserve) taken by silent connections.
+            let silent = [try TestClient(port: port), try TestClient(port: port), try TestClient(port: port)]
+            try await waitUntil("the three are held") { server.openConnectionCount == 3 }
+            let authenticated = try TestClient(port: port)
+            try authenticated.send("GET /hello HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer good\r\n\r\n")
+            #expect(try await authenticated.readResponse().status == 200)
+            #expect(await silent[1].waitForClose(), "the oldest on probation gave its slot")
+            #expect(server.statistics.refusals[.peerConnections] == 1)
+        }
+    }
+
     @Test func aClientOverItsRequestsInFlightGets429() async throws {
         let starts = Locked(0)
         try await withServer(
