@@ -15,12 +15,14 @@ final class Connection {
     private(set) var slot: ConnectionClass
     let key: PeerKey
 
-    /// Admitted beyond its client's limit, and neither refused nor authenticated yet: its first request must
-    /// authenticate.
-    var isOnProbation: Bool {
-        if case .probation = slot { return !isClosed && !isClosingAfterWrite && !isLingering }
+    /// Open on a probation slot (admitted beyond its client's limit, not authenticated), refused or not.
+    var holdsProbationSlot: Bool {
+        if case .probation = slot { return !isClosed }
         return false
     }
+
+    /// On probation and not yet answered: its first request must authenticate.
+    var isAwaitingAuthentication: Bool { holdsProbationSlot && !isClosingAfterWrite && !isLingering }
     var registeredEvents: UInt32 = 0
     /// When the current timer expires (monotonic ns), or 0.
     private(set) var deadline: UInt64 = 0

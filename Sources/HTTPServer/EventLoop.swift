@@ -269,16 +269,15 @@ final class EventLoop: @unchecked Sendable {
     /// Connections admitted on probation, oldest first; some may have authenticated or closed since.
     private var probationQueue: [Connection] = []
 
-    /// Closes the oldest connection still on probation, counting it refused for the limit it was over; false when
-    /// there is none.
+    /// Closes the oldest connection holding a probation slot (one refused already and lingering, or one still
+    /// awaiting its authentication, then counted refused for the limit it was over); false when there is none.
     private func evictOldestProbation() -> Bool {
         while !probationQueue.isEmpty {
             let oldest = probationQueue.removeFirst()
-            if oldest.isOnProbation, case .probation(let refusal) = oldest.slot {
-                server.warnings.record(refusal, peer: oldest.peer, now: now)
-                oldest.close()
-                return true
-            }
+            guard oldest.holdsProbationSlot, case .probation(let refusal) = oldest.slot else { continue }
+            if oldest.isAwaitingAuthentication { server.warnings.record(refusal, peer: oldest.peer, now: now) }
+            oldest.close()
+            return true
         }
         return false
     }
@@ -315,7 +314,7 @@ final class EventLoop: @unchecked Sendable {
         }
         connections[slot] = connection
         connectionCount += 1
-        if connection.isOnProbation { probationQueue.append(connection) }
+        if connection.holdsProbationSlot { probationQueue.append(connection) }
         if isDraining { connection.drain() }
         return connection
     }
@@ -359,7 +358,7 @@ final class EventLoop: @unchecked Sendable {
 
     private func sweep() {
         trimMemoryAfterBurst()
-        probationQueue.removeAll { !$0.isOnProbation }
+        probationQueue.removeAll { !$0.holdsProbationSlot }
         if acceptPausedUntil != 0 && now >= acceptPausedUntil {
             acceptPausedUntil = 0
             if isAccepting && !registerListeners() {

@@ -5,8 +5,9 @@ import HTTPServer
 /// caller (the token's name, `uid=…,pid=…,comm=…`, or the TCP peer), which is what the audit records.
 ///
 /// It decides at the head stage (`admit`), before the server reads or buffers the body: a refused caller gets its
-/// 401 or 403 without its body being read, and the connection closes. A caller with a valid token is reported
-/// authenticated, so the server counts it apart from anonymous clients of its address.
+/// 401 or 403 without its body being read (the server then closes a connection whose body is unread). A caller
+/// with a valid token is reported authenticated, so the server counts it apart from anonymous clients of its
+/// address.
 ///
 /// Who is asking:
 /// - a request with `Authorization: Bearer TOKEN`, when a tokens file is in force: the token's name and role
@@ -38,7 +39,7 @@ public struct AccessControl: HTTPHandler {
     }
 
     /// Once the request's head is in: refuses (401, 403) a caller without the role its route needs, or passes
-    /// the request on with the context naming the caller. `head` has no body yet.
+    /// the request on with the context naming the caller. `request` has no body yet.
     public func admit(_ request: HTTPRequest, context: RequestContext) -> HeadDecision {
         let route = router.route(for: request)
         let pattern = route?.pattern
