@@ -111,7 +111,7 @@ def main():
         held = []
         flooder = threading.Thread(target=flood, args=(port, args.flood, stop, held), daemon=True)
         flooder.start()
-        time.sleep(2)  # Deliberate: the flood has taken what it can before the clients start.
+        time.sleep(0.3)  # Deliberate: the clients start while the flood is still connecting.
         unix_results, token_results = [], []
         clients = [
             threading.Thread(target=client, args=(lambda: connect_unix(unix_path), "", args.requests, unix_results)),
