@@ -16,7 +16,8 @@ error for well-behaved clients; RSS and fds flat (last-quarter median <= first-q
 slow-client phase the daemon refused connections over the per-client limit and timed out the tricklers (its
 /metrics say so). Exits 1 when a check fails.
 """
-import argparse, asyncio, json, os, random, re, resource, statistics, subprocess, sys, tempfile, time
+import argparse, asyncio, json, multiprocessing, os, random, re, resource, statistics, subprocess, sys, tempfile
+import time
 
 PF = "0000:5e:00.0"
 
@@ -125,7 +126,7 @@ async def hostile(kind, host, port, stop, rng, counts):
                         break
                     except asyncio.TimeoutError:
                         pass
-                await asyncio.sleep(0.2)
+                await asyncio.sleep(1)
             elif kind == "trickle-body":
                 # A token holder whose body arrives at a byte a second, below the minimum rate.
                 writer.write(f"POST /allocations HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN['slow']}\r\n"
@@ -138,7 +139,7 @@ async def hostile(kind, host, port, stop, rng, counts):
                         break
                     except asyncio.TimeoutError:
                         pass
-                await asyncio.sleep(0.2)
+                await asyncio.sleep(1)
             elif kind == "silent":
                 await reader.read()                     # connect, never send a byte
             elif kind == "garbage":
@@ -173,7 +174,9 @@ HOSTILE_MIX = ["slowloris"] * 4 + ["stalled"] * 4 + ["silent"] * 4 + ["garbage"]
     "nonreader"]
 
 
-async def run_phase(host, port, seconds, connections, kinds, pid, seed):
+async def run_phase(host, port, seconds, connections, kinds, pid, seed, beside=None):
+    """The well-behaved clients for `seconds`, with hostile clients of `kinds` in this process and `beside()`
+    started once the well-behaved ones have connected (for hostiles in a process of their own)."""
     stop = asyncio.Event()
     stats = Stats()
     rng = random.Random(seed)
@@ -181,8 +184,10 @@ async def run_phase(host, port, seconds, connections, kinds, pid, seed):
     tasks = [asyncio.create_task(good_client(host, port, stats, stop, random.Random(rng.random())))
              for _ in range(connections)]
     # The well-behaved clients connect first, as the daemon's regular clients would have.
-    while stats.requests < connections and kinds:
+    while stats.requests < connections and (kinds or beside):
         await asyncio.sleep(0.01)
+    if beside:
+        beside()
     htasks = [asyncio.create_task(hostile(k, host, port, stop, random.Random(rng.random()), counts)) for k in kinds]
     samples = []
     start = time.time()
@@ -222,12 +227,32 @@ def limit_refusals(host, port):
             for m in re.finditer(r'sriovd_http_limit_refusals_total\{limit="(\w+)"\} (\S+)', text)}
 
 
+def run_hostiles(host, port, kinds, seconds, tokens):
+    """Hostile clients of `kinds` for `seconds`, in this (child) process."""
+    TOKEN.update(tokens)
+
+    async def run():
+        stop = asyncio.Event()
+        rng = random.Random(11)
+        tasks = [asyncio.create_task(hostile(k, host, port, stop, random.Random(rng.random()), {})) for k in kinds]
+        await asyncio.sleep(seconds)
+        stop.set()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    asyncio.run(run())
+
+
 def slow_client_phase(host, port, args, pid, base_p99):
     """Phase 4: header and body tricklers beside the well-behaved clients; returns the failed checks."""
     seconds = max(15.0, args.seconds / 4)
     before = limit_refusals(host, port)
     kinds = ["trickle-head"] * args.slow_clients + ["trickle-body"] * 32
-    slow, samples, counts = asyncio.run(run_phase(host, port, seconds, args.connections, kinds, pid, args.seed + 2))
+    # The tricklers run in a process of their own, so that they do not slow the well-behaved clients' event loop.
+    tricklers = multiprocessing.Process(target=run_hostiles, args=(host, port, kinds, seconds, dict(TOKEN)))
+    slow, samples, counts = asyncio.run(run_phase(host, port, seconds, args.connections, [], pid, args.seed + 2,
+                                                  beside=tricklers.start))
+    tricklers.join()
     after = limit_refusals(host, port)
     refused = {k: after.get(k, 0) - before.get(k, 0) for k in after if after.get(k, 0) > before.get(k, 0)}
     slow_p99 = p99(slow.latencies) * 1000
