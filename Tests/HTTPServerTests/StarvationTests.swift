@@ -21,25 +21,37 @@ struct StarvationTests {
                 $0.unixSocket = .init(path: socketPath, mode: 0o600)
             }, handler: GatedHandler()
         ) { server, port in
+            let unix = try TestClient(unixPath: socketPath)
+            let token = try TestClient(port: port)
+            let before = try await Self.measure(unix: unix, token: token, trickling: [])
             let flood = try await Self.flood(server: server, port: port, attempts: 600)
             #expect(flood.refused > 0, "the flood reached the anonymous limit")
             #expect(server.openConnectionCount >= 448, "the flood holds the anonymous pool")
-            let unix = try TestClient(unixPath: socketPath)
-            let token = try TestClient(port: port)
+            let during = try await Self.measure(unix: unix, token: token, trickling: flood.clients)
+            print(
+                "starvation: \(server.openConnectionCount - 2) flood connections held, \(flood.refused) refused; "
+                    + "p99 unix \(during.unix) (\(before.unix) before), token \(during.token) (\(before.token) before)")
+            // 50 ms, the bound; on a machine so loaded that the p99 without a flood is already over a
+            // third of that, three times that p99 (the flood must not be what makes clients wait).
+            #expect(during.unix < max(.milliseconds(50), before.unix * 3))
+            #expect(during.token < max(.milliseconds(50), before.token * 3))
+        }
+    }
+
+    /// The p99 of 200 GETs each on the Unix-socket client and on the token holder, taken in turn on one thread
+    /// with blocking reads; a byte more on each `trickling` connection every 20 rounds.
+    static func measure(unix: TestClient, token: TestClient, trickling: [TestClient]) async throws -> (
+        unix: Duration, token: Duration
+    ) {
+        try await offPool {
             var unixTimes: [Duration] = []
             var tokenTimes: [Duration] = []
             for round in 0..<200 {
-                if round % 20 == 0 { Self.trickle(flood.clients) }
-                unixTimes.append(try await Self.timedGet(unix, headers: ""))
-                tokenTimes.append(try await Self.timedGet(token, headers: "Authorization: Bearer good\r\n"))
+                if round % 20 == 0 { trickle(trickling) }
+                unixTimes.append(try timedGet(unix, headers: ""))
+                tokenTimes.append(try timedGet(token, headers: "Authorization: Bearer good\r\n"))
             }
-            let unixP99 = Self.p99(unixTimes)
-            let tokenP99 = Self.p99(tokenTimes)
-            print(
-                "starvation: \(server.openConnectionCount - 2) held, \(flood.refused) refused; p99 unix \(unixP99), token \(tokenP99)"
-            )
-            #expect(unixP99 < .milliseconds(50))
-            #expect(tokenP99 < .milliseconds(50))
+            return (p99(unixTimes), p99(tokenTimes))
         }
     }
 
@@ -48,6 +60,7 @@ struct StarvationTests {
     static func flood(server: HTTPServer, port: UInt16, attempts: Int) async throws -> (
         clients: [TestClient], refused: Int
     ) {
+        let alreadyOpen = server.openConnectionCount
         var clients: [TestClient] = []
         for _ in 0..<attempts {
             let client = try TestClient(port: port)
@@ -56,7 +69,7 @@ struct StarvationTests {
         }
         func refused() -> Int { server.statistics.refusals[.connections, default: 0] }
         try await waitUntil("every flood connection is held or refused") {
-            server.openConnectionCount + refused() == attempts
+            server.openConnectionCount - alreadyOpen + refused() == attempts
         }
         return (clients, refused())
     }
@@ -66,10 +79,10 @@ struct StarvationTests {
         for client in clients { try? client.send("y") }
     }
 
-    static func timedGet(_ client: TestClient, headers: String) async throws -> Duration {
+    static func timedGet(_ client: TestClient, headers: String) throws -> Duration {
         let start = ContinuousClock.now
         try client.send("GET /hello HTTP/1.1\r\nHost: t\r\n\(headers)\r\n")
-        let response = try await client.readResponse()
+        let response = try client.readResponseBlocking()
         #expect(response.status == 200)
         return ContinuousClock.now - start
     }
