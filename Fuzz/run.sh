@@ -19,11 +19,13 @@ declare -A SOURCES=(
     [json_bodies]="$S/SRIOVCore/*.swift $S/SRIOVService/API/JSONBody.swift $S/SRIOVService/API/RequestBodies.swift
                    $S/SRIOVService/API/WireTypes.swift $HTTP $S/HTTPServer/HTTPResponse.swift $S/HTTPServer/ProblemDetails.swift"
     [pci_query]="$S/SRIOVCore/*.swift $HTTP"
+    [admission]="$HTTP $S/HTTPServer/AdmissionLedger.swift $S/HTTPServer/HTTPHandler.swift $S/HTTPServer/HTTPResponse.swift
+                 $S/HTTPServer/ProblemDetails.swift"
     [rtnetlink]="$S/Netlink/ABI.swift $S/Netlink/Bytes.swift $S/Netlink/NetlinkError.swift $S/Netlink/NetlinkMessage.swift
                  $S/Netlink/RTNetlinkCodec.swift $S/Netlink/VFLinkInfo.swift"
 )
 TARGETS=("$@")
-[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(http_parser chunked json_bodies pci_query rtnetlink)
+[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(http_parser chunked json_bodies pci_query rtnetlink admission)
 OUT=Fuzz/.build
 export SWIFT_BACKTRACE=enable=no
 mkdir -p "$OUT"

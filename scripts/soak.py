@@ -1,17 +1,23 @@
 #!/usr/bin/env python3
 """Soak with hostile clients (issue 7 §4).
 
-Usage: soak.py BINARY [seconds=60] [--connections 64] [--hostiles 1]
-1. Starts sriovd on a fresh simulated host and gives 0000:5e:00.0 128 VFs.
+Usage: soak.py BINARY [seconds=60] [--connections 64] [--hostiles 1] [--slow-clients 600]
+1. Starts sriovd on a fresh simulated host with a tokens file and gives 0000:5e:00.0 128 VFs.
 2. Baseline: the well-behaved clients alone for a quarter of the duration (min 5 s): their p99.
 3. Soak: the same clients for the full duration with hostile clients alongside (slowloris, stalled after a partial
    request, garbage bytes, 40 KiB headers, a pipeliner that never reads). Samples VmRSS and open fds every 0.5 s.
-Well-behaved clients (64 keep-alive connections) do GET /pfs, GET /vfs, GET /allocations, GET /audit, and
-POST /allocations + DELETE /allocations/{id}. Checks: no 5xx or unexpected status, no connection error for
-well-behaved clients; RSS and fds flat (last-quarter median <= first-quarter median * 1.2 + slack, slack 4 MiB for
-RSS and 8 for fds); soak p99 <= max(baseline p99 * 3, baseline p99 + 20 ms). Exits 1 when a check fails.
+4. Slow clients (issue 12): the same clients for a quarter of the duration (min 15 s) while one anonymous address
+   opens --slow-clients connections (more than one client may hold) that trickle their headers a byte a second,
+   and 32 connections with a token of their own trickle request bodies a byte a second.
+Well-behaved clients (64 keep-alive connections, with an admin token) do GET /pfs, GET /vfs, GET /allocations,
+GET /audit, and POST /allocations + DELETE /allocations/{id}. Checks: no 5xx or unexpected status, no connection
+error for well-behaved clients; RSS and fds flat (last-quarter median <= first-quarter median * 1.2 + slack, slack
+4 MiB for RSS and 8 for fds); soak and slow-client p99 <= max(baseline p99 * 3, baseline p99 + 20 ms); in the
+slow-client phase the daemon refused connections over the per-client limit and timed out the tricklers (its
+/metrics say so). Exits 1 when a check fails.
 """
-import argparse, asyncio, json, os, random, re, statistics, subprocess, sys, tempfile, time
+import argparse, asyncio, json, multiprocessing, os, random, re, resource, statistics, subprocess, sys, tempfile
+import time
 
 PF = "0000:5e:00.0"
 
@@ -27,9 +33,12 @@ def fd_count(pid):
     return len(os.listdir(f"/proc/{pid}/fd"))
 
 
+TOKEN = {}  # "good" and "slow": the bearer tokens of the well-behaved clients and of the body tricklers
+
+
 async def roundtrip(reader, writer, method, path, body=None):
     data = json.dumps(body).encode() if body is not None else b""
-    head = f"{method} {path} HTTP/1.1\r\nHost: localhost\r\n"
+    head = f"{method} {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {TOKEN['good']}\r\n"
     if body is not None:
         head += f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n"
     writer.write(head.encode() + b"\r\n" + data)
@@ -104,7 +113,33 @@ async def hostile(kind, host, port, stop, rng, counts):
             elif kind == "stalled":
                 writer.write(b"POST /allocations HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"own")
                 await writer.drain()
-                await reader.read()                     # until the server gives up on us
+                await reader.read()                     # until the server gives up on us (401 at once: no token)
+                await asyncio.sleep(0.05)
+            elif kind == "trickle-head":
+                # A byte a second of an endless header section, until the header deadline closes it.
+                writer.write(b"GET /pfs HTTP/1.1\r\nHost: x\r\n")
+                while not stop.is_set() and not reader.at_eof():
+                    writer.write(b"X")
+                    await writer.drain()
+                    try:
+                        await asyncio.wait_for(reader.read(4096), 1)  # paces the trickle; any answer ends it
+                        break
+                    except asyncio.TimeoutError:
+                        pass
+                await asyncio.sleep(1)
+            elif kind == "trickle-body":
+                # A token holder whose body arrives at a byte a second, below the minimum rate.
+                writer.write(f"POST /allocations HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN['slow']}\r\n"
+                             "Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n".encode())
+                while not stop.is_set() and not reader.at_eof():
+                    writer.write(b" ")
+                    await writer.drain()
+                    try:
+                        await asyncio.wait_for(reader.read(4096), 1)
+                        break
+                    except asyncio.TimeoutError:
+                        pass
+                await asyncio.sleep(1)
             elif kind == "silent":
                 await reader.read()                     # connect, never send a byte
             elif kind == "garbage":
@@ -135,16 +170,25 @@ def p99(values):
     return values[int(len(values) * 0.99)] if values else float("nan")
 
 
-async def run_phase(host, port, seconds, connections, hostiles, pid, seed):
+HOSTILE_MIX = ["slowloris"] * 4 + ["stalled"] * 4 + ["silent"] * 4 + ["garbage"] * 2 + ["hugeheaders"] * 2 + [
+    "nonreader"]
+
+
+async def run_phase(host, port, seconds, connections, kinds, pid, seed, beside=None):
+    """The well-behaved clients for `seconds`, with hostile clients of `kinds` in this process and `beside()`
+    started once the well-behaved ones have connected (for hostiles in a process of their own)."""
     stop = asyncio.Event()
     stats = Stats()
     rng = random.Random(seed)
     counts = {}
     tasks = [asyncio.create_task(good_client(host, port, stats, stop, random.Random(rng.random())))
              for _ in range(connections)]
-    kinds = ["slowloris"] * 4 + ["stalled"] * 4 + ["silent"] * 4 + ["garbage"] * 2 + ["hugeheaders"] * 2 + ["nonreader"]
-    htasks = [asyncio.create_task(hostile(k, host, port, stop, random.Random(rng.random()), counts))
-              for k in kinds * hostiles] if hostiles else []
+    # The well-behaved clients connect first, as the daemon's regular clients would have.
+    while stats.requests < connections and (kinds or beside):
+        await asyncio.sleep(0.01)
+    if beside:
+        beside()
+    htasks = [asyncio.create_task(hostile(k, host, port, stop, random.Random(rng.random()), counts)) for k in kinds]
     samples = []
     start = time.time()
     while time.time() - start < seconds:
@@ -158,17 +202,91 @@ async def run_phase(host, port, seconds, connections, hostiles, pid, seed):
     return stats, samples, counts
 
 
+def make_tokens(binary, path):
+    """A tokens file with two admin tokens, "soak" (the well-behaved clients) and "slow" (the body tricklers)."""
+    lines = []
+    for name in ["good", "slow"]:
+        out = subprocess.run([binary, "token", "create", f"soak-{name}", "--role", "admin"], capture_output=True,
+                             text=True, check=True).stdout.splitlines()
+        TOKEN[name] = out[1]
+        lines.append(out[3])
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    os.chmod(path, 0o600)
+
+
+def limit_refusals(host, port):
+    """sriovd_http_limit_refusals_total by limit, from GET /metrics."""
+    async def read():
+        reader, writer = await asyncio.open_connection(host, port)
+        status, payload = await roundtrip(reader, writer, "GET", "/metrics")
+        writer.close()
+        return payload.decode()
+    text = asyncio.run(read())
+    return {m.group(1): float(m.group(2))
+            for m in re.finditer(r'sriovd_http_limit_refusals_total\{limit="(\w+)"\} (\S+)', text)}
+
+
+def run_hostiles(host, port, kinds, seconds, tokens):
+    """Hostile clients of `kinds` for `seconds`, in this (child) process."""
+    TOKEN.update(tokens)
+
+    async def run():
+        stop = asyncio.Event()
+        rng = random.Random(11)
+        tasks = [asyncio.create_task(hostile(k, host, port, stop, random.Random(rng.random()), {})) for k in kinds]
+        await asyncio.sleep(seconds)
+        stop.set()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    asyncio.run(run())
+
+
+def slow_client_phase(host, port, args, pid, base_p99):
+    """Phase 4: header and body tricklers beside the well-behaved clients; returns the failed checks."""
+    seconds = max(15.0, args.seconds / 4)
+    before = limit_refusals(host, port)
+    kinds = ["trickle-head"] * args.slow_clients + ["trickle-body"] * 32
+    # The tricklers run in a process of their own, so that they do not slow the well-behaved clients' event loop.
+    tricklers = multiprocessing.Process(target=run_hostiles, args=(host, port, kinds, seconds, dict(TOKEN)))
+    slow, samples, counts = asyncio.run(run_phase(host, port, seconds, args.connections, [], pid, args.seed + 2,
+                                                  beside=tricklers.start))
+    tricklers.join()
+    after = limit_refusals(host, port)
+    refused = {k: after.get(k, 0) - before.get(k, 0) for k in after if after.get(k, 0) > before.get(k, 0)}
+    slow_p99 = p99(slow.latencies) * 1000
+    print(f"  slow clients: {args.slow_clients} anonymous header tricklers and 32 token body tricklers for "
+          f"{seconds:.0f} s: {slow.requests} requests, p50 {statistics.median(slow.latencies) * 1000:.2f} ms, "
+          f"p99 {slow_p99:.2f} ms, {len(slow.errors)} errors; refusals by limit {refused}; "
+          f"RSS max {max(s[1] for s in samples) / 1024:.1f} MiB")
+    failures = []
+    if slow.errors:
+        failures.append(f"{len(slow.errors)} errors for well-behaved clients among slow ones, e.g. {slow.errors[:3]}")
+    if slow_p99 > max(base_p99 * 3, base_p99 + 20):
+        failures.append(f"slow clients slowed the others: p99 {base_p99:.2f} -> {slow_p99:.2f} ms")
+    if args.slow_clients > 512 and not refused.get("peer_connections"):
+        failures.append("no connection was refused for the per-client limit")
+    if not refused.get("slow_client"):
+        failures.append("no trickler was timed out")
+    return failures
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("binary")
     ap.add_argument("seconds", type=float, nargs="?", default=60)
     ap.add_argument("--connections", type=int, default=64)
     ap.add_argument("--hostiles", type=int, default=1, help="multiplier for the hostile mix (0: none)")
+    ap.add_argument("--slow-clients", type=int, default=600, help="anonymous header tricklers in phase 4 (0: skip)")
     ap.add_argument("--seed", type=int, default=7)
     args = ap.parse_args()
     directory = tempfile.mkdtemp(prefix="sriovd-soak-")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (resource.getrlimit(resource.RLIMIT_NOFILE)[1],) * 2)
+    make_tokens(args.binary, f"{directory}/tokens")
     proc = subprocess.Popen([args.binary, "serve", "--simulate", f"{directory}/host", "--db", f"{directory}/sriovd.db",
-                             "--listen", "127.0.0.1:0", "--log-level", "error"], stdout=subprocess.PIPE, text=True)
+                             "--listen", "127.0.0.1:0", "--tokens", f"{directory}/tokens", "--log-level", "error"],
+                            stdout=subprocess.PIPE, text=True)
     m = re.search(r"http://([0-9.]+):(\d+)", proc.stdout.readline())
     host, port = m.group(1), int(m.group(2))
     failures = []
@@ -188,9 +306,9 @@ def main():
                 await asyncio.sleep(0.1)
         assert asyncio.run(setup()) == 201
         base_seconds = max(5.0, args.seconds / 4)
-        base, _, _ = asyncio.run(run_phase(host, port, base_seconds, args.connections, 0, proc.pid, args.seed))
-        soak, samples, counts = asyncio.run(run_phase(host, port, args.seconds, args.connections, args.hostiles,
-                                                      proc.pid, args.seed + 1))
+        base, _, _ = asyncio.run(run_phase(host, port, base_seconds, args.connections, [], proc.pid, args.seed))
+        soak, samples, counts = asyncio.run(run_phase(host, port, args.seconds, args.connections,
+                                                      HOSTILE_MIX * args.hostiles, proc.pid, args.seed + 1))
         q = max(1, len(samples) // 4)
         first, last = samples[:q], samples[-q:]
         rss1, rss4 = statistics.median(s[1] for s in first), statistics.median(s[1] for s in last)
@@ -215,6 +333,8 @@ def main():
             failures.append(f"open fds grew: {fd1} -> {fd4}")
         if soak_p99 > max(base_p99 * 3, base_p99 + 20):
             failures.append(f"hostile clients slowed the others: p99 {base_p99:.2f} -> {soak_p99:.2f} ms")
+        if args.slow_clients:
+            failures += slow_client_phase(host, port, args, proc.pid, base_p99)
         if proc.poll() is not None:
             failures.append(f"sriovd exited with {proc.returncode}")
     finally:

@@ -59,7 +59,9 @@ func decode(_ input: [UInt8], piece: Int, limits: HTTPServerConfiguration.Limits
         pending.removeFirst(consumed)
         total += consumed
         switch event {
-        case .needMore, .continueExpected:
+        case .head:
+            continue
+        case .needMore:
             if offset >= input.count { return (nil, total, nil) }
         case .request(let request, _):
             return (request.body, total, nil)

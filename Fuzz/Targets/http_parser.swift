@@ -40,7 +40,8 @@ func run(_ input: [UInt8], piece: Int, limits: HTTPServerConfiguration.Limits) -
             case .needMore:
                 if offset >= input.count { break feeding }
                 continue feeding
-            case .continueExpected:
+            case .head(let head, _, _):
+                precondition(head.body.isEmpty, "a head with a body")
                 continue
             case .request(let request, let keepAlive):
                 precondition(request.body.count <= limits.body, "body over the limit")

@@ -16,6 +16,7 @@
 #include <linux/if_link.h>
 #include <linux/if_ether.h>
 #include <sys/prctl.h>
+#include <malloc.h>
 
 /// The peer credentials SO_PEERCRED returns (struct ucred, which glibc shows only under _GNU_SOURCE).
 struct sriovd_peer_credentials {

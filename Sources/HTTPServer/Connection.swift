@@ -3,13 +3,26 @@ import Glibc
 
 /// One client connection, confined to its event loop's thread. It reads into the loop's buffer, keeps unparsed
 /// bytes, answers requests strictly in order (a `.deferred` response holds back later pipelined requests), and
-/// writes everything pending with one `send`.
+/// writes everything pending with one `send`. Each head goes to the handler's `admit` and the client limits before
+/// any of its body is read.
 final class Connection {
     let fd: Int32
     let peer: String
     /// SO_PEERCRED of a Unix-socket peer; nil over TCP.
     let credentials: PeerCredentials?
     unowned let loop: EventLoop
+    /// The pool the connection's slot was taken from, and the peer it is counted against.
+    private(set) var slot: ConnectionClass
+    let key: PeerKey
+
+    /// Open on a probation slot (admitted beyond its client's limit, not authenticated), refused or not.
+    var holdsProbationSlot: Bool {
+        if case .probation = slot { return !isClosed }
+        return false
+    }
+
+    /// On probation and not yet answered: its first request must authenticate.
+    var isAwaitingAuthentication: Bool { holdsProbationSlot && !isClosingAfterWrite && !isLingering }
     var registeredEvents: UInt32 = 0
     /// When the current timer expires (monotonic ns), or 0.
     private(set) var deadline: UInt64 = 0
@@ -37,8 +50,19 @@ final class Connection {
     private var isPeerClosed = false
     private var isLingering = false
     private var requestStartedAt: UInt64 = 0
+    /// When the current request's head was admitted; its body's deadline counts from here.
+    private var bodyStartedAt: UInt64 = 0
     private var lastActivity: UInt64
+    /// Unparsed bytes held at most: a head's worth and one read. Body bytes are parsed as they arrive.
     private let maxBufferedInput: Int
+
+    /// A request admitted at its head and not yet answered: counted in the admission ledger until then.
+    private struct ActiveRequest {
+        var key: PeerKey
+        var bodyBytes: Int
+        var context: RequestContext
+    }
+    private var active: ActiveRequest?
 
     /// Output above this stops request processing until the client reads.
     private static let outputHighWater = 1024 * 1024
@@ -46,17 +70,29 @@ final class Connection {
     /// rather than a reset.
     private static let lingerTime: UInt64 = 2_000_000_000
     private static let drainingLingerTime: UInt64 = 200_000_000
+    /// How long a connection on probation (`ConnectionClass.probation`) has to send an authenticated head before
+    /// its reserved slot is taken back, so that a flood cannot hold the reserve with silent or trickling
+    /// connections.
+    private static let probationTime: UInt64 = 1_000_000_000
+    private let probationEnds: UInt64
 
-    init(fd: Int32, peer: String, credentials: PeerCredentials? = nil, loop: EventLoop) {
+    init(
+        fd: Int32, peer: String, credentials: PeerCredentials? = nil, loop: EventLoop, slot: ConnectionClass,
+        key: PeerKey
+    ) {
         self.fd = fd
         self.peer = peer
         self.credentials = credentials
         self.loop = loop
+        self.slot = slot
+        self.key = key
         let limits = loop.server.configuration.limits
         parser = HTTPRequestParser(limits: limits)
         lastActivity = loop.now
-        maxBufferedInput = limits.body + limits.allHeaders + limits.requestLine + 64 * 1024
+        probationEnds = loop.now + min(Connection.probationTime, loop.server.headerTimeout)
+        maxBufferedInput = limits.allHeaders + limits.requestLine + loop.readBuffer.count
         deadline = lastActivity + loop.server.idleTimeout
+        if case .probation = slot { deadline = probationEnds }
     }
 
     private var hasPendingOutput: Bool { outputStart < output.count }
@@ -76,15 +112,29 @@ final class Connection {
             if !hasPendingOutput { processInput() }
         }
         if events & EPOLLIN.rawValue != 0 {
-            readAvailable()
+            readAndProcess()
             if isClosed { return }
-            processInput()
         }
         flush()
         afterIO()
     }
 
-    private func readAvailable() {
+    private var wantsInput: Bool {
+        !isPeerClosed && (isLingering || (!isClosingAfterWrite && input.count - inputStart < maxBufferedInput))
+    }
+
+    /// Reads one buffer at a time and parses it before reading more, so that a body is read only once its head
+    /// was admitted and no more than `maxBufferedInput` unparsed bytes are held.
+    private func readAndProcess() {
+        while !isClosed && wantsInput {
+            guard let count = readChunk() else { return }
+            processInput()
+            if count < loop.readBuffer.count { return }
+        }
+    }
+
+    /// One `recv` into the loop's buffer, kept in `input` unless lingering; nil when nothing was read.
+    private func readChunk() -> Int? {
         let buffer = loop.readBuffer
         while true {
             let count = recv(fd, buffer.baseAddress, buffer.count, 0)
@@ -93,20 +143,19 @@ final class Connection {
                 if !isLingering {
                     input.append(contentsOf: UnsafeRawBufferPointer(start: buffer.baseAddress, count: count))
                 }
-                if count < buffer.count || input.count - inputStart >= maxBufferedInput { return }
-                continue
+                return count
             }
             if count == 0 {
                 isPeerClosed = true
-                return
+                return nil
             }
             switch errno {
             case EINTR: continue
-            case EAGAIN, EWOULDBLOCK: return
+            case EAGAIN, EWOULDBLOCK: return nil
             default:
                 // ECONNRESET and the like: the client is gone. Control flow, not an error worth logging.
                 close()
-                return
+                return nil
             }
         }
     }
@@ -114,7 +163,7 @@ final class Connection {
     /// Parses and answers complete requests until one is deferred, output backs up, or more bytes are needed.
     private func processInput() {
         while !isClosed && !isAwaitingDeferred && stream == nil && !isClosingAfterWrite && !isLingering
-            && inputStart < input.count
+            && (inputStart < input.count || parser.isAwaitingNoBytes)
             && output.count - outputStart < Connection.outputHighWater
         {
             let start = inputStart
@@ -126,9 +175,8 @@ final class Connection {
             case .needMore:
                 compactInput()
                 return
-            case .continueExpected:
-                // RFC 9110 §10.1.1: tell the client to send the body it is holding back.
-                output.append(contentsOf: Array("HTTP/1.1 100 Continue\r\n\r\n".utf8))
+            case .head(let head, let announcedBody, let expectsContinue):
+                admit(head, announcedBody: announcedBody, expectsContinue: expectsContinue)
             case .failure(let error):
                 respondWithError(error.status, detail: error.detail, path: error.path)
             case .request(let request, let keepAlive):
@@ -138,9 +186,12 @@ final class Connection {
         compactInput()
     }
 
+    /// Buffers larger than this are given back once emptied, so idle connections hold little memory.
+    private static let keptBufferCapacity = 16 * 1024
+
     private func compactInput() {
         if inputStart == input.count {
-            input.removeAll(keepingCapacity: input.capacity <= 64 * 1024)
+            input.removeAll(keepingCapacity: input.capacity <= Connection.keptBufferCapacity)
             inputStart = 0
         } else if inputStart > 0 && inputStart >= input.count / 2 {
             input.removeSubrange(0..<inputStart)
@@ -148,15 +199,83 @@ final class Connection {
         }
     }
 
-    private func dispatch(_ request: HTTPRequest, keepAlive: Bool) {
+    // MARK: - Head stage
+
+    /// A head is in: the handler's `admit` decides (authentication), then the client limits; only then is the
+    /// body read. A refusal is answered at once and the connection closes, its body unread.
+    private func admit(_ head: HTTPRequest, announcedBody: Int?, expectsContinue: Bool) {
         requestStartedAt = 0
         let context = RequestContext(
-            requestID: loop.encoder.requestID(for: request),
-            peer: peer,
-            receivedAt: .now,
-            peerCredentials: credentials
-        )
-        switch loop.server.handler.handle(request, context: context) {
+            requestID: loop.encoder.requestID(for: head), peer: peer, receivedAt: .now, peerCredentials: credentials)
+        switch loop.server.handler.admit(head, context: context) {
+        case .answer(let result):
+            answerWithoutBody(head, result, context: context)
+        case .proceed(let admitted, let isAuthenticated):
+            let bodyBytes = announcedBody ?? loop.server.configuration.limits.body
+            if let refusal = begin(admitted, isAuthenticated: isAuthenticated, bodyBytes: bodyBytes) {
+                refuse(refusal, path: head.path)
+                return
+            }
+            bodyStartedAt = loop.now
+            // RFC 9110 §10.1.1: tell the client to send the body it is holding back, now that it is wanted.
+            if expectsContinue { output.append(contentsOf: Array("HTTP/1.1 100 Continue\r\n\r\n".utf8)) }
+        }
+    }
+
+    /// Counts an admitted head against its client's limits, first moving an authenticated TCP connection out of
+    /// the anonymous pool or probation; the refusal when a limit is hit.
+    private func begin(_ context: RequestContext, isAuthenticated: Bool, bodyBytes: Int) -> LimitRefusal? {
+        let requestKey = isAuthenticated ? PeerKey.principal(context.peer) : key
+        return loop.server.admission.withLock { ledger -> LimitRefusal? in
+            if isAuthenticated { slot = ledger.authenticate(slot, key: key) }
+            if case .probation(let refusal) = slot { return refusal }
+            if let refusal = ledger.beginRequest(requestKey, bodyBytes: bodyBytes) { return refusal }
+            active = ActiveRequest(key: requestKey, bodyBytes: bodyBytes, context: context)
+            return nil
+        }
+    }
+
+    /// The request is answered (or abandoned): its counts in the ledger are given back.
+    private func endActiveRequest() {
+        guard let request = active else { return }
+        active = nil
+        loop.server.admission.withLock { $0.endRequest(request.key, bodyBytes: request.bodyBytes) }
+    }
+
+    /// Answers a head the handler refused. A request that announced a body is never read further: what arrived
+    /// of it is dropped, nothing more is read, and the connection closes after the answer. One without a body
+    /// leaves the connection as its head asked.
+    private func answerWithoutBody(_ head: HTTPRequest, _ result: HTTPHandlerResult, context: RequestContext) {
+        let keepAlive = parser.skipBodylessRequest()
+        if !keepAlive {
+            input = []
+            inputStart = 0
+            isClosingAfterWrite = true
+        }
+        run(result, for: head, context: context, keepAlive: keepAlive)
+    }
+
+    /// A client limit was hit: 429 or 503 with `Retry-After`, a warning (rate-limited) and a count.
+    private func refuse(_ refusal: LimitRefusal, path: String?) {
+        loop.server.warnings.record(refusal, peer: peer, now: loop.now)
+        respondWithError(refusal.status, detail: refusal.detail, path: path, retryAfter: 1)
+    }
+
+    // MARK: - Answers
+
+    private func dispatch(_ request: HTTPRequest, keepAlive: Bool) {
+        requestStartedAt = 0
+        let context =
+            active?.context.received(at: .now)
+            ?? RequestContext(
+                requestID: loop.encoder.requestID(for: request), peer: peer, receivedAt: .now,
+                peerCredentials: credentials)
+        run(loop.server.handler.handle(request, context: context), for: request, context: context, keepAlive: keepAlive)
+    }
+
+    /// Queues the answer now, or runs deferred work as a Task and holds back later requests until it is done.
+    private func run(_ result: HTTPHandlerResult, for request: HTTPRequest, context: RequestContext, keepAlive: Bool) {
+        switch result {
         case .response(let response):
             respond(to: request, with: response, context: context, keepAlive: keepAlive)
         case .stream(let head, let stream):
@@ -232,11 +351,12 @@ final class Connection {
             accessLog(request, response, context, .now - context.receivedAt)
         }
         if !keepAlive { isClosingAfterWrite = true }
+        endActiveRequest()
     }
 
     /// A problem response from the server itself, after which the connection closes.
-    private func respondWithError(_ status: HTTPStatus, detail: String, path: String?) {
-        let response = HTTPResponse.serverProblem(status, detail: detail, instance: path)
+    private func respondWithError(_ status: HTTPStatus, detail: String, path: String?, retryAfter: Int? = nil) {
+        let response = HTTPResponse.serverProblem(status, detail: detail, instance: path, retryAfter: retryAfter)
         let context = RequestContext(
             requestID: loop.encoder.nextID(), peer: peer, receivedAt: .now, peerCredentials: credentials)
         let request = HTTPRequest(method: ServerErrorReply.unknownMethod, target: path ?? "*")
@@ -264,7 +384,7 @@ final class Connection {
             close()
             return
         }
-        output.removeAll(keepingCapacity: output.capacity <= 256 * 1024)
+        output.removeAll(keepingCapacity: output.capacity <= Connection.keptBufferCapacity)
         outputStart = 0
     }
 
@@ -287,9 +407,7 @@ final class Connection {
             }
         }
         var wanted: UInt32 = 0
-        let wantsInput =
-            isLingering || (!isClosingAfterWrite && input.count - inputStart < maxBufferedInput)
-        if wantsInput && !isPeerClosed { wanted |= EPOLLIN.rawValue }
+        if wantsInput { wanted |= EPOLLIN.rawValue }
         if hasPendingOutput { wanted |= EPOLLOUT.rawValue }
         if wanted != registeredEvents {
             loop.modify(fd, events: wanted)
@@ -344,7 +462,7 @@ final class Connection {
             deadline = 0
         } else if parser.isReadingBody {
             timer = .request
-            deadline = lastActivity + server.headerTimeout
+            deadline = bodyDeadline
         } else if parser.hasPartialRequest {
             if requestStartedAt == 0 { requestStartedAt = loop.now }
             timer = .request
@@ -353,17 +471,35 @@ final class Connection {
             timer = .idle
             deadline = lastActivity + server.idleTimeout
         }
+        if case .probation = slot, !isAwaitingDeferred, !hasPendingOutput {
+            deadline = min(deadline, probationEnds)
+        }
+    }
+
+    /// A body must arrive at `minBodyRate` on average after a grace of `headerTimeout` from its head: a total
+    /// deadline that grows with the bytes received, not a timer that each byte restarts.
+    private var bodyDeadline: UInt64 {
+        let rate = UInt64(max(1, loop.server.configuration.clientLimits.minBodyRate))
+        let allowance = UInt64(parser.bodyBytesReceived) * 1_000_000_000 / rate
+        return bodyStartedAt + loop.server.headerTimeout + allowance
+    }
+
+    /// The path of the request being received, once its request line is in.
+    private var currentPath: String? {
+        parser.currentPath
+            ?? input.withUnsafeBufferPointer {
+                parser.pathOfPartialHead(UnsafeBufferPointer(rebasing: $0[inputStart...]))
+            }
     }
 
     /// The sweep found the timer expired.
     func deadlinePassed() {
         switch timer {
         case .request:
-            respondWithError(
-                .requestTimeout,
-                detail: "The request was not received within the time allowed.",
-                path: parser.currentPath
-            )
+            let refusal = LimitRefusal(
+                kind: .slowClient, detail: "The request was not received within the time allowed.")
+            loop.server.warnings.record(refusal, peer: peer, now: loop.now)
+            respondWithError(.requestTimeout, detail: refusal.detail, path: currentPath)
             flush()
             afterIO()
         case .idle, .stalledWriter, .linger:
@@ -383,6 +519,7 @@ final class Connection {
         guard !isClosed else { return }
         isClosed = true
         stream?.markClosed()
+        endActiveRequest()
         loop.forget(self)
         Glibc.close(fd)
         input = []

@@ -2,7 +2,7 @@ import CLinux
 import Glibc
 import Logging
 
-/// State shared by all loops of one server. Immutable apart from the connection count.
+/// State shared by all loops of one server. Immutable apart from the admission ledger and the refusal counts.
 final class ServerContext: Sendable {
     let configuration: HTTPServerConfiguration
     let handler: any HTTPHandler
@@ -12,8 +12,10 @@ final class ServerContext: Sendable {
     let headerTimeout: UInt64
     let idleTimeout: UInt64
     let busyPoll: UInt64
-    /// Open connections across all loops, for `maxConnections` and for shutdown.
-    let openConnections = Locked(0)
+    /// Connections, requests in flight and body bytes, per peer and in total, across all loops.
+    let admission: Locked<AdmissionLedger>
+    /// Refusals per limit, and their rate-limited warnings.
+    let warnings: LimitWarnings
 
     init(
         configuration: HTTPServerConfiguration,
@@ -29,18 +31,14 @@ final class ServerContext: Sendable {
         headerTimeout = Monotonic.nanoseconds(configuration.headerTimeout)
         idleTimeout = Monotonic.nanoseconds(configuration.idleTimeout)
         busyPoll = Monotonic.nanoseconds(configuration.busyPoll)
+        admission = Locked(
+            AdmissionLedger(limits: configuration.clientLimits, maxConnections: configuration.maxConnections))
+        warnings = LimitWarnings(logger: logger)
     }
 
-    func tryReserveConnection() -> Bool {
-        openConnections.withLock { count in
-            guard count < configuration.maxConnections else { return false }
-            count += 1
-            return true
-        }
-    }
-
-    func releaseConnection() {
-        openConnections.withLock { $0 -= 1 }
+    var statistics: HTTPServerStatistics {
+        let (open, body) = admission.withLock { ($0.total, $0.bodyBytes) }
+        return HTTPServerStatistics(openConnections: open, bufferedBodyBytes: body, refusals: warnings.counts)
     }
 }
 
@@ -249,24 +247,64 @@ final class EventLoop: @unchecked Sendable {
                     return
                 }
             }
-            guard server.tryReserveConnection() else {
-                // Over `maxConnections`: accept, answer 503 best-effort, close.
-                ServerErrorReply.sendServiceUnavailable(fd)
-                Glibc.close(fd)
-                continue
+            let key = PeerKey.of(peer: peer, credentials: credentials)
+            switch admit(key, isUnix: listener.isUnix) {
+            case .success(let slot):
+                adopt(fd: fd, peer: peer, credentials: credentials, isTCP: !listener.isUnix, slot: slot, key: key)
+            case .failure(let refusal):
+                refuseConnection(fd, peer: peer, refusal)
             }
-            adopt(fd: fd, peer: peer, credentials: credentials, isTCP: !listener.isUnix)
         }
     }
 
-    /// Takes ownership of a connected non-blocking socket (already counted in `openConnections`).
+    /// A slot for a new connection from `key`. When none is free, a TCP connection takes the slot of this loop's
+    /// oldest connection still on probation (a client over its limit that has not yet authenticated): a token
+    /// holder sends its head at once and keeps the slot, while a flood cannot hold the reserve by outpacing it.
+    private func admit(_ key: PeerKey, isUnix: Bool) -> Result<ConnectionClass, LimitRefusal> {
+        let first = server.admission.withLock { $0.openConnection(key, isUnix: isUnix) }
+        guard case .failure = first, !isUnix, evictOldestProbation() else { return first }
+        return server.admission.withLock { $0.openConnection(key, isUnix: isUnix) }
+    }
+
+    /// Connections admitted on probation, oldest first; some may have authenticated or closed since.
+    private var probationQueue: [Connection] = []
+
+    /// Closes the oldest connection holding a probation slot (one refused already and lingering, or one still
+    /// awaiting its authentication, then counted refused for the limit it was over); false when there is none.
+    private func evictOldestProbation() -> Bool {
+        while !probationQueue.isEmpty {
+            let oldest = probationQueue.removeFirst()
+            guard oldest.holdsProbationSlot, case .probation(let refusal) = oldest.slot else { continue }
+            if oldest.isAwaitingAuthentication { server.warnings.record(refusal, peer: oldest.peer, now: now) }
+            oldest.close()
+            return true
+        }
+        return false
+    }
+
+    /// Over a connection limit: the accepted connection gets the 429 or 503 problem best-effort, and is closed.
+    private func refuseConnection(_ fd: Int32, peer: String, _ refusal: LimitRefusal) {
+        server.warnings.record(refusal, peer: peer, now: now)
+        var bytes: [UInt8] = []
+        let response = HTTPResponse.serverProblem(refusal.status, detail: refusal.detail, instance: nil, retryAfter: 1)
+        encoder.encode(
+            response, requestID: encoder.nextID(), omitBody: false, keepAlive: false, http10: false, into: &bytes)
+        _ = bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT)) }
+        Glibc.close(fd)
+    }
+
+    /// Takes ownership of a connected non-blocking socket, already counted in the admission ledger as `slot` of
+    /// `key`.
     @discardableResult
-    func adopt(fd: Int32, peer: String, credentials: PeerCredentials? = nil, isTCP: Bool = true) -> Connection? {
+    func adopt(
+        fd: Int32, peer: String, credentials: PeerCredentials? = nil, isTCP: Bool = true, slot: ConnectionClass,
+        key: PeerKey
+    ) -> Connection? {
         if isTCP { Socket.setNoDelay(fd) }
-        let connection = Connection(fd: fd, peer: peer, credentials: credentials, loop: self)
+        let connection = Connection(fd: fd, peer: peer, credentials: credentials, loop: self, slot: slot, key: key)
         guard register(fd, events: EPOLLIN.rawValue) else {
             Glibc.close(fd)
-            server.releaseConnection()
+            server.admission.withLock { $0.closeConnection(slot, key: key) }
             return nil
         }
         connection.registeredEvents = EPOLLIN.rawValue
@@ -276,6 +314,7 @@ final class EventLoop: @unchecked Sendable {
         }
         connections[slot] = connection
         connectionCount += 1
+        if connection.holdsProbationSlot { probationQueue.append(connection) }
         if isDraining { connection.drain() }
         return connection
     }
@@ -302,10 +341,24 @@ final class EventLoop: @unchecked Sendable {
             connections[slot] = nil
             connectionCount -= 1
         }
-        server.releaseConnection()
+        server.admission.withLock { $0.closeConnection(connection.slot, key: connection.key) }
+        closedSinceTrim += 1
+    }
+
+    /// Connections closed since memory was last given back to the system.
+    private var closedSinceTrim = 0
+
+    /// After a burst (many connections closed) and once no request bodies are buffered, asks glibc to return
+    /// free heap memory to the system: without it, RSS stays at the burst's peak.
+    private func trimMemoryAfterBurst() {
+        guard closedSinceTrim >= 64, server.admission.withLock({ $0.bodyBytes == 0 }) else { return }
+        closedSinceTrim = 0
+        malloc_trim(0)
     }
 
     private func sweep() {
+        trimMemoryAfterBurst()
+        probationQueue.removeAll { !$0.holdsProbationSlot }
         if acceptPausedUntil != 0 && now >= acceptPausedUntil {
             acceptPausedUntil = 0
             if isAccepting && !registerListeners() {
@@ -331,22 +384,4 @@ struct Listener: Sendable {
 enum ServerErrorReply {
     /// The method reported to the access log for a request refused before its method was known.
     static let unknownMethod = HTTPMethod(rawValue: "-")!
-
-    static let serviceUnavailable: [UInt8] = {
-        let body = ProblemDetails(
-            title: "Service Unavailable",
-            status: 503,
-            detail: "The server has too many open connections."
-        ).jsonBytes()
-        let head =
-            "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/problem+json\r\n"
-            + "Content-Length: \(body.count)\r\nRetry-After: 1\r\nConnection: close\r\n\r\n"
-        return Array(head.utf8) + body
-    }()
-
-    static func sendServiceUnavailable(_ fd: Int32) {
-        _ = serviceUnavailable.withUnsafeBytes { bytes in
-            send(fd, bytes.baseAddress, bytes.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT))
-        }
-    }
 }

@@ -72,20 +72,25 @@ public struct RequestContext: Sendable {
         self.annotations = annotations
     }
 
-    private init(copying other: RequestContext, peer: String) {
+    private init(copying other: RequestContext, peer: String, receivedAt: ContinuousClock.Instant) {
         requestID = other.requestID
         self.peer = peer
         remoteAddress = other.remoteAddress
         peerCredentials = other.peerCredentials
-        receivedAt = other.receivedAt
+        self.receivedAt = receivedAt
         annotations = other.annotations
+    }
+
+    /// This context with `receivedAt` set to when the body, after the head, had arrived.
+    func received(at instant: ContinuousClock.Instant) -> RequestContext {
+        RequestContext(copying: self, peer: peer, receivedAt: instant)
     }
 
     /// This context with `peer` naming `identity`; the transport peer stays in `remoteAddress`, and the
     /// annotations record `identity` as the actor.
     public func replacingPeer(_ identity: String) -> RequestContext {
         annotations.actor = identity
-        return RequestContext(copying: self, peer: identity)
+        return RequestContext(copying: self, peer: identity, receivedAt: receivedAt)
     }
 }
 
@@ -101,7 +106,27 @@ public enum HTTPHandlerResult: Sendable {
     case stream(HTTPResponse, ResponseStream)
 }
 
-/// The one thing the server calls.
+/// What to do with a request whose head has arrived, before any of its body is read.
+public enum HeadDecision: Sendable {
+    /// Read the body, then call `handle(_:context:)` with this context (the one given, or a copy naming the
+    /// caller). `isAuthenticated`: the caller proved who it is (a token), so it may use the connection slots kept
+    /// for authenticated callers and its per-client limits are counted under `context.peer`, apart from its
+    /// address.
+    case proceed(RequestContext, isAuthenticated: Bool)
+    /// Answer now (a refusal) without reading or buffering the body; the connection closes after the answer.
+    case answer(HTTPHandlerResult)
+}
+
+/// The one thing the server calls: `admit` once a request's head is in, then `handle` once its body is.
 public protocol HTTPHandler: Sendable {
+    /// Decides, from the head alone (`head.body` is empty), whether the server reads the body. Runs on the event
+    /// loop: it must be fast and must not block. The default proceeds, unauthenticated.
+    func admit(_ head: HTTPRequest, context: RequestContext) -> HeadDecision
     func handle(_ request: HTTPRequest, context: RequestContext) -> HTTPHandlerResult
+}
+
+extension HTTPHandler {
+    public func admit(_ head: HTTPRequest, context: RequestContext) -> HeadDecision {
+        .proceed(context, isAuthenticated: false)
+    }
 }

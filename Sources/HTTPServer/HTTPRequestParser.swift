@@ -13,8 +13,11 @@ struct HTTPRequestParser {
     enum Event {
         /// Everything given was consumed or is kept for later; give more bytes.
         case needMore
-        /// The head asked for `Expect: 100-continue` and its body has not arrived (RFC 9110 §10.1.1).
-        case continueExpected
+        /// A complete head, before any of its body is read: the request without its body, the body's length as
+        /// announced (0 for none, nil for chunked) and whether the client waits for `100 Continue` before sending
+        /// it (RFC 9110 §10.1.1). Parsing the body waits for the next call; a caller that refuses the request
+        /// stops there and never reads it.
+        case head(HTTPRequest, announcedBody: Int?, expectsContinue: Bool)
         /// A complete request, and whether the connection may stay open after its response.
         case request(HTTPRequest, keepAlive: Bool)
         case failure(HTTPParseError)
@@ -22,6 +25,8 @@ struct HTTPRequestParser {
 
     private enum State {
         case head
+        /// The head was reported and announced no body; the next call completes the request.
+        case complete
         case body(remaining: Int)
         case chunkSize
         case chunkData(remaining: Int)
@@ -30,10 +35,7 @@ struct HTTPRequestParser {
     }
 
     private struct Head {
-        var method: HTTPMethod
-        var target: String
-        var version: HTTPVersion
-        var headers: HTTPHeaders
+        var request: HTTPRequest
         var keepAlive: Bool
     }
 
@@ -63,8 +65,41 @@ struct HTTPRequestParser {
         return true
     }
 
+    /// True when the head was reported and the request completes without further bytes (it has no body).
+    var isAwaitingNoBytes: Bool {
+        if case .complete = state { return true }
+        return false
+    }
+
+    /// Ends a request answered at its head when it announced no body, so that the next request can follow on the
+    /// connection; returns whether the head allows that (keep-alive). False, and nothing changes, when the request
+    /// has a body: the connection must close, since its body was not read.
+    mutating func skipBodylessRequest() -> Bool {
+        guard case .complete = state, let head else { return false }
+        self.head = nil
+        state = .head
+        return head.keepAlive
+    }
+
+    /// The path of the request whose head is still arriving, from its request line when that is complete: read
+    /// from `unconsumed` (the bytes given to `parse` and not consumed yet), for a 408's `instance`. Nil when the
+    /// request line is not complete or not well-formed.
+    func pathOfPartialHead(_ unconsumed: UnsafeBufferPointer<UInt8>) -> String? {
+        guard case .head = state, requestLineEnd > 0, requestLineEnd <= unconsumed.count else { return nil }
+        let line = UnsafeBufferPointer(rebasing: unconsumed[0..<(requestLineEnd - 1)])
+        guard let first = line.firstIndex(of: HTTPSyntax.space), let last = line.lastIndex(of: HTTPSyntax.space),
+            last > first + 1
+        else { return nil }
+        let target = UnsafeBufferPointer(rebasing: line[(first + 1)..<last])
+        guard target.allSatisfy(HTTPSyntax.isTargetChar) else { return nil }
+        return HTTPRequest.split(target: String(decoding: target, as: UTF8.self)).path
+    }
+
+    /// Body bytes of the current request decoded so far.
+    var bodyBytesReceived: Int { body.count }
+
     /// The current request's path, when its request line has been parsed.
-    var currentPath: String? { head.map { HTTPRequest.split(target: $0.target).path } }
+    var currentPath: String? { head?.request.path }
 
     mutating func parse(_ buffer: UnsafeBufferPointer<UInt8>) -> (consumed: Int, event: Event) {
         var consumed = 0
@@ -84,8 +119,12 @@ struct HTTPRequestParser {
         switch state {
         case .head:
             return stepHead(bytes)
+        case .complete:
+            return (0, finish())
         case .body(let remaining):
             let take = min(remaining, bytes.count)
+            // Reserved once the body's first bytes arrive, that is once the head was admitted.
+            if body.isEmpty && take > 0 { body.reserveCapacity(remaining) }
             if take > 0 { body.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[0..<take])) }
             if take == remaining { return (take, finish()) }
             state = .body(remaining: remaining - take)
@@ -123,6 +162,9 @@ struct HTTPRequestParser {
         }
         var index = scanned
         while index < bytes.count {
+            if requestLineEnd < 0, !HTTPRequestParser.mayBePartOfRequestLine(bytes, at: index) {
+                return (0, fail(.badRequest, "The bytes received cannot start or continue an HTTP request line."))
+            }
             if bytes[index] == HTTPSyntax.lf {
                 // RFC 9112 §2.2: lines end in CRLF; a bare LF is refused here rather than tolerated.
                 guard index > 0, bytes[index - 1] == HTTPSyntax.cr else {
@@ -162,6 +204,19 @@ struct HTTPRequestParser {
             return (0, event)
         }
         return (0, .needMore)
+    }
+
+    /// Whether the byte at `index` of an unfinished request line can belong to one: a method starts with a token
+    /// character, and the rest is visible ASCII or SP, then CRLF (RFC 9112 §3). Anything else (a TLS
+    /// ClientHello's 0x16, binary) is refused at once instead of waiting for the header timeout.
+    private static func mayBePartOfRequestLine(_ bytes: UnsafeBufferPointer<UInt8>, at index: Int) -> Bool {
+        let byte = bytes[index]
+        if index == 0 { return HTTPSyntax.isTokenChar(byte) }
+        switch byte {
+        case 0x20...0x7E, HTTPSyntax.lf: return true
+        case HTTPSyntax.cr: return index + 1 == bytes.count || bytes[index + 1] == HTTPSyntax.lf
+        default: return false
+        }
     }
 
     private mutating func checkHeaderLimits(lineLength: Int, sectionLength: Int) -> Event? {
@@ -222,11 +277,14 @@ struct HTTPRequestParser {
         }
         let keepAlive =
             version == .http11 ? !fields.connectionClose : fields.connectionKeepAlive && !fields.connectionClose
-        head = Head(
-            method: requestLine.method, target: target, version: version, headers: fields.headers,
-            keepAlive: keepAlive)
+        var request = HTTPRequest(method: requestLine.method, target: target, version: version)
+        request.headers = fields.headers
+        head = Head(request: request, keepAlive: keepAlive)
         body = []
-        return setUpBody(fields, version: version, target: target)
+        if let refusal = setUpBody(fields, version: version, target: target) { return refusal }
+        let announced: Int? = fields.hasTransferEncoding ? nil : fields.contentLength ?? 0
+        let expectsContinue = fields.expectsContinue && version == .http11 && announced != 0
+        return .head(request, announcedBody: announced, expectsContinue: expectsContinue)
     }
 
     /// RFC 9112 §3: request-line = method SP request-target SP HTTP-version (without its CRLF).
@@ -395,9 +453,9 @@ struct HTTPRequestParser {
         return nil
     }
 
-    /// Sets up the body's framing from a head's fields: chunked, a Content-Length, or none.
+    /// Sets up the body's framing from a head's fields: chunked, a Content-Length, or none. A refusal when the
+    /// framing is invalid or the body too large.
     private mutating func setUpBody(_ fields: FieldLines, version: HTTPVersion, target: String) -> Event? {
-        let expectsContinue = fields.expectsContinue && version == .http11
         if fields.hasTransferEncoding {
             let transferCodings = fields.transferCodings
             // RFC 9112 §6.1: a request with both Transfer-Encoding and Content-Length is a framing error;
@@ -422,18 +480,18 @@ struct HTTPRequestParser {
                 return failHead(.notImplemented, "Only the chunked transfer coding is supported.", target)
             }
             state = .chunkSize
-            return expectsContinue ? .continueExpected : nil
+            return nil
         }
         let length = fields.contentLength ?? 0
         if length > limits.body {
             return failHead(.contentTooLarge, "The body exceeds \(limits.body) bytes.", target)
         }
         if length == 0 {
-            return finish()
+            state = .complete
+            return nil
         }
-        body.reserveCapacity(length)
         state = .body(remaining: length)
-        return expectsContinue ? .continueExpected : nil
+        return nil
     }
 
     /// A refusal after the request line was read; the path is worked out only now, off the hot path.
@@ -509,8 +567,7 @@ struct HTTPRequestParser {
 
     private mutating func finish() -> Event {
         let head = self.head!
-        var request = HTTPRequest(method: head.method, target: head.target, version: head.version)
-        request.headers = head.headers
+        var request = head.request
         request.body = body
         self.head = nil
         body = []

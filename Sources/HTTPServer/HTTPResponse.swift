@@ -25,8 +25,17 @@ public struct HTTPResponse: Sendable {
         )
     }
 
-    /// The problem response the server itself sends for `status`.
-    static func serverProblem(_ status: HTTPStatus, detail: String, instance: String?) -> HTTPResponse {
-        .problem(ProblemDetails(title: status.reason, status: status.code, detail: detail, instance: instance))
+    /// The problem response the server itself sends for `status`: type `urn:sriovd:problem:<slug>` (the slug
+    /// named after the status, `not-found`), the reason phrase as title, and `instance` when a path was read.
+    /// 429 and 503 say when to retry.
+    public static func serverProblem(
+        _ status: HTTPStatus, detail: String, instance: String?, retryAfter: Int? = nil
+    ) -> HTTPResponse {
+        var response = HTTPResponse.problem(
+            ProblemDetails(
+                type: ProblemDetails.typePrefix + status.problemSlug, title: status.reason, status: status.code,
+                detail: detail, instance: instance))
+        if let retryAfter { response.headers.add("Retry-After", String(retryAfter)) }
+        return response
     }
 }

@@ -16,6 +16,30 @@ public struct HTTPServerConfiguration: Sendable {
         public init() {}
     }
 
+    /// What one client may hold, and what all request bodies together may take (`AdmissionLedger` applies
+    /// them). A peer is an IP address over TCP, a uid over the Unix socket, or the identity the head-stage check
+    /// (`HTTPHandler.admit`) authenticated. A limit of one peer is answered 429, one of the server 503, both with
+    /// `Retry-After`.
+    public struct ClientLimits: Sendable {
+        /// Connections of one IP address (not authenticated) or one uid.
+        public var peerConnections: Int = 512
+        /// Requests of one peer whose head has arrived and whose response is not yet written.
+        public var peerRequests: Int = 256
+        /// Body bytes of one peer's requests in progress (as announced; a chunked body counts as `Limits.body`).
+        public var peerBufferedBytes: Int = 16 * 1024 * 1024
+        /// Body bytes of all requests in progress together.
+        public var bodyMemory: Int = 64 * 1024 * 1024
+        /// Connection slots kept for Unix-socket peers and authenticated TCP callers: anonymous TCP peers may
+        /// hold `maxConnections` minus this many.
+        public var reservedConnections: Int = 256
+        /// Once a head is in, its body must arrive at this average rate (bytes per second) after a grace of
+        /// `headerTimeout`: a total deadline of `headerTimeout + received / rate` from the head, not a timer that
+        /// restarts with each byte.
+        public var minBodyRate: Int = 16 * 1024
+
+        public init() {}
+    }
+
     /// A Unix-domain stream socket to listen on, beside or instead of TCP.
     public struct UnixSocket: Sendable {
         /// The socket's path. A stale socket left there by an earlier run is replaced; a live one (something
@@ -51,10 +75,11 @@ public struct HTTPServerConfiguration: Sendable {
     /// microseconds (more in a virtual machine). An idle server does not poll; a busy one spends at most this
     /// much CPU per gap between requests. Zero turns it off.
     public var busyPoll: Duration = .microseconds(100)
-    /// Connections open at once. Beyond it, a new connection gets a 503 problem and is closed.
+    /// Connections open at once. Beyond it, a new connection gets a 503 problem and is closed. See
+    /// `ClientLimits.reservedConnections` for the part anonymous TCP peers cannot take.
     public var maxConnections: Int = 4096
-    /// Time allowed to receive a request's header section, from its first byte; also the longest pause while a
-    /// body arrives. On expiry: 408 and close.
+    /// Time allowed to receive a request's header section, from its first byte (a total deadline); also the
+    /// grace before `ClientLimits.minBodyRate` applies to a body. On expiry: 408 and close.
     public var headerTimeout: Duration = .seconds(10)
     /// A keep-alive connection with no request in progress is closed after this long. Also bounds a client that
     /// stops reading its responses.
@@ -64,6 +89,7 @@ public struct HTTPServerConfiguration: Sendable {
     /// Listen backlog.
     public var backlog: Int32 = 1024
     public var limits = Limits()
+    public var clientLimits = ClientLimits()
 
     public init(host: String = "127.0.0.1", port: UInt16 = 8080) {
         self.host = host

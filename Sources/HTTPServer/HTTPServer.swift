@@ -41,7 +41,12 @@ public final class HTTPServer: Sendable {
 
     /// Connections open right now, across all loops.
     public var openConnectionCount: Int {
-        context.withLock { $0?.openConnections.withLock { $0 } ?? 0 }
+        context.withLock { $0?.admission.withLock { $0.total } ?? 0 }
+    }
+
+    /// Open connections, buffered body bytes and refusals per client limit, for a metrics endpoint.
+    public var statistics: HTTPServerStatistics {
+        context.withLock { $0?.statistics ?? HTTPServerStatistics() }
     }
 
     /// Binds and listens (TCP, the Unix socket, or both), starts the loop threads and returns the bound TCP

@@ -48,6 +48,12 @@ public struct HTTPStatus: Hashable, Sendable, CustomStringConvertible {
         .internalServerError, .notImplemented, .serviceUnavailable, .gatewayTimeout, .httpVersionNotSupported,
     ]
 
+    /// The slug of the problem type the server sends with this status: its reason phrase in lower case, words
+    /// joined by hyphens (`Request Header Fields Too Large` is `request-header-fields-too-large`).
+    public var problemSlug: String {
+        String(reason.lowercased().map { $0 == " " ? "-" : $0 })
+    }
+
     /// RFC 9110 §6.4.1: 1xx, 204 and 304 responses never carry content.
     var allowsContent: Bool { !(100..<200).contains(code) && code != 204 && code != 304 }
 }

@@ -25,6 +25,9 @@ public struct ProblemDetails: Sendable, Encodable, Equatable {
         self.extensions = extensions
     }
 
+    /// The namespace of every problem type this server and the daemon built on it send: `<prefix><slug>`.
+    public static let typePrefix = "urn:sriovd:problem:"
+
     static let standardKeys: Set<String> = ["type", "title", "status", "detail", "instance"]
 
     /// Every member, standard and extension, as one object.

@@ -98,6 +98,42 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "With --vf-metrics: the most VFs given series (held VFs first, then by address).")
     var vfMetricsLimit: Int = 256
 
+    @Option(help: "HTTP connections open at once, TCP and Unix together; beyond it a new one gets 503.")
+    var maxConnections: Int = 4096
+
+    @Option(
+        help: """
+            Connections kept for Unix-socket peers and callers with a bearer token: anonymous TCP clients may \
+            hold --max-connections minus this many.
+            """)
+    var reservedConnections: Int = 256
+
+    @Option(
+        help: """
+            Connections one client may hold (an IP address over TCP until it presents a token; a uid over the \
+            Unix socket); beyond it 429.
+            """)
+    var clientConnections: Int = 512
+
+    @Option(help: "Requests one client may have in progress (head received, response not yet sent); beyond it 429.")
+    var clientRequests: Int = 256
+
+    @Option(help: "MiB of request bodies one client may have in progress; beyond it 429.")
+    var clientBodyMib: Int = 16
+
+    @Option(help: "MiB of request bodies in progress across all connections; beyond it 503 with Retry-After.")
+    var bodyMemoryMib: Int = 64
+
+    @Option(help: "Seconds to receive a request's headers, from their first byte; then 408.")
+    var headerTimeout: Double = 10
+
+    @Option(
+        help: """
+            KiB per second a request body must arrive at, on average, after a grace of --header-timeout from its \
+            headers; then 408.
+            """)
+    var minBodyRateKib: Int = 16
+
     func validate() throws {
         guard (1...64).contains(eventLoops) else { throw ValidationError("--event-loops must be 1 to 64.") }
         guard (0...10_000).contains(busyPollUs) else { throw ValidationError("--busy-poll-us must be 0 to 10000.") }
@@ -105,6 +141,32 @@ struct Serve: AsyncParsableCommand {
         guard (1...65_536).contains(vfMetricsLimit) else {
             throw ValidationError("--vf-metrics-limit must be 1 to 65536.")
         }
+        guard (1...1_000_000).contains(maxConnections) else {
+            throw ValidationError("--max-connections must be 1 to 1000000.")
+        }
+        guard (0...maxConnections).contains(reservedConnections) else {
+            throw ValidationError("--reserved-connections must be 0 to --max-connections.")
+        }
+        for (name, value) in [
+            ("--client-connections", clientConnections), ("--client-requests", clientRequests),
+            ("--client-body-mib", clientBodyMib), ("--body-memory-mib", bodyMemoryMib),
+            ("--min-body-rate-kib", minBodyRateKib),
+        ] where value < 1 {
+            throw ValidationError("\(name) must be at least 1.")
+        }
+        guard headerTimeout > 0 else { throw ValidationError("--header-timeout must be more than 0.") }
+    }
+
+    /// The connection and client limits of the flags.
+    private func applyLimits(to configuration: inout HTTPServerConfiguration) {
+        configuration.maxConnections = maxConnections
+        configuration.headerTimeout = .milliseconds(Int(headerTimeout * 1000))
+        configuration.clientLimits.reservedConnections = reservedConnections
+        configuration.clientLimits.peerConnections = clientConnections
+        configuration.clientLimits.peerRequests = clientRequests
+        configuration.clientLimits.peerBufferedBytes = clientBodyMib * 1024 * 1024
+        configuration.clientLimits.bodyMemory = bodyMemoryMib * 1024 * 1024
+        configuration.clientLimits.minBodyRate = minBodyRateKib * 1024
     }
 
     func run() async throws {
@@ -114,6 +176,7 @@ struct Serve: AsyncParsableCommand {
         configuration.shutdownGrace = .milliseconds(Int(shutdownGrace * 1000))
         configuration.eventLoopCount = eventLoops
         configuration.busyPoll = .microseconds(busyPollUs)
+        applyLimits(to: &configuration)
         // Signals: handled from here on, so that one arriving during startup recovery is not fatal.
         let signals = SignalHandlers()
 
@@ -131,6 +194,7 @@ struct Serve: AsyncParsableCommand {
         let server = HTTPServer(
             configuration: configuration, handler: makeHandler(api: api, security: security), logger: logger,
             accessLog: AccessLog.makeHook(writer: accessLog))
+        Metrics.shared.attachServerStatistics { server.statistics }
         let address = try startServer(server, store: store)
         announce(address, configuration: configuration, security: security, logger: logger)
         signals.onReload { Self.reloadTokens(security.tokens, logger: logger) }

@@ -38,10 +38,13 @@ final class LoopHarness: @unchecked Sendable {
             throw ClientError(description: "socketpair: \(errno)")
         }
         _ = fcntl(fds[0], F_SETFL, fcntl(fds[0], F_GETFL) | O_NONBLOCK)
-        _ = server.tryReserveConnection()
+        let key = PeerKey.address("unix")
+        guard case .success(let slot) = server.admission.withLock({ $0.openConnection(key, isUnix: true) }) else {
+            throw ClientError(description: "the admission ledger refused a test connection")
+        }
         let loop = self.loop
         let fd = fds[0]
-        loop.execute { loop.adopt(fd: fd, peer: "unix") }
+        loop.execute { loop.adopt(fd: fd, peer: "unix", slot: slot, key: key) }
         return TestClient(fd: fds[1])
     }
 
@@ -111,7 +114,7 @@ struct ConnectionTests {
         #expect(response.text.contains(#""instance":"/items/x""#))
         #expect(response.text.contains(#""status":400"#))
         #expect(response.text.contains(#""title":"Bad Request""#))
-        #expect(response.text.contains(#""type":"about:blank""#))
+        #expect(response.text.contains(#""type":"urn:sriovd:problem:bad-request""#))
         #expect(await client.waitForClose())
         await harness.stop()
     }

@@ -31,8 +31,8 @@ struct HTTPRequestParserTests {
                 switch event {
                 case .needMore:
                     break parsing
-                case .continueExpected:
-                    continues += 1
+                case .head(_, _, let expectsContinue):
+                    if expectsContinue { continues += 1 }
                 case .failure(let error):
                     return (requests, keepAlive, .failure(error.status.code), continues)
                 case .request(let request, let keep):

@@ -208,7 +208,7 @@ struct HTTPServerTests {
     @Test func holdsAThousandIdleConnectionsWhileServing() async throws {
         let limit = raiseFileLimit()
         try #require(limit >= 2200, "RLIMIT_NOFILE hard limit too low: \(limit)")
-        try await withServer { server, port in
+        try await withServer(configure: { $0.clientLimits.peerConnections = 2000 }) { server, port in
             var idle: [TestClient] = []
             for _ in 0..<1000 {
                 idle.append(try TestClient(port: port))
@@ -298,7 +298,10 @@ struct HTTPServerTests {
     }
 
     @Test func capsOpenConnections() async throws {
-        try await withServer(configure: { $0.maxConnections = 2 }) { server, port in
+        try await withServer(configure: {
+            $0.maxConnections = 2
+            $0.clientLimits.reservedConnections = 0
+        }) { server, port in
             let first = try TestClient(port: port)
             let second = try TestClient(port: port)
             try first.send("GET /hello HTTP/1.1\r\nHost: t\r\n\r\n")

@@ -33,7 +33,7 @@ struct RegressionFuzzTests {
                 case .request(let request, _): paths.append(request.path)
                 case .failure(let error): failed = error.status.code; break parsing
                 case .needMore: break parsing
-                case .continueExpected: continue
+                case .head: continue
                 }
             }
         }

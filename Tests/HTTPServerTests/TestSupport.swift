@@ -54,6 +54,23 @@ final class TestClient: @unchecked Sendable {
         self.init(fd: fd, timeout: timeout)
     }
 
+    /// Connects to a Unix stream socket at `path`.
+    convenience init(unixPath path: String, timeout: Duration = .seconds(5)) throws {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue | SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw ClientError(description: "socket: \(errno)") }
+        var address = sockaddr_un()
+        let length = try Socket.unixAddress(path, into: &address)
+        let result = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, length) }
+        }
+        guard result == 0 else {
+            let code = errno
+            close(fd)
+            throw ClientError(description: "connect \(path): \(code)")
+        }
+        self.init(fd: fd, timeout: timeout)
+    }
+
     deinit { close(fd) }
 
     func setTimeout(_ timeout: Duration) {

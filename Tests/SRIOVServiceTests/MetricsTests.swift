@@ -172,6 +172,22 @@ import Testing
         try Self.checkWithPrometheusClient(text)
     }
 
+    @Test func theHTTPServersClientLimitsAppear() throws {
+        let metrics = Metrics()
+        metrics.attachServerStatistics {
+            HTTPServerStatistics(
+                openConnections: 7, bufferedBodyBytes: 1024, refusals: [.peerConnections: 3, .slowClient: 1])
+        }
+        let text = metrics.exposition()
+        let samples = try Self.parseExposition(text)
+        #expect(Self.value(samples, "sriovd_http_open_connections") == 7)
+        #expect(Self.value(samples, "sriovd_http_buffered_body_bytes") == 1024)
+        #expect(Self.value(samples, "sriovd_http_limit_refusals_total", ["limit": "peer_connections"]) == 3)
+        #expect(Self.value(samples, "sriovd_http_limit_refusals_total", ["limit": "slow_client"]) == 1)
+        #expect(Self.value(samples, "sriovd_http_limit_refusals_total", ["limit": "body_memory"]) == 0)
+        try Self.checkWithPrometheusClient(text)
+    }
+
     @Test func theParserRejectsBadExposition() {
         for bad in [
             "sriovd_x 1\n", "# TYPE a counter\na{b=\"c} 1\n", "# TYPE a gauge\na one\n", "# TYPE a gauge\na 1",

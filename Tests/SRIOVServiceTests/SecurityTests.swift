@@ -233,6 +233,32 @@ import Testing
         await daemon.stop()
     }
 
+    /// Issue 12, "Memory before authentication": a caller without a token announces a 1 MiB body and sends none
+    /// of it; the 401 comes at once from the head, the refusal is audited, nothing is buffered and the connection
+    /// closes. A token holder's body is still read.
+    @Test func aRefusedMutationIsAnsweredAtItsHeadWithoutItsBody() async throws {
+        let daemon = try await SecuredDaemon()
+        let lastEvent = try daemon.lastAuditID()
+        let client = try daemon.client()
+        let head =
+            "POST /allocations HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
+            + "Content-Length: 1048576\r\n\r\n"
+        try await onThread { try client.send(Array(head.utf8)) }
+        let response = try await onThread { try client.readResponse(method: "POST") }
+        #expect(response.status == 401)
+        #expect(response.header("Connection") == "close")
+        #expect(daemon.server.statistics.bufferedBodyBytes == 0)
+        let events = try daemon.auditEvents(after: lastEvent)
+        #expect(events.map(\.action) == ["allocation.create"])
+        #expect(events.first?.error?.hasPrefix("unauthenticated: ") == true)
+
+        let admitted = try await daemon.client().request(
+            "POST", "/allocations", json: ["owner": "vm:head", "pf": "0000:3b:00.0"],
+            headers: SecuredDaemon.bearer(.operator))
+        #expect(admitted.status == 201, "\(admitted.text)")
+        await daemon.stop()
+    }
+
     @Test func auditRecordsTheTokenName() async throws {
         let daemon = try await SecuredDaemon()
         let client = try daemon.client()

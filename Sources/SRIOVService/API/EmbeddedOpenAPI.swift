@@ -18,6 +18,16 @@ enum EmbeddedOpenAPI {
             may also create, change and release allocations; `admin` may also set VF counts, change the settings of
             free VFs and run reconcile. A missing or unknown token is 401 with `WWW-Authenticate: Bearer
             realm="sriovd"`; a caller without the role is 403 (`urn:sriovd:problem:forbidden`, with `required_role`).
+            Both are decided from the request's head: a refused request's body is not read, and when it has one the
+            connection closes after the answer.
+
+            Limits: any operation may also be answered by the HTTP layer, with the same problem format: 400 for bytes
+            that cannot be an HTTP/1.1 request (at once), 408 when the headers take longer than `--header-timeout` or a
+            body arrives slower than `--min-body-rate-kib` (`urn:sriovd:problem:request-timeout`), 413, 414, 431, 501,
+            505, and, with `Retry-After`, 429 when one client exceeds its connections, requests in progress or buffered
+            bodies (`urn:sriovd:problem:too-many-requests`), 503 when the server's connections or body memory are
+            exhausted (`urn:sriovd:problem:service-unavailable`). See the `TooManyRequests`, `ServiceUnavailable` and
+            `RequestTimeout` responses.
 
             Cross-site requests: a request body must be `application/json` (a PATCH's may also be
             `application/merge-patch+json`); the only parameter allowed is `charset=utf-8`. A request that declares
@@ -707,6 +717,35 @@ enum EmbeddedOpenAPI {
               content:
                 application/problem+json:
                   schema: { $ref: "#/components/schemas/Problem" }
+            TooManyRequests:
+              description: |
+                One client (an IP address until it presents a token, a uid on the Unix socket, or a token's name) holds
+                as many connections, requests in progress or body bytes as it may (`urn:sriovd:problem:too-many-requests`).
+              headers:
+                Retry-After:
+                  description: Seconds to wait before retrying.
+                  schema: { type: integer, minimum: 0 }
+              content:
+                application/problem+json:
+                  schema: { $ref: "#/components/schemas/Problem" }
+            ServiceUnavailable:
+              description: |
+                The server holds as many connections, or buffers as many request bodies, as it may
+                (`urn:sriovd:problem:service-unavailable`); also `not-ready` and `storage-unavailable` where documented.
+              headers:
+                Retry-After:
+                  description: Seconds to wait before retrying.
+                  schema: { type: integer, minimum: 0 }
+              content:
+                application/problem+json:
+                  schema: { $ref: "#/components/schemas/Problem" }
+            RequestTimeout:
+              description: |
+                The headers did not arrive within `--header-timeout`, or the body slower than `--min-body-rate-kib`
+                after that grace (`urn:sriovd:problem:request-timeout`). The connection is closed.
+              content:
+                application/problem+json:
+                  schema: { $ref: "#/components/schemas/Problem" }
             Unauthorized:
               description: No token, or one sriovd does not know (`urn:sriovd:problem:unauthenticated`).
               headers:
@@ -776,7 +815,7 @@ enum EmbeddedOpenAPI {
               type: object
               required: [type, title, status, detail]
               properties:
-                type: { type: string }
+                type: { type: string, pattern: "^urn:sriovd:problem:[a-z0-9-]+$" }
                 title: { type: string }
                 status: { type: integer, minimum: 400, maximum: 599 }
                 detail: { type: string }

@@ -56,6 +56,8 @@ public final class Metrics: Sendable {
     }
 
     private let state = Mutex(State())
+    /// Reads the HTTP server's connection and client-limit figures at scrape time; nil until a server is attached.
+    private let serverStatistics = Mutex<(@Sendable () -> HTTPServerStatistics)?>(nil)
 
     public init() {}
 
@@ -82,6 +84,11 @@ public final class Metrics: Sendable {
             if createdAllocation { state.allocationsCreated += 1 }
             if releasedAllocation { state.allocationsReleased += 1 }
         }
+    }
+
+    /// Exposes `read()`'s figures (open connections, buffered body bytes, refusals per client limit) at each scrape.
+    public func attachServerStatistics(_ read: @escaping @Sendable () -> HTTPServerStatistics) {
+        serverStatistics.withLock { $0 = read }
     }
 
     /// Counts an allocation created other than through `POST /allocations`.
@@ -188,6 +195,24 @@ public final class Metrics: Sendable {
         text.family("sriovd_hardware_write_errors_total", "Hardware writes that failed, by errno.", .counter)
         for (name, count) in state.hardwareWriteErrors.sorted(by: { $0.key < $1.key }) {
             text.sample("sriovd_hardware_write_errors_total", ["errno": name], Double(count))
+        }
+        if let read = serverStatistics.withLock({ $0 }) { Self.render(read(), into: &text) }
+    }
+
+    /// The HTTP server's figures: open connections, buffered body bytes and refusals by client limit.
+    static func render(_ server: HTTPServerStatistics, into text: inout PrometheusText) {
+        text.family("sriovd_http_open_connections", "HTTP connections open.", .gauge)
+        text.sample("sriovd_http_open_connections", [:], Double(server.openConnections))
+        text.family(
+            "sriovd_http_buffered_body_bytes", "Body bytes of HTTP requests in progress (--body-memory-mib bounds it).",
+            .gauge)
+        text.sample("sriovd_http_buffered_body_bytes", [:], Double(server.bufferedBodyBytes))
+        text.family(
+            "sriovd_http_limit_refusals_total",
+            "Connections and requests refused (429, 503) or timed out (408) by a client limit, by limit.", .counter)
+        for kind in LimitKind.allCases {
+            text.sample(
+                "sriovd_http_limit_refusals_total", ["limit": kind.rawValue], Double(server.refusals[kind] ?? 0))
         }
     }
 }

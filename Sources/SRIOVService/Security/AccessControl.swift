@@ -4,6 +4,11 @@ import HTTPServer
 /// decides who is asking, checks the role the policy asks for, and passes the request on with `peer` naming the
 /// caller (the token's name, `uid=…,pid=…,comm=…`, or the TCP peer), which is what the audit records.
 ///
+/// It decides at the head stage (`admit`), before the server reads or buffers the body: a refused caller gets its
+/// 401 or 403 without its body being read (the server then closes a connection whose body is unread). A caller
+/// with a valid token is reported authenticated, so the server counts it apart from anonymous clients of its
+/// address.
+///
 /// Who is asking:
 /// - a request with `Authorization: Bearer TOKEN`, when a tokens file is in force: the token's name and role
 ///   (an unknown token is 401, whatever the listener);
@@ -36,13 +41,15 @@ public struct AccessControl: HTTPHandler {
         self.anonymousTCPRole = anonymousTCPRole
     }
 
-    public func handle(_ request: HTTPRequest, context: RequestContext) -> HTTPHandlerResult {
+    /// Once the request's head is in: refuses (401, 403) a caller without the role its route needs, or passes
+    /// the request on with the context naming the caller. `request` has no body yet.
+    public func admit(_ request: HTTPRequest, context: RequestContext) -> HeadDecision {
         let route = router.route(for: request)
         let pattern = route?.pattern
         let required: Role
         switch policy.access(request.method, pattern) {
         case .open:
-            return router.handle(request, context: context)
+            return .proceed(context, isAuthenticated: false)
         case .role(let role):
             required = role
         }
@@ -52,11 +59,12 @@ public struct AccessControl: HTTPHandler {
         case .success(let found):
             identity = found
         case .failure(let refusal):
-            return refuse(request, context: context, route: route, refusal, actor: Self.unauthenticatedActor(context))
+            return .answer(
+                refuse(request, context: context, route: route, refusal, actor: Self.unauthenticatedActor(context)))
         }
         context.annotations.actor = identity.actor
         if tokens == nil, !context.isUnixPeer, let refusal = LoopbackOrigin.refusal(for: request) {
-            return refuse(request, context: context, route: route, refusal, actor: identity.actor)
+            return .answer(refuse(request, context: context, route: route, refusal, actor: identity.actor))
         }
         guard let role = identity.role, role >= required else {
             let has = identity.role.map { "the role \($0)" } ?? "no role"
@@ -64,12 +72,17 @@ public struct AccessControl: HTTPHandler {
                 "\(request.method.rawValue) \(pattern ?? request.path) needs the role \(required); "
                     + "\(identity.actor) has \(has).",
                 required: required, role: identity.role)
-            return refuse(request, context: context, route: route, refusal, actor: identity.actor)
+            return .answer(refuse(request, context: context, route: route, refusal, actor: identity.actor))
         }
         if let refusal = RequestMediaType.refusal(for: request) {
-            return refuse(request, context: context, route: route, refusal, actor: identity.actor)
+            return .answer(refuse(request, context: context, route: route, refusal, actor: identity.actor))
         }
-        return router.handle(request, context: context.replacingPeer(identity.actor))
+        return .proceed(context.replacingPeer(identity.actor), isAuthenticated: identity.hasToken)
+    }
+
+    /// Once the body is in, for a request `admit` passed on: the router answers it.
+    public func handle(_ request: HTTPRequest, context: RequestContext) -> HTTPHandlerResult {
+        router.handle(request, context: context)
     }
 
     /// Methods that change nothing (RFC 9110 §9.2.1); a refusal of any other method is reported for the audit.
@@ -113,7 +126,7 @@ public struct AccessControl: HTTPHandler {
             guard let entry = tokens.authenticate(token) else {
                 return .failure(.unauthenticated("The bearer token is not valid.", error: "invalid_token"))
             }
-            return .success(Identity(actor: entry.name, role: entry.role))
+            return .success(Identity(actor: entry.name, role: entry.role, hasToken: true))
         }
         if context.isUnixPeer {
             guard let credentials = context.peerCredentials else {

@@ -164,6 +164,14 @@ public struct Identity: Sendable, Equatable {
     public var actor: String
     /// Nil: known, but allowed nothing (a Unix peer no rule maps).
     public var role: Role?
+    /// Whether the caller presented a valid bearer token (rather than being known by its socket).
+    public var hasToken: Bool
+
+    public init(actor: String, role: Role?, hasToken: Bool = false) {
+        self.actor = actor
+        self.role = role
+        self.hasToken = hasToken
+    }
 }
 
 /// The tokens in force, replaceable at run time (SIGHUP re-reads the file). Only SHA-256 digests are kept.
