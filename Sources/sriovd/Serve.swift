@@ -85,9 +85,13 @@ struct Serve: AsyncParsableCommand {
             """)
     var busyPollUs: Int = 100
 
+    @Option(help: "Seconds between sweeps that release allocations whose lease ran out.")
+    var leaseCheckInterval: Double = 1
+
     func validate() throws {
         guard (1...64).contains(eventLoops) else { throw ValidationError("--event-loops must be 1 to 64.") }
         guard (0...10_000).contains(busyPollUs) else { throw ValidationError("--busy-poll-us must be 0 to 10000.") }
+        guard leaseCheckInterval >= 0.01 else { throw ValidationError("--lease-check-interval must be at least 0.01.") }
     }
 
     func run() async throws {
@@ -122,7 +126,8 @@ struct Serve: AsyncParsableCommand {
         SystemdNotify.send("READY=1\nSTATUS=serving")
         logger.info("ready", metadata: ["pfs": "\(inventory.snapshot.host.pfs.count)", "db": "\(dbPath)"])
 
-        let background = startBackgroundWork(inventory: inventory, store: store, logger: logger)
+        var background = startBackgroundWork(inventory: inventory, store: store, logger: logger)
+        background.tasks.append(startLeaseExpiry(core: core))
         await signals.termination()
         SystemdNotify.send("STOPPING=1")
         logger.info("stopping: draining in-flight requests")
@@ -254,6 +259,12 @@ struct Serve: AsyncParsableCommand {
             }
         }
         return BackgroundWork(monitors: monitors, tasks: [rescan, purge])
+    }
+
+    /// Releases allocations whose lease ran out, every `--lease-check-interval` (startup recovery swept once).
+    private func startLeaseExpiry(core: ServiceCore) -> Task<Void, Never> {
+        let interval = Duration.milliseconds(Int(leaseCheckInterval * 1000))
+        return Task.detached { await LeaseService(core: core).run(every: interval) }
     }
 
     private static func purgeIdempotencyRecords(store: Store, logger: Logger) async {

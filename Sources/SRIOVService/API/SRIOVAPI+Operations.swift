@@ -8,6 +8,7 @@ extension SRIOVAPI {
             var text = PrometheusText()
             do {
                 try renderInventoryMetrics(into: &text)
+                try renderCapacityMetrics(into: &text)
             } catch {
                 return .response(SRIOVError.storage(String(describing: error)).response(instance: request.path))
             }

@@ -146,29 +146,105 @@ struct AllocationService: Sendable {
         }
     }
 
-    /// The lowest-index free VF that the request allows, made into a new allocation. Held VFs, free VFs left with
+    /// The free VF that the request allows, made into a new allocation: the lowest-index one, or the one the
+    /// selector's placement rule picks (`PlacementRule`), within the owner's quota. Held VFs, free VFs left with
     /// settings that are not their baseline, VFs being changed and VFs of a PF being resized are not handed out.
+    /// Runs inside the transaction that records the allocation, so concurrent requests cannot pass a quota.
     private static func choose(
         _ request: AllocationRequest, id: String, in snapshot: InventorySnapshot, tx: Transaction, dirty: DirtyVFs
     ) throws -> Allocation {
         let candidates = try Self.candidates(request, in: snapshot, tx: tx)
         let busy = try OpenChanges(tx.openIntents())
         let held = try tx.heldVFs().union(dirty.all).union(busy.vfs)
+        let options = Self.placementOptions(request)
+        let quotaLimits = try Self.quotaLimits(owner: request.owner, in: snapshot, tx: tx)
+        // The rule picks a PF, then the PF's first eligible VF: one free VF per PF and NUMA node is all it needs.
+        var free: [PlacementCandidate] = []
+        var represented = Set<PlacementKey>()
+        var heldByPF: [PCIAddress: Int] = [:]
         var resizing: PCIAddress?
-        for candidate in candidates where !held.contains(candidate.vf.address) {
+        var quotaBlocked: QuotaRefusal?
+        let firstFree = options == PlacementRule.Options()
+        for candidate in candidates {
+            let vf = candidate.vf
+            if held.contains(vf.address) {
+                heldByPF[vf.pf, default: 0] += 1
+                continue
+            }
             if busy.resizing.contains(candidate.pf.address) {
                 resizing = candidate.pf.address
                 continue
             }
-            let vf = candidate.vf
-            return Allocation(
-                id: id, vf: vf.address, pf: vf.pf, vfIndex: vf.index, owner: request.owner, labels: request.labels,
-                state: .active, createdAt: Timestamp.now(), releasedAt: nil, config: request.config,
-                generation: try tx.nextGeneration(vf: vf.address))
+            let node = vf.numaNode ?? candidate.pf.numaNode
+            if let node, let refusal = quotaLimits?.full[node] {
+                quotaBlocked = refusal
+                continue
+            }
+            guard represented.insert(PlacementKey(pf: vf.pf, numaNode: node)).inserted else { continue }
+            free.append(PlacementCandidate(vf: vf.address, pf: vf.pf, vfIndex: vf.index, numaNode: node))
+            if firstFree { break }
         }
-        if let resizing { throw SRIOVError.pfBusy(resizing, "its VF count is being changed; retry shortly") }
-        let heldCount = candidates.filter { held.contains($0.vf.address) }.count
-        throw SRIOVError.noFreeVF(total: candidates.count, held: heldCount)
+        let conflicting = try options.antiAffinity.map { try tx.pfsHoldingLabel($0.label, value: $0.value) } ?? []
+        switch PlacementRule.choose(free: free, held: heldByPF, options: options, conflicting: conflicting) {
+        case .chosen(let chosen, let reason):
+            return Allocation(
+                id: id, vf: chosen.vf, pf: chosen.pf, vfIndex: chosen.vfIndex, owner: request.owner,
+                labels: request.labels, state: .active, createdAt: Timestamp.now(), releasedAt: nil,
+                config: request.config, generation: try tx.nextGeneration(vf: chosen.vf),
+                leaseSeconds: request.leaseSeconds,
+                expiresAt: request.leaseSeconds.map { Timestamp.after(seconds: $0) },
+                placement: reason)
+        case .antiAffinity(let label, let value, let pfs):
+            throw SRIOVError.antiAffinityUnsatisfiable(label: label, value: value, pfs: pfs)
+        case .noneFree:
+            if let quotaBlocked { throw SRIOVError.quotaExceeded(quotaBlocked) }
+            if let resizing { throw SRIOVError.pfBusy(resizing, "its VF count is being changed; retry shortly") }
+            let heldCount = candidates.filter { held.contains($0.vf.address) }.count
+            throw SRIOVError.noFreeVF(total: candidates.count, held: heldCount)
+        }
+    }
+
+    /// A PF and NUMA node: the placement rule needs one free VF of each.
+    private struct PlacementKey: Hashable {
+        var pf: PCIAddress
+        var numaNode: Int?
+    }
+
+    /// What a selector asks of placement; nothing for `pf` and `vf` requests.
+    private static func placementOptions(_ request: AllocationRequest) -> PlacementRule.Options {
+        guard case .selector(let selector) = request.selection else { return PlacementRule.Options() }
+        return PlacementRule.Options(
+            mode: selector.placement, preferNUMANode: selector.preferNUMANode,
+            antiAffinity: selector.antiAffinity.flatMap { rule in
+                request.labels[rule.label].map { PlacementRule.LabelValue(label: rule.label, value: $0) }
+            })
+    }
+
+    /// The owner's quota as it stands: throws when its total is reached; otherwise the NUMA nodes whose own limit
+    /// is reached, each with the refusal to give if only they have free VFs. Nil when no quota governs the owner.
+    private static func quotaLimits(owner: String, in snapshot: InventorySnapshot, tx: Transaction) throws
+        -> (quota: Quota, full: [Int: QuotaRefusal])?
+    {
+        guard let quota = Quota.governing(owner, among: try tx.quotas()) else { return nil }
+        let use = try quotaUse(quota, in: snapshot, read: tx)
+        if let refusal = quota.totalRefusal(use) { throw SRIOVError.quotaExceeded(refusal) }
+        var full: [Int: QuotaRefusal] = [:]
+        for node in quota.fullNUMANodes(use) {
+            full[node] = QuotaRefusal(
+                ownerPrefix: quota.ownerPrefix, limit: quota.perNUMANode[node] ?? 0, used: use.byNUMANode[node] ?? 0,
+                numaNode: node)
+        }
+        return (quota, full)
+    }
+
+    /// What the owners under a quota hold: in total, and by the NUMA node of each VF's PF.
+    static func quotaUse(_ quota: Quota, in snapshot: InventorySnapshot, read view: StoreView) throws -> QuotaUse {
+        var use = QuotaUse()
+        for (pf, count) in try view.heldByPF(ownerPrefix: quota.ownerPrefix) {
+            use.total += count
+            if let node = snapshot.pf(pf)?.pf.numaNode { use.byNUMANode[node, default: 0] += count }
+        }
+        return use
     }
 
     /// The VFs the request may be given, in order.
@@ -210,6 +286,18 @@ struct AllocationService: Sendable {
             "released_at": allocation.releasedAt.map(JSONValue.string) ?? .null,
             "config": allocation.config?.jsonValue ?? .null,
             "generation": .int(allocation.generation),
+            "lease_seconds": allocation.leaseSeconds.map(JSONValue.int) ?? .null,
+            "expires_at": allocation.expiresAt.map(JSONValue.string) ?? .null,
+            "placement": allocation.placement.map(Self.json) ?? .null,
+        ])
+    }
+
+    /// Why the VF was chosen, as audit details.
+    static func json(_ placement: PlacementReason) -> JSONValue {
+        .object([
+            "rule": .string(placement.rule), "reason": .string(placement.reason),
+            "numa_node": placement.numaNode.map(JSONValue.int) ?? .null,
+            "avoided_pfs": .array(placement.avoidedPFs.map { .string($0.description) }),
         ])
     }
 }
