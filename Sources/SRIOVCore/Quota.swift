@@ -51,6 +51,17 @@ public struct QuotaRefusal: Hashable, Sendable {
 }
 
 extension Quota {
+    /// The prefixes of the quotas directly inside this one (longer, starting with its prefix, and not inside another
+    /// of them): their owners are theirs, so this quota's use leaves them out.
+    public func nestedPrefixes(among quotas: [Quota]) -> [String] {
+        let inside = quotas.map(\.ownerPrefix).filter {
+            $0.utf8.count > ownerPrefix.utf8.count && $0.utf8.starts(with: ownerPrefix.utf8)
+        }
+        return inside.filter { prefix in
+            !inside.contains { $0 != prefix && prefix.utf8.starts(with: $0.utf8) }
+        }.sorted()
+    }
+
     /// NUMA nodes whose per-node limit `use` has reached: no VF on them may be added.
     public func fullNUMANodes(_ use: QuotaUse) -> Set<Int> {
         Set(perNUMANode.filter { node, limit in (use.byNUMANode[node] ?? 0) >= limit }.keys)

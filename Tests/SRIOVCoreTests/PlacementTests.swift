@@ -126,6 +126,10 @@ import Testing
         #expect(Quota.governing("k8s:team-b/web-0", among: quotas)?.maxVFs == 100)
         #expect(Quota.governing("vm:db-1", among: quotas) == nil)
         #expect(Quota.governing("k8s", among: quotas) == nil, "a prefix longer than the owner does not match")
+        // Each owner counts toward the one quota that governs it: k8s: leaves team-a/ (and so batch) out.
+        #expect(quotas[0].nestedPrefixes(among: quotas) == ["k8s:team-a/"])
+        #expect(quotas[1].nestedPrefixes(among: quotas) == ["k8s:team-a/batch"])
+        #expect(quotas[2].nestedPrefixes(among: quotas).isEmpty)
     }
 
     @Test func quotaLimitsInTotalAndPerNUMANode() {

@@ -225,8 +225,9 @@ struct AllocationService: Sendable {
     private static func quotaLimits(owner: String, in snapshot: InventorySnapshot, tx: Transaction) throws
         -> (quota: Quota, full: [Int: QuotaRefusal])?
     {
-        guard let quota = Quota.governing(owner, among: try tx.quotas()) else { return nil }
-        let use = try quotaUse(quota, in: snapshot, read: tx)
+        let quotas = try tx.quotas()
+        guard let quota = Quota.governing(owner, among: quotas) else { return nil }
+        let use = try quotaUse(quota, among: quotas, in: snapshot, read: tx)
         if let refusal = quota.totalRefusal(use) { throw SRIOVError.quotaExceeded(refusal) }
         var full: [Int: QuotaRefusal] = [:]
         for node in quota.fullNUMANodes(use) {
@@ -237,12 +238,18 @@ struct AllocationService: Sendable {
         return (quota, full)
     }
 
-    /// What the owners under a quota hold: in total, and by the NUMA node of each VF's PF.
-    static func quotaUse(_ quota: Quota, in snapshot: InventorySnapshot, read view: StoreView) throws -> QuotaUse {
+    /// What the owners a quota governs hold, in total and by the NUMA node of each VF's PF. Owners under a longer
+    /// prefix that has its own quota are that quota's, not this one's.
+    static func quotaUse(_ quota: Quota, among quotas: [Quota], in snapshot: InventorySnapshot, read view: StoreView)
+        throws -> QuotaUse
+    {
+        let nested = quota.nestedPrefixes(among: quotas)
         var use = QuotaUse()
-        for (pf, count) in try view.heldByPF(ownerPrefix: quota.ownerPrefix) {
-            use.total += count
-            if let node = snapshot.pf(pf)?.pf.numaNode { use.byNUMANode[node, default: 0] += count }
+        for (prefix, sign) in [(quota.ownerPrefix, 1)] + nested.map({ ($0, -1) }) {
+            for (pf, count) in try view.heldByPF(ownerPrefix: prefix) {
+                use.total += sign * count
+                if let node = snapshot.pf(pf)?.pf.numaNode { use.byNUMANode[node, default: 0] += sign * count }
+            }
         }
         return use
     }

@@ -50,8 +50,10 @@ struct QuotaService: Sendable {
     func standings() throws -> [Standing] {
         let snapshot = core.inventory.snapshot
         return try core.store.read { view in
-            try view.quotas().map { quota in
-                Standing(quota: quota, use: try AllocationService.quotaUse(quota, in: snapshot, read: view))
+            let quotas = try view.quotas()
+            return try quotas.map { quota in
+                Standing(
+                    quota: quota, use: try AllocationService.quotaUse(quota, among: quotas, in: snapshot, read: view))
             }
         }
     }
