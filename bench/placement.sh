@@ -2,6 +2,7 @@
 # Allocation through placement, anti-affinity and quotas (issue 17) on a simulated host with 16 PFs and 4,096 VFs,
 # and durable mutations/s of this tree against an earlier commit in the same run.
 # Usage: bench/placement.sh [REV to compare with, default main] [seconds per wrk run, default 10] [rounds, default 3]
+# BEFORE_BIN=PATH uses an already built release sriovd of REV instead of building it.
 # Prints: allocate+release through a selector (spread, prefer_numa_node, anti_affinity) under a quota, p50/p99 at 64
 # clients (target p99 < 5 ms); the same loop by PF address on the same host; and plain allocate+release cycles/s at 64
 # clients on the default host, REV and this tree alternating (A B A B ...), medians and their ratio (target >= 0.9).
@@ -21,8 +22,12 @@ cleanup() {
 trap cleanup EXIT
 
 NOW=$(scripts/build-release.sh)
-git worktree add -q --detach "$W/before" "$REV"
-BEFORE=$(cd "$W/before" && scripts/build-release.sh 2>/dev/null)
+if [ -n "${BEFORE_BIN:-}" ]; then
+    BEFORE=$BEFORE_BIN
+else
+    git worktree add -q --detach "$W/before" "$REV"
+    BEFORE=$(cd "$W/before" && scripts/build-release.sh 2>/dev/null)
+fi
 
 start() { # binary name [host dir] -> prints the URL
     "$1" serve --simulate "${3:-$W/$2-host}" --db "$W/$2.db" --listen 127.0.0.1:0 --log-level error >"$W/$2.out" &
