@@ -41,7 +41,7 @@ start() { # binary name [host dir] -> prints the URL
 ms() { awk -v v="$1" 'BEGIN { if (v ~ /us$/) printf "%.3f", v/1000; else if (v ~ /ms$/) printf "%.3f", v+0; else if (v ~ /s$/) printf "%.3f", v*1000; else print v }'; }
 wrkrun() { # url connections script -> "req/s p50ms p99ms non2xx"
     local out
-    out=$(wrk -t2 -c"$2" -d"${D}s" --latency -s "$3" "$1")
+    out=$(wrk -t"$(( $2 < 2 ? 1 : 2 ))" -c"$2" -d"${D}s" --latency -s "$3" "$1")
     printf '%s %s %s %s\n' "$(echo "$out" | awk '/Requests\/sec/ {print $2}')" \
         "$(ms "$(echo "$out" | awk '$1=="50%" {print $2}')")" "$(ms "$(echo "$out" | awk '$1=="99%" {print $2}')")" \
         "$(echo "$out" | awk '/Non-2xx/ {n+=$NF} /Socket errors/ {n+=1} END {print n+0}')"
@@ -63,14 +63,16 @@ HELD=$(curl -s "$L/capacity" | python3 -c 'import json,sys; h=json.load(sys.stdi
 echo "host: 16 PFs, enabled and held VFs: $HELD; quotas: $(curl -s "$L/quotas" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["items"]))')"
 FIRST=$(curl -s "$L/pfs" | python3 -c 'import json,sys; print(json.load(sys.stdin)["items"][0]["address"])')
 sed "s/0000:5e:00.0/$FIRST/" bench/alloc-release.lua >"$W/by-pf.lua"
-printf '%-58s %10s %9s %8s %8s %7s\n' "64 clients, allocate+release" "cycles/s" "req/s" p50ms p99ms non2xx
-read -r R P50 P99 E < <(wrkrun "$L" 64 bench/placement.lua)
-printf '%-58s %10.0f %9s %8s %8s %7s\n' "selector + spread + prefer_numa_node + anti_affinity, quota" \
-    "$(echo "$R / 2" | bc -l)" "$R" "$P50" "$P99" "$E"
-read -r R P50 P99 E < <(wrkrun "$L" 64 "$W/by-pf.lua")
-printf '%-58s %10.0f %9s %8s %8s %7s\n' "by PF address (bench: quota applies)" "$(echo "$R / 2" | bc -l)" "$R" \
-    "$P50" "$P99" "$E"
-echo "quota bench: after the runs: $(curl -s "$L/quotas" | python3 -c 'import json,sys; print([q for q in json.load(sys.stdin)["items"] if q["owner_prefix"]=="bench:"][0]["used"])') held (every cycle released)"
+printf '%-62s %10s %9s %8s %8s %7s\n' "allocate+release" "cycles/s" "req/s" p50ms p99ms non2xx
+for C in 1 64; do
+    read -r R P50 P99 E < <(wrkrun "$L" "$C" bench/placement.lua)
+    printf '%-62s %10.0f %9s %8s %8s %7s\n' "$C clients: selector, spread, prefer_numa_node, anti_affinity, quota" \
+        "$(echo "$R / 2" | bc -l)" "$R" "$P50" "$P99" "$E"
+    read -r R P50 P99 E < <(wrkrun "$L" "$C" "$W/by-pf.lua")
+    printf '%-62s %10.0f %9s %8s %8s %7s\n' "$C clients: by PF address (the bench: quota applies)" \
+        "$(echo "$R / 2" | bc -l)" "$R" "$P50" "$P99" "$E"
+done
+echo "quota bench: held at the end: $(curl -s "$L/quotas" | python3 -c 'import json,sys; print([q for q in json.load(sys.stdin)["items"] if q["owner_prefix"]=="bench:"][0]["used"])') (cycles cut off when wrk stopped, at most 64)"
 
 # 2. Durable mutations/s: REV and this tree, the same plain loop on the default host, alternating.
 A=$(start "$BEFORE" before)

@@ -7,9 +7,10 @@ extension Database {
     func quotas() throws(StoreError) -> [Quota] {
         try query("SELECT owner_prefix, max_vfs, per_numa_node, updated_at FROM quotas ORDER BY owner_prefix") {
             row throws(StoreError) in
+            let text = row.text(2)
             let byNode: [String: Int]
             do {
-                byNode = try jsonDecoder.decode([String: Int].self, from: Data(row.text(2).utf8))
+                byNode = text == "{}" ? [:] : try jsonDecoder.decode([String: Int].self, from: Data(text.utf8))
             } catch {
                 throw .corruptData("quotas.per_numa_node: \(error)")
             }

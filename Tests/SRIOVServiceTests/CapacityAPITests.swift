@@ -229,6 +229,11 @@ import Testing
         #expect(try await client.request("POST", "/allocations/\(id)/renew").status == 200, "no body: same length")
         let events = try await client.get("/audit?target=\(id)&action=allocation.renew").items
         #expect(events.count == 2 && events.allSatisfy { $0["outcome"] as? String == "success" })
+        let stream = try EventStreamClient(port: daemon.port, path: "/events?type=allocation.renewed&after=0")
+        try stream.readHead()
+        let renewal = try #require(try stream.next())
+        #expect(renewal.type == "allocation.renewed")
+        #expect(renewal.object["owner"] as? String == "vm:l")
 
         let plain = try await client.request("POST", "/allocations", json: ["owner": "vm:p", "pf": Self.x710])
         let plainID = try #require(plain.object["id"] as? String)

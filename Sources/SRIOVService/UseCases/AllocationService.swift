@@ -69,6 +69,8 @@ struct AllocationService: Sendable {
         let action = "allocation.create"
         let snapshot = core.inventory.snapshot
         let dirty = core.dirtyVFs
+        // Matching the inventory touches no database: done here, off the single writer.
+        let candidates = Result { () throws(SRIOVError) in try Self.candidates(request, in: snapshot) }
         let result: Result<Claim, SRIOVError> = try await core.perform { tx in
             if let idempotency, let record = try tx.idempotencyRecord(key: idempotency.key) {
                 guard record.requestHash == idempotency.requestHash else {
@@ -79,7 +81,8 @@ struct AllocationService: Sendable {
                 return .success(.replay(Replay(status: record.status, body: record.body, location: record.location)))
             }
             do {
-                let allocation = try Self.choose(request, id: id, in: snapshot, tx: tx, dirty: dirty)
+                let allocation = try Self.choose(
+                    request, id: id, among: candidates.get(), in: snapshot, tx: tx, dirty: dirty)
                 try tx.insertAllocation(allocation)
                 if request.config != nil {
                     return .success(try Self.openApply(allocation, idempotency: idempotency, tx: tx))
@@ -151,9 +154,12 @@ struct AllocationService: Sendable {
     /// settings that are not their baseline, VFs being changed and VFs of a PF being resized are not handed out.
     /// Runs inside the transaction that records the allocation, so concurrent requests cannot pass a quota.
     private static func choose(
-        _ request: AllocationRequest, id: String, in snapshot: InventorySnapshot, tx: Transaction, dirty: DirtyVFs
+        _ request: AllocationRequest, id: String, among candidates: [(pf: PhysicalFunction, vf: VirtualFunction)],
+        in snapshot: InventorySnapshot, tx: Transaction, dirty: DirtyVFs
     ) throws -> Allocation {
-        let candidates = try Self.candidates(request, in: snapshot, tx: tx)
+        if case .vf(let address) = request.selection, let holder = try tx.holdingAllocation(vf: address) {
+            throw SRIOVError.vfHeld(address, allocationID: holder.id)
+        }
         let busy = try OpenChanges(tx.openIntents())
         let held = try tx.heldVFs().union(dirty.all).union(busy.vfs)
         let options = Self.placementOptions(request)
@@ -161,6 +167,7 @@ struct AllocationService: Sendable {
         // The rule picks a PF, then the PF's first eligible VF: one free VF per PF and NUMA node is all it needs.
         var free: [PlacementCandidate] = []
         var represented = Set<PlacementKey>()
+        var lastKey: PlacementKey?
         var heldByPF: [PCIAddress: Int] = [:]
         var resizing: PCIAddress?
         var quotaBlocked: QuotaRefusal?
@@ -180,7 +187,10 @@ struct AllocationService: Sendable {
                 quotaBlocked = refusal
                 continue
             }
-            guard represented.insert(PlacementKey(pf: vf.pf, numaNode: node)).inserted else { continue }
+            // VFs come grouped by PF: most repeat the key just seen, which needs no hashing.
+            let key = PlacementKey(pf: vf.pf, numaNode: node)
+            guard key != lastKey, represented.insert(key).inserted else { continue }
+            lastKey = key
             free.append(PlacementCandidate(vf: vf.address, pf: vf.pf, vfIndex: vf.index, numaNode: node))
             if firstFree { break }
         }
@@ -255,8 +265,8 @@ struct AllocationService: Sendable {
     }
 
     /// The VFs the request may be given, in order.
-    private static func candidates(_ request: AllocationRequest, in snapshot: InventorySnapshot, tx: Transaction)
-        throws -> [(pf: PhysicalFunction, vf: VirtualFunction)]
+    private static func candidates(_ request: AllocationRequest, in snapshot: InventorySnapshot)
+        throws(SRIOVError) -> [(pf: PhysicalFunction, vf: VirtualFunction)]
     {
         switch request.selection {
         case .pf(let address):
@@ -264,9 +274,6 @@ struct AllocationService: Sendable {
             return entry.vfs.map { (entry.pf, $0) }
         case .vf(let address):
             guard let found = snapshot.vf(address) else { throw SRIOVError.vfNotFound(address) }
-            if let holder = try tx.holdingAllocation(vf: address) {
-                throw SRIOVError.vfHeld(address, allocationID: holder.id)
-            }
             return [found]
         case .selector(let selector):
             return snapshot.host.pfs.flatMap { entry in

@@ -37,11 +37,7 @@ public struct LeaseService: Sendable {
                         caller.event(
                             action, target: id, outcome: .success,
                             details: [
-                                "owner": .string(allocation.owner), "vf": .string(allocation.vf.description),
-                                "before": .object(["expires_at": allocation.expiresAt.map(JSONValue.string) ?? .null]),
-                                "after": .object([
-                                    "expires_at": .string(after.expiresAt!), "lease_seconds": .int(seconds),
-                                ]),
+                                "before": AllocationService.json(allocation), "after": AllocationService.json(after),
                             ]))
                     renewed = after
                     refusal = nil
