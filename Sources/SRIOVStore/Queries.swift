@@ -179,7 +179,7 @@ extension Database {
     func insertAllocation(_ allocation: Allocation) throws(StoreError) {
         let labels = allocation.labels.isEmpty ? "{}" : try encodeJSON(allocation.labels)
         let config = try allocation.config.map { config throws(StoreError) in try encodeJSON(config) }
-        let placement = try allocation.placement.map { placement throws(StoreError) in try encodeJSON(placement) }
+        let placement = allocation.placement.map(Self.placementJSON)
         do {
             try execute(
                 """
@@ -303,6 +303,17 @@ extension Database {
     }
 
     // MARK: Decoding and encoding
+
+    /// A placement reason as JSON text, written directly: it is stored with every new allocation, on the writer.
+    static func placementJSON(_ placement: PlacementReason) -> String {
+        var text = #"{"avoided_pfs":["#
+        text += placement.avoidedPFs.map { "\"\($0)\"" }.joined(separator: ",")
+        text += #"],"numa_node":"# + (placement.numaNode.map(String.init) ?? "null") + #","reason":"#
+        placement.reason.appendQuoted(to: &text)
+        text += #","rule":"#
+        placement.rule.appendQuoted(to: &text)
+        return text + "}"
+    }
 
     private func decodeAllocation(_ row: Row) throws(StoreError) -> Allocation {
         guard let state = AllocationState(rawValue: row.text(7)) else {

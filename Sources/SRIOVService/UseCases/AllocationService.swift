@@ -154,7 +154,7 @@ struct AllocationService: Sendable {
     /// settings that are not their baseline, VFs being changed and VFs of a PF being resized are not handed out.
     /// Runs inside the transaction that records the allocation, so concurrent requests cannot pass a quota.
     private static func choose(
-        _ request: AllocationRequest, id: String, among candidates: [(pf: PhysicalFunction, vf: VirtualFunction)],
+        _ request: AllocationRequest, id: String, among candidates: [PlacementCandidate],
         in snapshot: InventorySnapshot, tx: Transaction, dirty: DirtyVFs
     ) throws -> Allocation {
         if case .vf(let address) = request.selection, let holder = try tx.holdingAllocation(vf: address) {
@@ -173,25 +173,23 @@ struct AllocationService: Sendable {
         var quotaBlocked: QuotaRefusal?
         let firstFree = options == PlacementRule.Options()
         for candidate in candidates {
-            let vf = candidate.vf
-            if held.contains(vf.address) {
-                heldByPF[vf.pf, default: 0] += 1
+            if held.contains(candidate.vf) {
+                heldByPF[candidate.pf, default: 0] += 1
                 continue
             }
-            if busy.resizing.contains(candidate.pf.address) {
-                resizing = candidate.pf.address
+            if busy.resizing.contains(candidate.pf) {
+                resizing = candidate.pf
                 continue
             }
-            let node = vf.numaNode ?? candidate.pf.numaNode
-            if let node, let refusal = quotaLimits?.full[node] {
+            if let node = candidate.numaNode, let refusal = quotaLimits?.full[node] {
                 quotaBlocked = refusal
                 continue
             }
             // VFs come grouped by PF: most repeat the key just seen, which needs no hashing.
-            let key = PlacementKey(pf: vf.pf, numaNode: node)
+            let key = PlacementKey(pf: candidate.pf, numaNode: candidate.numaNode)
             guard key != lastKey, represented.insert(key).inserted else { continue }
             lastKey = key
-            free.append(PlacementCandidate(vf: vf.address, pf: vf.pf, vfIndex: vf.index, numaNode: node))
+            free.append(candidate)
             if firstFree { break }
         }
         let conflicting = try options.antiAffinity.map { try tx.pfsHoldingLabel($0.label, value: $0.value) } ?? []
@@ -209,7 +207,7 @@ struct AllocationService: Sendable {
         case .noneFree:
             if let quotaBlocked { throw SRIOVError.quotaExceeded(quotaBlocked) }
             if let resizing { throw SRIOVError.pfBusy(resizing, "its VF count is being changed; retry shortly") }
-            let heldCount = candidates.filter { held.contains($0.vf.address) }.count
+            let heldCount = candidates.filter { held.contains($0.vf) }.count
             throw SRIOVError.noFreeVF(total: candidates.count, held: heldCount)
         }
     }
@@ -265,20 +263,29 @@ struct AllocationService: Sendable {
     }
 
     /// The VFs the request may be given, in order.
+    /// The VFs the request may be given, in inventory order, as plain values (no strings to retain while the writer
+    /// walks them).
     private static func candidates(_ request: AllocationRequest, in snapshot: InventorySnapshot)
-        throws(SRIOVError) -> [(pf: PhysicalFunction, vf: VirtualFunction)]
+        throws(SRIOVError) -> [PlacementCandidate]
     {
+        func candidate(_ vf: VirtualFunction, of pf: PhysicalFunction) -> PlacementCandidate {
+            PlacementCandidate(vf: vf.address, pf: pf.address, vfIndex: vf.index, numaNode: vf.numaNode ?? pf.numaNode)
+        }
         switch request.selection {
         case .pf(let address):
             guard let entry = snapshot.pf(address) else { throw SRIOVError.pfNotFound(address) }
-            return entry.vfs.map { (entry.pf, $0) }
+            return entry.vfs.map { candidate($0, of: entry.pf) }
         case .vf(let address):
             guard let found = snapshot.vf(address) else { throw SRIOVError.vfNotFound(address) }
-            return [found]
+            return [candidate(found.vf, of: found.pf)]
         case .selector(let selector):
-            return snapshot.host.pfs.flatMap { entry in
-                entry.vfs.filter { selector.matches($0, of: entry.pf) }.map { (entry.pf, $0) }
+            var list: [PlacementCandidate] = []
+            for entry in snapshot.host.pfs {
+                for vf in entry.vfs where selector.matches(vf, of: entry.pf) {
+                    list.append(candidate(vf, of: entry.pf))
+                }
             }
+            return list
         }
     }
 
