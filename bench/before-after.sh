@@ -13,15 +13,15 @@ W=$(mktemp -d)
 PIDS=()
 cleanup() {
     for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    git worktree remove --force "$W/before" 2>/dev/null || true
     rm -rf "$W"
 }
 trap cleanup EXIT
 
 NOW=$(scripts/build-release.sh)
-git worktree add -q --detach "$W/before" "$REV"
-# The earlier tree builds in a scratch folder of this checkout's, so its packages are fetched once.
-BEFORE=$(cd "$W/before" && scripts/build-release.sh 2>/dev/null)
+# The earlier tree is kept in .build-before-REV (ignored by git) and reused by later runs.
+OLD_TREE=".build-before-$(git rev-parse --short "$REV")"
+[ -d "$OLD_TREE" ] || git worktree add -q --detach "$OLD_TREE" "$REV"
+BEFORE=$(cd "$OLD_TREE" && scripts/build-release.sh 2>/dev/null)
 
 start() { # binary name -> prints the URL
     "$1" serve --simulate "$W/$2-host" --db "$W/$2.db" --listen 127.0.0.1:0 --log-level error >"$W/$2.out" &

@@ -145,6 +145,27 @@ def main():
         assert call("DELETE", f"/pfs/{e810}/vfs", "/pfs/{address}/vfs")[0] == 204
         call("GET", "/audit?limit=500", "/audit")
         call("GET", "/audit?since=nope", "/audit")
+        # Capacity, placement, quotas and leases (issue 17).
+        call("GET", "/capacity", "/capacity")
+        assert call("PUT", "/quotas/vm%3A", "/quotas/{owner_prefix}", {"max_vfs": 2, "per_numa_node": {"1": 1}})[0] == 200
+        call("PUT", "/quotas/vm%3A", "/quotas/{owner_prefix}", {"max_vfs": -1})
+        call("PUT", "/quotas/vm%3A", "/quotas/{owner_prefix}", b"{oops")
+        call("GET", "/quotas", "/quotas")
+        status, leased = call("POST", "/allocations", "/allocations",
+                              {"owner": "vm:bond-a", "labels": {"bond": "b1"}, "lease_seconds": 600,
+                               "selector": {"placement": "spread", "prefer_numa_node": 1,
+                                            "anti_affinity": {"label": "bond"}}})
+        assert status == 201, status
+        assert call("POST", "/allocations", "/allocations",
+                    {"owner": "vm:bond-b", "labels": {"bond": "b1"},
+                     "selector": {"driver": "mlx5_core", "anti_affinity": {"label": "bond"}}})[0] == 409
+        assert call("POST", "/allocations", "/allocations", {"owner": "vm:c", "selector": {"numa_node": 1}})[0] == 409
+        assert call("POST", f"/allocations/{leased['id']}/renew", "/allocations/{id}/renew",
+                    {"lease_seconds": 1200})[0] == 200
+        call("POST", f"/allocations/{leased['id']}/renew", "/allocations/{id}/renew", {"lease_seconds": 0})
+        call("POST", "/allocations/unknown/renew", "/allocations/{id}/renew", b"")
+        assert call("DELETE", "/quotas/vm%3A", "/quotas/{owner_prefix}")[0] == 204
+        assert call("DELETE", "/quotas/vm%3A", "/quotas/{owner_prefix}")[0] == 404
         print(f"live server: {count} responses conform to openapi.yaml")
     finally:
         process.terminate()

@@ -29,10 +29,16 @@ public struct Allocation: Hashable, Sendable, Codable {
     public var config: VFConfig?
     /// The fencing token: how many allocations this VF has had, this one included.
     public var generation: Int
+    /// The lease, when the allocation has one: sriovd releases it at `expiresAt` unless it is renewed.
+    public var leaseSeconds: Int?
+    public var expiresAt: String?
+    /// Why this VF was chosen (allocations made before placement was recorded have none).
+    public var placement: PlacementReason?
 
     public init(
         id: String, vf: PCIAddress, pf: PCIAddress, vfIndex: Int, owner: String, labels: [String: String],
-        state: AllocationState, createdAt: String, releasedAt: String?, config: VFConfig?, generation: Int
+        state: AllocationState, createdAt: String, releasedAt: String?, config: VFConfig?, generation: Int,
+        leaseSeconds: Int? = nil, expiresAt: String? = nil, placement: PlacementReason? = nil
     ) {
         self.id = id
         self.vf = vf
@@ -45,6 +51,9 @@ public struct Allocation: Hashable, Sendable, Codable {
         self.releasedAt = releasedAt
         self.config = config
         self.generation = generation
+        self.leaseSeconds = leaseSeconds
+        self.expiresAt = expiresAt
+        self.placement = placement
     }
 
     enum CodingKeys: String, CodingKey {
@@ -59,6 +68,9 @@ public struct Allocation: Hashable, Sendable, Codable {
         case releasedAt = "released_at"
         case config
         case generation
+        case leaseSeconds = "lease_seconds"
+        case expiresAt = "expires_at"
+        case placement
     }
 }
 
@@ -79,6 +91,12 @@ public struct VFSelector: Hashable, Sendable, Codable {
     public var driver: String?
     public var pfInterface: String?
     public var numaNode: Int?
+    /// `pack` or `spread`; nil keeps the lowest-index free VF in inventory order.
+    public var placement: PlacementMode?
+    /// A soft NUMA rule: VFs on this node first, any other node when it has none free.
+    public var preferNUMANode: Int?
+    /// Keeps allocations with the same value of a label on different PFs.
+    public var antiAffinity: AntiAffinity?
 
     enum CodingKeys: String, CodingKey {
         case vendorID = "vendor_id"
@@ -86,6 +104,9 @@ public struct VFSelector: Hashable, Sendable, Codable {
         case driver
         case pfInterface = "pf_interface"
         case numaNode = "numa_node"
+        case placement
+        case preferNUMANode = "prefer_numa_node"
+        case antiAffinity = "anti_affinity"
     }
 
     /// Whether the VF (of the PF) matches. vendor/device ids match either the VF's or the PF's.
@@ -105,6 +126,7 @@ extension Allocation {
         try container.encodeAll([
             .id: id, .vf: vf, .pf: pf, .vfIndex: vfIndex, .owner: owner, .labels: labels, .state: state,
             .createdAt: createdAt, .releasedAt: releasedAt, .config: config, .generation: generation,
+            .leaseSeconds: leaseSeconds, .expiresAt: expiresAt, .placement: placement,
         ])
     }
 }

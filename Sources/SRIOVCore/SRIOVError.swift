@@ -6,6 +6,8 @@ public enum SRIOVError: Error, Hashable, Sendable {
     case pfNotFound(PCIAddress)
     case vfNotFound(PCIAddress)
     case allocationNotFound(String)
+    /// No quota has this owner prefix.
+    case quotaNotFound(String)
     /// A request field with a bad value: the field's JSON path and what is wrong.
     case invalidField(String, String)
     /// A query parameter with a bad value: its name and what is wrong.
@@ -14,6 +16,12 @@ public enum SRIOVError: Error, Hashable, Sendable {
     case malformedBody(String)
     /// No free VF matched; counts of VFs considered and how many of them are held.
     case noFreeVF(total: Int, held: Int)
+    /// Free VFs match, but only on PFs that already hold an allocation with this label value (`anti_affinity`).
+    case antiAffinityUnsatisfiable(label: String, value: String, pfs: [PCIAddress])
+    /// One more VF would pass the owner's quota.
+    case quotaExceeded(QuotaRefusal)
+    /// The allocation's lease ran out; it is being (or has been) released and cannot be renewed.
+    case leaseExpired(String, expiredAt: String)
     /// The PF's VFs cannot change while these VFs are held.
     case vfsHeld(pf: PCIAddress, vfs: [PCIAddress])
     /// The VF is held by another allocation.

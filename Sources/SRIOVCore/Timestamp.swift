@@ -10,6 +10,13 @@ public enum Timestamp {
         return format(seconds: Int(spec.tv_sec), milliseconds: Int(spec.tv_nsec / 1_000_000))
     }
 
+    /// `seconds` from now, formatted (a lease's expiry).
+    public static func after(seconds: Int) -> String {
+        var spec = timespec()
+        clock_gettime(CLOCK_REALTIME, &spec)
+        return format(seconds: Int(spec.tv_sec) + seconds, milliseconds: Int(spec.tv_nsec / 1_000_000))
+    }
+
     /// Seconds since the epoch and a millisecond part, formatted.
     public static func format(seconds: Int, milliseconds: Int) -> String {
         var time = time_t(seconds)

@@ -18,6 +18,8 @@ public struct StartupRecovery: Sendable {
         core.logger.info(
             "startup reconciliation finished",
             metadata: ["duration_ms": "\(report.durationMS)", "actions": "\(report.actions.count)"])
+        // Leases that ran out while sriovd was stopped are released before it serves.
+        await LeaseService(core: core).releaseExpired()
     }
 
     /// The plan a reconcile would carry out, touching nothing.

@@ -5,7 +5,8 @@ import SRIOVCore
 // The SQL of the store, shared by `ReadView` and `Transaction`, which forward to it.
 
 private let allocationColumns =
-    "seq, id, vf, pf, vf_index, owner, labels, state, created_at, released_at, config, generation"
+    "seq, id, vf, pf, vf_index, owner, labels, state, created_at, released_at, config, generation, lease_seconds, "
+    + "expires_at, placement"
 private let auditColumns = "id, at, actor, action, target, outcome, error, request_id, details"
 private let intentColumns = "id, kind, target, payload, created_at, completed_at, outcome"
 
@@ -178,15 +179,16 @@ extension Database {
     func insertAllocation(_ allocation: Allocation) throws(StoreError) {
         let labels = allocation.labels.isEmpty ? "{}" : try encodeJSON(allocation.labels)
         let config = try allocation.config.map { config throws(StoreError) in try encodeJSON(config) }
+        let placement = allocation.placement.map(Self.placementJSON)
         do {
             try execute(
                 """
                 INSERT INTO allocations (id, vf, pf, vf_index, owner, labels, state, created_at, released_at,
-                                         config, generation)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                         config, generation, lease_seconds, expires_at, placement)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """, allocation.id, allocation.vf.description, allocation.pf.description, allocation.vfIndex,
                 allocation.owner, labels, allocation.state.rawValue, allocation.createdAt, allocation.releasedAt,
-                config, allocation.generation)
+                config, allocation.generation, allocation.leaseSeconds, allocation.expiresAt, placement)
         } catch {
             throw heldError(error, vf: allocation.vf)
         }
@@ -302,6 +304,17 @@ extension Database {
 
     // MARK: Decoding and encoding
 
+    /// A placement reason as JSON text, written directly: it is stored with every new allocation, on the writer.
+    static func placementJSON(_ placement: PlacementReason) -> String {
+        var text = #"{"avoided_pfs":["#
+        text += placement.avoidedPFs.map { "\"\($0)\"" }.joined(separator: ",")
+        text += #"],"numa_node":"# + (placement.numaNode.map(String.init) ?? "null") + #","reason":"#
+        placement.reason.appendQuoted(to: &text)
+        text += #","rule":"#
+        placement.rule.appendQuoted(to: &text)
+        return text + "}"
+    }
+
     private func decodeAllocation(_ row: Row) throws(StoreError) -> Allocation {
         guard let state = AllocationState(rawValue: row.text(7)) else {
             throw .corruptData("allocations.state '\(row.text(7))'")
@@ -311,10 +324,13 @@ extension Database {
             labelsText == "{}" ? [:] : try decodeJSON(labelsText, "allocations.labels")
         let config: VFConfig? =
             row.isNull(10) ? nil : try decodeJSON(row.text(10), "allocations.config") as VFConfig
+        let placement: PlacementReason? =
+            row.isNull(14) ? nil : try decodeJSON(row.text(14), "allocations.placement") as PlacementReason
         return Allocation(
             id: row.text(1), vf: try address(row, 2, "allocations.vf"), pf: try address(row, 3, "allocations.pf"),
             vfIndex: row.int(4), owner: row.text(5), labels: labels, state: state, createdAt: row.text(8),
-            releasedAt: row.optionalText(9), config: config, generation: row.int(11))
+            releasedAt: row.optionalText(9), config: config, generation: row.int(11),
+            leaseSeconds: row.optionalInt(12), expiresAt: row.optionalText(13), placement: placement)
     }
 
     private func decodeIntent(_ row: Row) throws(StoreError) -> Intent {

@@ -134,6 +134,9 @@ struct Serve: AsyncParsableCommand {
             """)
     var minBodyRateKib: Int = 16
 
+    @Option(help: "Seconds between sweeps that release allocations whose lease ran out.")
+    var leaseCheckInterval: Double = 1
+
     func validate() throws {
         guard (1...64).contains(eventLoops) else { throw ValidationError("--event-loops must be 1 to 64.") }
         guard (0...10_000).contains(busyPollUs) else { throw ValidationError("--busy-poll-us must be 0 to 10000.") }
@@ -155,6 +158,7 @@ struct Serve: AsyncParsableCommand {
             throw ValidationError("\(name) must be at least 1.")
         }
         guard headerTimeout > 0 else { throw ValidationError("--header-timeout must be more than 0.") }
+        guard leaseCheckInterval >= 0.01 else { throw ValidationError("--lease-check-interval must be at least 0.01.") }
     }
 
     /// The connection and client limits of the flags.
@@ -207,6 +211,7 @@ struct Serve: AsyncParsableCommand {
 
         var background = startBackgroundWork(inventory: inventory, store: store, logger: logger)
         background.tasks.append(core.startHealthMonitor(interval: .milliseconds(Int(healthInterval * 1000))))
+        background.tasks.append(startLeaseExpiry(core: core))
         await signals.termination()
         SystemdNotify.send("STOPPING=1")
         logger.info("stopping: draining in-flight requests")
@@ -349,6 +354,12 @@ struct Serve: AsyncParsableCommand {
             }
         }
         return BackgroundWork(monitors: monitors, tasks: [rescan, purge])
+    }
+
+    /// Releases allocations whose lease ran out, every `--lease-check-interval` (startup recovery swept once).
+    private func startLeaseExpiry(core: ServiceCore) -> Task<Void, Never> {
+        let interval = Duration.milliseconds(Int(leaseCheckInterval * 1000))
+        return Task.detached { await LeaseService(core: core).run(every: interval) }
     }
 
     private static func purgeIdempotencyRecords(store: Store, logger: Logger) async {

@@ -123,8 +123,9 @@ import Testing
                 .replacingOccurrences(of: "/pfs/{address}", with: "/pfs/0000:5e:00.0")
                 .replacingOccurrences(of: "/vfs/{address}", with: "/vfs/\(vf)")
                 .replacingOccurrences(of: "{id}", with: "no-such-allocation")
+                .replacingOccurrences(of: "{owner_prefix}", with: "no-such-prefix")
             // Bodies the handlers refuse, so allowed calls change nothing (DELETE of the E810's VFs: it has none).
-            let body: String? = method == .POST || method == .PATCH ? "{}" : nil
+            let body: String? = method == .POST || method == .PATCH || method == .PUT ? "{}" : nil
             let access = policy.access(method, pattern)
             let callers: [(String, [String: String], Role?)] =
                 [("no token", [:], nil), ("bad token", ["Authorization": "Bearer not-a-token"], nil)]

@@ -51,19 +51,43 @@ import Testing
     @Test func upgradeAppliesOnlyTheNewMigrationAndKeepsData() async throws {
         let directory = TemporaryDirectory()
         let path = directory.file("sriovd.db")
-        let old = try Store(path: path, migrations: [Self.initial])
+        // This binary's code reads and writes every column its migrations add, so the old database has them all.
+        let later = Migration(id: "9999_test_extra", sql: Self.extra.sql)
+        let old = try Store(path: path, migrations: EmbeddedMigrations.all)
         let allocation = try await old.allocate(vfIndex: 3)
         old.close()
-        #expect(try appliedMigrations(path).map { $0[0] } == [Self.initial.id])
+        #expect(try appliedMigrations(path).map { $0[0] } == EmbeddedMigrations.all.map(\.id))
 
-        let new = try Store(path: path, migrations: [Self.initial, Self.extra])
+        let new = try Store(path: path, migrations: EmbeddedMigrations.all + [later])
         #expect(try new.read { try $0.allocation(id: allocation.id) } == allocation)
         new.close()
-        #expect(try appliedMigrations(path).map { $0[0] } == [Self.initial.id, Self.extra.id])
+        #expect(try appliedMigrations(path).map { $0[0] } == EmbeddedMigrations.all.map(\.id) + [later.id])
         let count = try withRawDatabase(path) { database in
             try database.queryFirst("SELECT count(*) FROM test_extra") { $0.int(0) }
         }
         #expect(count == 0)
+    }
+
+    /// Migration numbers need not be contiguous: a database that has 0005 without 0004 (this branch's) takes 0004
+    /// later, when a binary that has both opens it, and keeps its data; 0005's columns read as null before a value
+    /// is written.
+    @Test func aMigrationNumberedBelowOneAlreadyAppliedIsAppliedLater() async throws {
+        let directory = TemporaryDirectory()
+        let path = directory.file("sriovd.db")
+        let upTo3 = EmbeddedMigrations.all.filter { $0.id < "0004" }
+        let v5 = try #require(EmbeddedMigrations.all.first { $0.id.hasPrefix("0005_") })
+        let row =
+            "INSERT INTO allocations (id, vf, pf, vf_index, owner, labels, state, created_at, generation) VALUES "
+            + "('old', '0000:3b:02.0', '0000:3b:00.0', 0, 'vm-1', '{}', 'active', '2026-01-01T00:00:00.000Z', 1)"
+        try Store(path: path, migrations: upTo3).close()
+        try withRawDatabase(path) { database in try database.execute(row) }
+        try Store(path: path, migrations: upTo3 + [v5]).close()
+        let fourth = Migration(id: "0004_other_branch", sql: "CREATE TABLE other_branch (x INTEGER) STRICT;\n")
+        let merged = try Store(path: path, migrations: upTo3 + [fourth, v5])
+        let old = try #require(try merged.read { try $0.allocation(id: "old") })
+        #expect(old.owner == "vm-1" && old.leaseSeconds == nil && old.expiresAt == nil && old.placement == nil)
+        merged.close()
+        #expect(try appliedMigrations(path).map { $0[0] }.sorted() == (upTo3 + [fourth, v5]).map(\.id))
     }
 
     @Test func refusesADatabaseFromANewerBinaryAndTouchesNothing() throws {

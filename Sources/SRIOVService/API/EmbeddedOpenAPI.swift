@@ -56,6 +56,7 @@ enum EmbeddedOpenAPI {
           - name: audit
           - name: reconcile
           - name: dashboard
+          - name: capacity
         paths:
           /healthz:
             get:
@@ -355,7 +356,9 @@ enum EmbeddedOpenAPI {
               operationId: createAllocation
               summary: Hand a VF to a consumer.
               description: |
-                The lowest-index free VF that matches is chosen. With an `Idempotency-Key`, the same key and body
+                The lowest-index free VF that matches is chosen, or the one a selector's `placement`, `prefer_numa_node` and
+                `anti_affinity` pick (the allocation's `placement` says why). Past the owner's quota the answer is 409
+                `quota-exceeded`; with no PF left that anti-affinity allows, 409 `anti-affinity-unsatisfiable`. With an `Idempotency-Key`, the same key and body
                 replay the first answer (with `Idempotent-Replayed: true`); the same key with another body is 422.
                 Keys are kept for at least 24 hours.
               parameters:
@@ -493,6 +496,121 @@ enum EmbeddedOpenAPI {
                 "403": { $ref: "#/components/responses/Forbidden" }
                 "204":
                   description: Released.
+                "404": { $ref: "#/components/responses/Problem" }
+                "500": { $ref: "#/components/responses/Problem" }
+                "503": { $ref: "#/components/responses/Problem" }
+          /allocations/{id}/renew:
+            parameters:
+              - name: id
+                in: path
+                required: true
+                schema: { type: string }
+            post:
+              tags: [allocations]
+              operationId: renewAllocation
+              summary: Extend an allocation's lease (operator).
+              description: |
+                The lease then runs out `lease_seconds` from now: the body's, or the allocation's own when there is no body. A
+                lease that has already run out is not renewed (409 `lease-expired`): sriovd is releasing it.
+              requestBody:
+                required: false
+                content:
+                  application/json:
+                    schema:
+                      type: object
+                      additionalProperties: false
+                      properties:
+                        lease_seconds: { type: integer, minimum: 1, maximum: 31622400 }
+              responses:
+                "401": { $ref: "#/components/responses/Unauthorized" }
+                "403": { $ref: "#/components/responses/Forbidden" }
+                "200":
+                  description: The allocation with its new expiry.
+                  content:
+                    application/json:
+                      schema: { $ref: "#/components/schemas/Allocation" }
+                "400": { $ref: "#/components/responses/Problem" }
+                "404": { $ref: "#/components/responses/Problem" }
+                "409": { $ref: "#/components/responses/Problem" }
+                "422": { $ref: "#/components/responses/Problem" }
+                "500": { $ref: "#/components/responses/Problem" }
+                "503": { $ref: "#/components/responses/Problem" }
+          /capacity:
+            get:
+              tags: [capacity]
+              operationId: getCapacity
+              summary: VF capacity of the host, each PF, and the PFs grouped by NUMA node, driver and vendor:device.
+              responses:
+                "401": { $ref: "#/components/responses/Unauthorized" }
+                "403": { $ref: "#/components/responses/Forbidden" }
+                "200":
+                  description: The capacity now.
+                  content:
+                    application/json:
+                      schema: { $ref: "#/components/schemas/Capacity" }
+                "500": { $ref: "#/components/responses/Problem" }
+          /quotas:
+            get:
+              tags: [capacity]
+              operationId: listQuotas
+              summary: Every quota with its limit and use.
+              responses:
+                "401": { $ref: "#/components/responses/Unauthorized" }
+                "403": { $ref: "#/components/responses/Forbidden" }
+                "200":
+                  description: The quotas, by owner prefix.
+                  content:
+                    application/json:
+                      schema:
+                        type: object
+                        required: [items, next]
+                        properties:
+                          items:
+                            type: array
+                            items: { $ref: "#/components/schemas/Quota" }
+                          next: { type: "null" }
+                "500": { $ref: "#/components/responses/Problem" }
+          /quotas/{owner_prefix}:
+            parameters:
+              - name: owner_prefix
+                in: path
+                required: true
+                description: Percent-encoded (`k8s:team-a/` is `k8s:team-a%2F`); the longest prefix matching an owner applies.
+                schema: { type: string }
+            put:
+              tags: [capacity]
+              operationId: setQuota
+              summary: Create or replace the quota of an owner prefix (admin).
+              description: |
+                An allocation past it is refused 409 `quota-exceeded`, naming the quota (`quota`), its `limit` and `used`, and
+                `numa_node` when a per-node limit is reached. The check runs in the transaction that records the allocation.
+              requestBody:
+                required: true
+                content:
+                  application/json:
+                    schema: { $ref: "#/components/schemas/QuotaRequest" }
+              responses:
+                "401": { $ref: "#/components/responses/Unauthorized" }
+                "403": { $ref: "#/components/responses/Forbidden" }
+                "200":
+                  description: The quota with its use.
+                  content:
+                    application/json:
+                      schema: { $ref: "#/components/schemas/Quota" }
+                "400": { $ref: "#/components/responses/Problem" }
+                "422": { $ref: "#/components/responses/Problem" }
+                "500": { $ref: "#/components/responses/Problem" }
+                "503": { $ref: "#/components/responses/Problem" }
+            delete:
+              tags: [capacity]
+              operationId: deleteQuota
+              summary: Remove the quota of an owner prefix (admin).
+              responses:
+                "401": { $ref: "#/components/responses/Unauthorized" }
+                "403": { $ref: "#/components/responses/Forbidden" }
+                "204":
+                  description: Removed.
+                "400": { $ref: "#/components/responses/Problem" }
                 "404": { $ref: "#/components/responses/Problem" }
                 "500": { $ref: "#/components/responses/Problem" }
                 "503": { $ref: "#/components/responses/Problem" }
@@ -1014,7 +1132,21 @@ enum EmbeddedOpenAPI {
                 device_id: { type: [string, "null"] }
                 driver: { type: [string, "null"] }
                 pf_interface: { type: [string, "null"] }
-                numa_node: { type: [integer, "null"] }
+                numa_node: { type: [integer, "null"], description: A hard rule; the VF's NUMA node must be this one. }
+                placement:
+                  type: [string, "null"]
+                  enum: [pack, spread, null]
+                  description: >-
+                    pack fills the most used eligible PF first (other PFs stay empty for resizes); spread takes the least used
+                    one. Without it, the lowest-index free VF in inventory order.
+                prefer_numa_node:
+                  type: [integer, "null"]
+                  description: A soft rule; VFs on this node first, any other node when it has none free.
+                anti_affinity:
+                  type: [object, "null"]
+                  required: [label]
+                  properties:
+                    label: { type: string, description: "A label the allocation carries; allocations with its value go on different PFs." }
             AllocationRequest:
               type: object
               required: [owner]
@@ -1036,12 +1168,106 @@ enum EmbeddedOpenAPI {
                   type: object
                   additionalProperties: { type: string }
                 config: { $ref: "#/components/schemas/VFConfig" }
+                lease_seconds:
+                  type: integer
+                  minimum: 1
+                  maximum: 31622400
+                  description: sriovd releases the allocation (actor `lease`) this long after it is made unless it is renewed.
+            PlacementReason:
+              type: object
+              required: [rule, reason, numa_node, avoided_pfs]
+              properties:
+                rule: { type: string, enum: [first-free, pack, spread] }
+                reason: { type: string, examples: ["spread: 0000:af:00.0 is the least used eligible PF (0 held); avoided 0000:3b:00.0 holding bond=b1"] }
+                numa_node: { type: [integer, "null"] }
+                avoided_pfs:
+                  type: array
+                  items: { $ref: "#/components/schemas/PCIAddress" }
+            CapacityCounts:
+              type: object
+              required: [total_vfs, enabled, free, held, dirty, reserved, cordoned, headroom]
+              properties:
+                total_vfs: { type: integer, description: sriov_totalvfs. }
+                enabled: { type: integer, description: VFs that exist now (sriov_numvfs). }
+                free: { type: integer, description: Enabled VFs that can be handed out now. }
+                held: { type: integer, description: VFs an allocation holds. }
+                dirty: { type: integer, description: VFs kept out of the pool until reset. }
+                reserved: { type: integer, description: Always 0 for now. }
+                cordoned: { type: integer, description: Always 0 for now. }
+                headroom: { type: integer, description: VFs the PFs could still create (total_vfs - enabled). }
+            Capacity:
+              type: object
+              required: [host, pfs, numa_nodes, drivers, devices]
+              properties:
+                host: { $ref: "#/components/schemas/CapacityCounts" }
+                pfs:
+                  type: array
+                  items:
+                    allOf:
+                      - { $ref: "#/components/schemas/CapacityCounts" }
+                      - type: object
+                        required: [pf, numa_node, driver, vendor_device]
+                        properties:
+                          pf: { $ref: "#/components/schemas/PCIAddress" }
+                          numa_node: { type: [integer, "null"] }
+                          driver: { type: [string, "null"] }
+                          vendor_device: { type: string, examples: ["8086:159b"] }
+                numa_nodes:
+                  type: array
+                  items:
+                    allOf:
+                      - { $ref: "#/components/schemas/CapacityCounts" }
+                      - { type: object, required: [numa_node], properties: { numa_node: { type: [integer, "null"] } } }
+                drivers:
+                  type: array
+                  items:
+                    allOf:
+                      - { $ref: "#/components/schemas/CapacityCounts" }
+                      - { type: object, required: [driver], properties: { driver: { type: [string, "null"] } } }
+                devices:
+                  type: array
+                  items:
+                    allOf:
+                      - { $ref: "#/components/schemas/CapacityCounts" }
+                      - { type: object, required: [vendor_device], properties: { vendor_device: { type: string } } }
+            QuotaRequest:
+              type: object
+              required: [max_vfs]
+              additionalProperties: false
+              properties:
+                max_vfs: { type: integer, minimum: 0, maximum: 1000000 }
+                per_numa_node:
+                  type: object
+                  description: Limits per NUMA node (of the VF's PF), each at most max_vfs, keyed by the node's number.
+                  additionalProperties: { type: integer, minimum: 0 }
+                  examples: [{ "0": 4, "1": 6 }]
+            Quota:
+              type: object
+              required: [owner_prefix, max_vfs, used, per_numa_node, updated_at]
+              properties:
+                owner_prefix: { type: string, examples: ["k8s:team-a/"] }
+                max_vfs: { type: integer }
+                used:
+                  type: integer
+                  description: VFs held by the owners this quota governs (owners under a longer prefix with its own quota are that quota's).
+                per_numa_node:
+                  type: array
+                  items:
+                    type: object
+                    required: [numa_node, max_vfs, used]
+                    properties:
+                      numa_node: { type: integer }
+                      max_vfs: { type: [integer, "null"] }
+                      used: { type: integer }
+                updated_at: { type: string, format: date-time }
             AllocationState:
               type: string
               enum: [active, released, dirty, orphaned, drifted]
             Allocation:
               type: object
-              required: [id, vf, pf, vf_index, owner, labels, state, created_at, released_at, config, generation]
+              required:
+                [id, vf, pf, vf_index, owner, labels, state, created_at, released_at, config, generation, lease_seconds,
+                 expires_at, placement]
               properties:
                 id: { type: string, format: uuid }
                 vf: { $ref: "#/components/schemas/PCIAddress" }
@@ -1059,6 +1285,13 @@ enum EmbeddedOpenAPI {
                     - { $ref: "#/components/schemas/VFConfig" }
                     - { type: "null" }
                 generation: { type: integer, minimum: 1, description: "Fencing token: the VF's allocation count." }
+                lease_seconds: { type: [integer, "null"], minimum: 1 }
+                expires_at: { type: [string, "null"], format: date-time, description: When the lease runs out; null without one. }
+                placement:
+                  description: Why this VF was chosen; null for allocations made before sriovd recorded it.
+                  oneOf:
+                    - { $ref: "#/components/schemas/PlacementReason" }
+                    - { type: "null" }
                 device:
                   description: What the consumer needs to use the VF; null when the VF is gone.
                   oneOf:

@@ -9,10 +9,10 @@ extension SRIOVError {
     var httpStatus: HTTPStatus {
         switch self {
         case .malformedAddress, .malformedBody, .invalidParameter: .badRequest
-        case .pfNotFound, .vfNotFound, .allocationNotFound, .operationNotFound: .notFound
+        case .pfNotFound, .vfNotFound, .allocationNotFound, .operationNotFound, .quotaNotFound: .notFound
         case .invalidField, .countOutOfRange, .settingUnsupported, .idempotencyKeyReused: .unprocessableContent
         case .noFreeVF, .vfsHeld, .vfHeld, .noSRIOVDriver, .pfBusy, .kernelBusy, .idempotentRequestInProgress,
-            .idempotentRequestInterrupted:
+            .idempotentRequestInterrupted, .antiAffinityUnsatisfiable, .quotaExceeded, .leaseExpired:
             .conflict
         case .hardwareTimeout: .gatewayTimeout
         case .kernel, .storage, .storageAfterWrite, .interrupted: .internalServerError
@@ -28,11 +28,15 @@ extension SRIOVError {
         case .vfNotFound: "vf-not-found"
         case .allocationNotFound: "allocation-not-found"
         case .operationNotFound: "operation-not-found"
+        case .quotaNotFound: "quota-not-found"
         case .tooManySubscribers: "too-many-subscribers"
         case .interrupted: "interrupted"
         case .invalidField: "invalid-field"
         case .invalidParameter: "invalid-parameter"
         case .noFreeVF: "no-free-vf"
+        case .antiAffinityUnsatisfiable: "anti-affinity-unsatisfiable"
+        case .quotaExceeded: "quota-exceeded"
+        case .leaseExpired: "lease-expired"
         case .vfsHeld: "vfs-held"
         case .vfHeld: "vf-held"
         case .countOutOfRange: "count-out-of-range"
@@ -57,11 +61,15 @@ extension SRIOVError {
         case .vfNotFound: "Virtual function not found"
         case .allocationNotFound: "Allocation not found"
         case .operationNotFound: "Operation not found"
+        case .quotaNotFound: "Quota not found"
         case .tooManySubscribers: "Too many event subscribers"
         case .interrupted: "Interrupted by a restart"
         case .invalidField: "Invalid field"
         case .invalidParameter: "Invalid query parameter"
         case .noFreeVF: "No free virtual function"
+        case .antiAffinityUnsatisfiable: "Anti-affinity cannot be met"
+        case .quotaExceeded: "Quota exceeded"
+        case .leaseExpired: "Lease expired"
         case .vfsHeld: "Virtual functions are allocated"
         case .vfHeld: "Virtual function is allocated"
         case .countOutOfRange: "VF count out of range"
@@ -96,6 +104,8 @@ extension SRIOVError {
             return ("No active allocation with id '\(id.prefix(64))'", [:])
         case .operationNotFound(let id):
             return ("No operation with id '\(id.prefix(64))'", [:])
+        case .quotaNotFound(let prefix):
+            return ("No quota for owner prefix '\(prefix.prefix(64))'", [:])
         case .tooManySubscribers(let limit):
             return ("The event stream serves at most \(limit) subscribers; retry later", ["limit": .int(limit)])
         case .interrupted(let what):
@@ -108,6 +118,34 @@ extension SRIOVError {
             return (
                 "All \(total) matching virtual functions are held (\(held) held)",
                 ["total_vfs": .int(total), "held_vfs": .int(held), "free_vfs": .int(total - held)]
+            )
+        case .antiAffinityUnsatisfiable(let label, let value, let pfs):
+            let names = pfs.map(\.description)
+            return (
+                "Every PF with a free matching VF (\(names.joined(separator: ", "))) already holds an allocation "
+                    + "labelled \(label)=\(value.prefix(64)); anti_affinity keeps them on different PFs",
+                ["label": .string(label), "value": .string(value), "pfs": .strings(names)]
+            )
+        case .quotaExceeded(let refusal):
+            var extensions: [String: ProblemValue] = [
+                "quota": .string(refusal.ownerPrefix), "limit": .int(refusal.limit), "used": .int(refusal.used),
+            ]
+            let scope: String
+            if let node = refusal.numaNode {
+                extensions["numa_node"] = .int(node)
+                scope = " on NUMA node \(node)"
+            } else {
+                scope = ""
+            }
+            return (
+                "Quota '\(refusal.ownerPrefix)' allows \(refusal.limit) VFs\(scope) and its owners hold "
+                    + "\(refusal.used); release one or raise the quota (PUT /quotas/{owner_prefix})",
+                extensions
+            )
+        case .leaseExpired(let id, let expiredAt):
+            return (
+                "The lease of allocation \(id.prefix(64)) expired at \(expiredAt); sriovd releases it",
+                ["expires_at": .string(expiredAt)]
             )
         case .vfsHeld(let pf, let vfs):
             let names = vfs.map(\.description)

@@ -12,6 +12,9 @@ extension SRIOVAPI {
         "PATCH /allocations/{id}": ("allocation.update", "id"),
         "DELETE /allocations/{id}": ("allocation.release", "id"),
         "POST /reconcile": ("reconcile.run", nil),
+        "POST /allocations/{id}/renew": ("allocation.renew", "id"),
+        "PUT /quotas/{owner_prefix}": ("quota.set", nil),
+        "DELETE /quotas/{owner_prefix}": ("quota.delete", nil),
     ]
 
     /// Audits a request that `AccessControl` refused (401, 403) before its route ran: one failure event with the

@@ -26,16 +26,21 @@ struct AllocationRequest: Decodable, Sendable, Equatable {
     var selection: VFSelection
     var labels: [String: String]
     var config: VFConfig?
+    /// Seconds until sriovd releases the allocation unless it is renewed; nil: held until released.
+    var leaseSeconds: Int?
 
     enum CodingKeys: String, CodingKey {
         case owner, pf, vf, selector, labels, config
+        case leaseSeconds = "lease_seconds"
     }
 
     static let maxOwnerLength = 256
     static let maxLabels = 64
+    /// The longest lease: a year.
+    static let maxLeaseSeconds = 366 * 24 * 3600
 
     init(from decoder: any Decoder) throws {
-        try decoder.rejectUnknownKeys(["owner", "pf", "vf", "selector", "labels", "config"])
+        try decoder.rejectUnknownKeys(["owner", "pf", "vf", "selector", "labels", "config", "lease_seconds"])
         let container = try decoder.container(keyedBy: CodingKeys.self)
         owner = try container.decode(String.self, forKey: .owner)
         guard !owner.isEmpty, owner.utf8.count <= Self.maxOwnerLength,
@@ -63,6 +68,65 @@ struct AllocationRequest: Decodable, Sendable, Equatable {
         }
         config = try container.decodeIfPresent(Strict<VFConfig>.self, forKey: .config)?.value
         try config?.validate()
+        leaseSeconds = try Self.leaseSeconds(container.decodeIfPresent(Int.self, forKey: .leaseSeconds))
+        if let rule = selector?.antiAffinity {
+            guard labels[rule.label] != nil else {
+                throw SRIOVError.invalidField(
+                    "selector.anti_affinity.label", "names label '\(rule.label.prefix(64))', which labels must carry")
+            }
+        }
+    }
+
+    /// A lease length as given, checked: 1 second to `maxLeaseSeconds`.
+    static func leaseSeconds(_ value: Int?, field: String = "lease_seconds") throws(SRIOVError) -> Int? {
+        guard let value else { return nil }
+        guard (1...maxLeaseSeconds).contains(value) else {
+            throw .invalidField(field, "must be 1 to \(maxLeaseSeconds) seconds")
+        }
+        return value
+    }
+}
+
+/// `POST /allocations/{id}/renew`: an optional new lease length (default: the allocation's own).
+struct LeaseRenewalRequest: Decodable, Sendable {
+    var leaseSeconds: Int?
+
+    enum CodingKeys: String, CodingKey { case leaseSeconds = "lease_seconds" }
+
+    init(from decoder: any Decoder) throws {
+        try decoder.rejectUnknownKeys(["lease_seconds"])
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        leaseSeconds = try AllocationRequest.leaseSeconds(container.decodeIfPresent(Int.self, forKey: .leaseSeconds))
+    }
+}
+
+/// `PUT /quotas/{owner_prefix}`.
+struct QuotaRequest: Decodable, Sendable {
+    var maxVFs: Int
+    var perNUMANode: [Int: Int]
+
+    enum CodingKeys: String, CodingKey {
+        case maxVFs = "max_vfs"
+        case perNUMANode = "per_numa_node"
+    }
+
+    init(from decoder: any Decoder) throws {
+        try decoder.rejectUnknownKeys(["max_vfs", "per_numa_node"])
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        maxVFs = try container.decode(Int.self, forKey: .maxVFs)
+        guard (0...1_000_000).contains(maxVFs) else { throw SRIOVError.invalidField("max_vfs", "must be 0 to 1000000") }
+        let byNode = try container.decodeIfPresent([String: Int].self, forKey: .perNUMANode) ?? [:]
+        perNUMANode = [:]
+        for (key, limit) in byNode {
+            guard let node = Int(key), node >= 0, node < 1024 else {
+                throw SRIOVError.invalidField(
+                    "per_numa_node.\(key.prefix(16))", "keys are NUMA node numbers, 0 to 1023")
+            }
+            guard (0...maxVFs).contains(limit) else {
+                throw SRIOVError.invalidField("per_numa_node.\(node)", "must be 0 to max_vfs (\(maxVFs))")
+            }
+            perNUMANode[node] = limit
+        }
     }
 }
 
@@ -93,7 +157,10 @@ struct Strict<Value: StrictlyKeyed>: Decodable {
 }
 
 extension VFSelector: StrictlyKeyed {
-    static let knownKeys: Set<String> = ["vendor_id", "device_id", "driver", "pf_interface", "numa_node"]
+    static let knownKeys: Set<String> = [
+        "vendor_id", "device_id", "driver", "pf_interface", "numa_node", "placement", "prefer_numa_node",
+        "anti_affinity",
+    ]
 }
 
 extension VFConfig: StrictlyKeyed {

@@ -30,6 +30,7 @@ public struct SRIOVAPI: Sendable {
         addAsyncOperationRoutes(to: &router)
         addEventRoutes(to: &router)
         addUIRoutes(to: &router)
+        addCapacityRoutes(to: &router)
         router.onRefusal = { refused in await auditRefusal(refused) }
         return router
     }
@@ -167,7 +168,7 @@ public struct SRIOVAPI: Sendable {
     }
 
     /// A mutation, run off the event loop: it may wait for the store's group commit or the hardware.
-    private func mutation(
+    func mutation(
         _ request: HTTPRequest, _ context: RequestContext,
         _ body: @escaping @Sendable (Caller) async throws -> HTTPResponse
     ) -> HTTPHandlerResult {

@@ -9,6 +9,7 @@ extension SRIOVAPI {
             do {
                 try renderInventoryMetrics(into: &text)
                 try renderHealthMetrics(into: &text)
+                try renderCapacityMetrics(into: &text)
             } catch {
                 return .response(SRIOVError.storage(String(describing: error)).response(instance: request.path))
             }

@@ -50,6 +50,7 @@ struct ServerEvent: Sendable {
         case "allocation.create": "allocation.created"
         case "allocation.release": "allocation.released"
         case "allocation.update": "allocation.changed"
+        case "allocation.renew": "allocation.renewed"
         case "allocation.active": "allocation.readopted"
         case "pf.vfs.set": "pf.vfs.changed"
         case "vf.update": "vf.settings.changed"

@@ -69,6 +69,8 @@ struct AllocationService: Sendable {
         let action = "allocation.create"
         let snapshot = core.inventory.snapshot
         let dirty = core.dirtyVFs
+        // Matching the inventory touches no database: done here, off the single writer.
+        let candidates = Result { () throws(SRIOVError) in try Self.candidates(request, in: snapshot) }
         let result: Result<Claim, SRIOVError> = try await core.perform { tx in
             if let idempotency, let record = try tx.idempotencyRecord(key: idempotency.key) {
                 guard record.requestHash == idempotency.requestHash else {
@@ -79,7 +81,8 @@ struct AllocationService: Sendable {
                 return .success(.replay(Replay(status: record.status, body: record.body, location: record.location)))
             }
             do {
-                let allocation = try Self.choose(request, id: id, in: snapshot, tx: tx, dirty: dirty)
+                let allocation = try Self.choose(
+                    request, id: id, among: candidates.get(), in: snapshot, tx: tx, dirty: dirty)
                 try tx.insertAllocation(allocation)
                 if request.config != nil {
                     return .success(try Self.openApply(allocation, idempotency: idempotency, tx: tx))
@@ -146,49 +149,143 @@ struct AllocationService: Sendable {
         }
     }
 
-    /// The lowest-index free VF that the request allows, made into a new allocation. Held VFs, free VFs left with
+    /// The free VF that the request allows, made into a new allocation: the lowest-index one, or the one the
+    /// selector's placement rule picks (`PlacementRule`), within the owner's quota. Held VFs, free VFs left with
     /// settings that are not their baseline, VFs being changed and VFs of a PF being resized are not handed out.
+    /// Runs inside the transaction that records the allocation, so concurrent requests cannot pass a quota.
     private static func choose(
-        _ request: AllocationRequest, id: String, in snapshot: InventorySnapshot, tx: Transaction, dirty: DirtyVFs
+        _ request: AllocationRequest, id: String, among candidates: [PlacementCandidate],
+        in snapshot: InventorySnapshot, tx: Transaction, dirty: DirtyVFs
     ) throws -> Allocation {
-        let candidates = try Self.candidates(request, in: snapshot, tx: tx)
+        if case .vf(let address) = request.selection, let holder = try tx.holdingAllocation(vf: address) {
+            throw SRIOVError.vfHeld(address, allocationID: holder.id)
+        }
         let busy = try OpenChanges(tx.openIntents())
         let held = try tx.heldVFs().union(dirty.all).union(busy.vfs)
+        let options = Self.placementOptions(request)
+        let quotaLimits = try Self.quotaLimits(owner: request.owner, in: snapshot, tx: tx)
+        // The rule picks a PF, then the PF's first eligible VF: one free VF per PF and NUMA node is all it needs.
+        var free: [PlacementCandidate] = []
+        var represented = Set<PlacementKey>()
+        var lastKey: PlacementKey?
+        var heldByPF: [PCIAddress: Int] = [:]
         var resizing: PCIAddress?
-        for candidate in candidates where !held.contains(candidate.vf.address) {
-            if busy.resizing.contains(candidate.pf.address) {
-                resizing = candidate.pf.address
+        var quotaBlocked: QuotaRefusal?
+        let firstFree = options == PlacementRule.Options()
+        for candidate in candidates {
+            if held.contains(candidate.vf) {
+                heldByPF[candidate.pf, default: 0] += 1
                 continue
             }
-            let vf = candidate.vf
-            return Allocation(
-                id: id, vf: vf.address, pf: vf.pf, vfIndex: vf.index, owner: request.owner, labels: request.labels,
-                state: .active, createdAt: Timestamp.now(), releasedAt: nil, config: request.config,
-                generation: try tx.nextGeneration(vf: vf.address))
+            if busy.resizing.contains(candidate.pf) {
+                resizing = candidate.pf
+                continue
+            }
+            if let node = candidate.numaNode, let refusal = quotaLimits?.full[node] {
+                quotaBlocked = refusal
+                continue
+            }
+            // VFs come grouped by PF: most repeat the key just seen, which needs no hashing.
+            let key = PlacementKey(pf: candidate.pf, numaNode: candidate.numaNode)
+            guard key != lastKey, represented.insert(key).inserted else { continue }
+            lastKey = key
+            free.append(candidate)
+            if firstFree { break }
         }
-        if let resizing { throw SRIOVError.pfBusy(resizing, "its VF count is being changed; retry shortly") }
-        let heldCount = candidates.filter { held.contains($0.vf.address) }.count
-        throw SRIOVError.noFreeVF(total: candidates.count, held: heldCount)
+        let conflicting = try options.antiAffinity.map { try tx.pfsHoldingLabel($0.label, value: $0.value) } ?? []
+        switch PlacementRule.choose(free: free, held: heldByPF, options: options, conflicting: conflicting) {
+        case .chosen(let chosen, let reason):
+            return Allocation(
+                id: id, vf: chosen.vf, pf: chosen.pf, vfIndex: chosen.vfIndex, owner: request.owner,
+                labels: request.labels, state: .active, createdAt: Timestamp.now(), releasedAt: nil,
+                config: request.config, generation: try tx.nextGeneration(vf: chosen.vf),
+                leaseSeconds: request.leaseSeconds,
+                expiresAt: request.leaseSeconds.map { Timestamp.after(seconds: $0) },
+                placement: reason)
+        case .antiAffinity(let label, let value, let pfs):
+            throw SRIOVError.antiAffinityUnsatisfiable(label: label, value: value, pfs: pfs)
+        case .noneFree:
+            if let quotaBlocked { throw SRIOVError.quotaExceeded(quotaBlocked) }
+            if let resizing { throw SRIOVError.pfBusy(resizing, "its VF count is being changed; retry shortly") }
+            let heldCount = candidates.filter { held.contains($0.vf) }.count
+            throw SRIOVError.noFreeVF(total: candidates.count, held: heldCount)
+        }
+    }
+
+    /// A PF and NUMA node: the placement rule needs one free VF of each.
+    private struct PlacementKey: Hashable {
+        var pf: PCIAddress
+        var numaNode: Int?
+    }
+
+    /// What a selector asks of placement; nothing for `pf` and `vf` requests.
+    private static func placementOptions(_ request: AllocationRequest) -> PlacementRule.Options {
+        guard case .selector(let selector) = request.selection else { return PlacementRule.Options() }
+        return PlacementRule.Options(
+            mode: selector.placement, preferNUMANode: selector.preferNUMANode,
+            antiAffinity: selector.antiAffinity.flatMap { rule in
+                request.labels[rule.label].map { PlacementRule.LabelValue(label: rule.label, value: $0) }
+            })
+    }
+
+    /// The owner's quota as it stands: throws when its total is reached; otherwise the NUMA nodes whose own limit
+    /// is reached, each with the refusal to give if only they have free VFs. Nil when no quota governs the owner.
+    private static func quotaLimits(owner: String, in snapshot: InventorySnapshot, tx: Transaction) throws
+        -> (quota: Quota, full: [Int: QuotaRefusal])?
+    {
+        let quotas = try tx.quotas()
+        guard let quota = Quota.governing(owner, among: quotas) else { return nil }
+        let use = try quotaUse(quota, among: quotas, in: snapshot, read: tx)
+        if let refusal = quota.totalRefusal(use) { throw SRIOVError.quotaExceeded(refusal) }
+        var full: [Int: QuotaRefusal] = [:]
+        for node in quota.fullNUMANodes(use) {
+            full[node] = QuotaRefusal(
+                ownerPrefix: quota.ownerPrefix, limit: quota.perNUMANode[node] ?? 0, used: use.byNUMANode[node] ?? 0,
+                numaNode: node)
+        }
+        return (quota, full)
+    }
+
+    /// What the owners a quota governs hold, in total and by the NUMA node of each VF's PF. Owners under a longer
+    /// prefix that has its own quota are that quota's, not this one's.
+    static func quotaUse(_ quota: Quota, among quotas: [Quota], in snapshot: InventorySnapshot, read view: StoreView)
+        throws -> QuotaUse
+    {
+        let nested = quota.nestedPrefixes(among: quotas)
+        var use = QuotaUse()
+        for (prefix, sign) in [(quota.ownerPrefix, 1)] + nested.map({ ($0, -1) }) {
+            for (pf, count) in try view.heldByPF(ownerPrefix: prefix) {
+                use.total += sign * count
+                if let node = snapshot.pf(pf)?.pf.numaNode { use.byNUMANode[node, default: 0] += sign * count }
+            }
+        }
+        return use
     }
 
     /// The VFs the request may be given, in order.
-    private static func candidates(_ request: AllocationRequest, in snapshot: InventorySnapshot, tx: Transaction)
-        throws -> [(pf: PhysicalFunction, vf: VirtualFunction)]
+    /// The VFs the request may be given, in inventory order, as plain values (no strings to retain while the writer
+    /// walks them).
+    private static func candidates(_ request: AllocationRequest, in snapshot: InventorySnapshot)
+        throws(SRIOVError) -> [PlacementCandidate]
     {
+        func candidate(_ vf: VirtualFunction, of pf: PhysicalFunction) -> PlacementCandidate {
+            PlacementCandidate(vf: vf.address, pf: pf.address, vfIndex: vf.index, numaNode: vf.numaNode ?? pf.numaNode)
+        }
         switch request.selection {
         case .pf(let address):
             guard let entry = snapshot.pf(address) else { throw SRIOVError.pfNotFound(address) }
-            return entry.vfs.map { (entry.pf, $0) }
+            return entry.vfs.map { candidate($0, of: entry.pf) }
         case .vf(let address):
             guard let found = snapshot.vf(address) else { throw SRIOVError.vfNotFound(address) }
-            if let holder = try tx.holdingAllocation(vf: address) {
-                throw SRIOVError.vfHeld(address, allocationID: holder.id)
-            }
-            return [found]
+            return [candidate(found.vf, of: found.pf)]
         case .selector(let selector):
-            return snapshot.host.pfs.flatMap { entry in
-                entry.vfs.filter { selector.matches($0, of: entry.pf) }.map { (entry.pf, $0) }
+            var list: [PlacementCandidate] = []
+            for entry in snapshot.host.pfs {
+                for vf in entry.vfs where selector.matches(vf, of: entry.pf) {
+                    list.append(candidate(vf, of: entry.pf))
+                }
             }
+            return list
         }
     }
 
@@ -210,6 +307,18 @@ struct AllocationService: Sendable {
             "released_at": allocation.releasedAt.map(JSONValue.string) ?? .null,
             "config": allocation.config?.jsonValue ?? .null,
             "generation": .int(allocation.generation),
+            "lease_seconds": allocation.leaseSeconds.map(JSONValue.int) ?? .null,
+            "expires_at": allocation.expiresAt.map(JSONValue.string) ?? .null,
+            "placement": allocation.placement.map(Self.json) ?? .null,
+        ])
+    }
+
+    /// Why the VF was chosen, as audit details.
+    static func json(_ placement: PlacementReason) -> JSONValue {
+        .object([
+            "rule": .string(placement.rule), "reason": .string(placement.reason),
+            "numa_node": placement.numaNode.map(JSONValue.int) ?? .null,
+            "avoided_pfs": .array(placement.avoidedPFs.map { .string($0.description) }),
         ])
     }
 }
