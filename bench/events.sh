@@ -13,7 +13,9 @@ W=$(mktemp -d)
 PID=""
 trap '[ -n "$PID" ] && kill "$PID" 2>/dev/null; rm -rf "$W"' EXIT
 ulimit -n "$(ulimit -Hn)"
-"$BIN" serve --simulate "$W/host" --db "$W/sriovd.db" --listen 127.0.0.1:0 --log-level error >"$W/out" &
+# Every client here comes from 127.0.0.1: one address, so the per-client connection limit is raised for it.
+"$BIN" serve --simulate "$W/host" --db "$W/sriovd.db" --listen 127.0.0.1:0 --log-level error \
+    --client-connections 4096 --client-requests 4096 >"$W/out" &
 PID=$!
 until grep -q listening "$W/out" 2>/dev/null; do sleep 0.01; done
 URL=$(grep -o 'http://[0-9.:]*' "$W/out")

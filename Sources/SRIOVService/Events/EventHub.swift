@@ -34,6 +34,8 @@ final class EventHub: @unchecked Sendable {
         /// Events kept in memory for subscribers that are live or nearly so.
         var ring = 8192
         var heartbeat: Duration = .seconds(15)
+        /// The least time between two rounds of deliveries: commits that come closer are handed out together.
+        var batchInterval: Duration = .milliseconds(10)
     }
 
     enum SubscribeError: Error {
@@ -56,6 +58,7 @@ final class EventHub: @unchecked Sendable {
     private var ring: [ServerEvent] = []
     private var lastID: Int64 = 0
     private var lastHeartbeat = ContinuousClock.now
+    private var lastRound = ContinuousClock.now
 
     init(store: Store, inventory: InventoryCache, logger: Logger, limits: Limits = Limits()) {
         self.store = store
@@ -85,12 +88,16 @@ final class EventHub: @unchecked Sendable {
 
     /// Adds a subscriber that wants `filter`'s events after `after` (nil: from now on).
     func subscribe(_ filter: EventFilter, after: Int64?, sink: any EventSink) throws(SubscribeError) -> Int {
+        // "From now on" is the newest record committed now, read here: the tail thread may not have seen it yet,
+        // and whatever commits after this point must reach the subscriber.
+        let now: Int64
+        do { now = try store.read { try $0.auditIDRange()?.last } ?? 0 } catch { throw .unavailable("\(error)") }
         condition.lock()
         defer { condition.unlock() }
         guard subscribers.count < limits.subscribers else { throw .tooManySubscribers(limits.subscribers) }
         do { try startIfNeeded() } catch { throw .unavailable("\(error)") }
         nextSubscriber += 1
-        subscribers[nextSubscriber] = Subscriber(filter: filter, cursor: after, sink: sink)
+        subscribers[nextSubscriber] = Subscriber(filter: filter, requested: after, now: now, sink: sink)
         sink.onDrained { [weak self] in self?.wake() }
         dirty = true
         condition.broadcast()
@@ -128,8 +135,14 @@ final class EventHub: @unchecked Sendable {
             condition.wait(timeout: limits.heartbeat)
         }
         guard running else { return nil }
+        // A round per commit would walk every subscriber hundreds of times a second under load: wait out the
+        // batch interval, so what commits meanwhile goes in the same round.
+        while running, case let rest = limits.batchInterval - (ContinuousClock.now - lastRound), rest > .zero {
+            condition.wait(timeout: rest)
+        }
         dirty = false
-        return ContinuousClock.now - lastHeartbeat >= limits.heartbeat
+        lastRound = ContinuousClock.now
+        return lastRound - lastHeartbeat >= limits.heartbeat
     }
 
     private func current() -> [Subscriber] { condition.withLock { Array(subscribers.values) } }
@@ -165,11 +178,20 @@ final class EventHub: @unchecked Sendable {
             if subscriber.isLive { return cutOff(subscriber, resumeAfter: cursor) }
             guard try catchUp(subscriber, before: ringStart) else { return }
         }
-        let from = ring.firstIndex { $0.id > subscriber.cursor ?? 0 } ?? ring.endIndex
-        for event in ring[from...] {
+        for event in ring[firstIndex(after: subscriber.cursor ?? 0)...] {
             guard send(event, to: subscriber) else { return }
         }
         subscriber.isLive = true
+    }
+
+    /// The ring's first event with an id above `id` (ids grow along the ring): a binary search.
+    private func firstIndex(after id: Int64) -> Int {
+        var (low, high) = (ring.startIndex, ring.endIndex)
+        while low < high {
+            let middle = (low + high) / 2
+            if ring[middle].id > id { high = middle } else { low = middle + 1 }
+        }
+        return low
     }
 
     /// Rows the ring no longer holds, from the database; false when the subscriber's queue filled up first.
@@ -190,17 +212,17 @@ final class EventHub: @unchecked Sendable {
 
     /// The cursor of a new subscriber: its `after` when the log holds it, else the newest id after a `reset`.
     private func start(_ subscriber: Subscriber) throws -> Int64 {
-        guard let after = subscriber.requested else { return lastID }
+        guard let after = subscriber.requested else { return subscriber.now }
         let range = try store.read { try $0.auditIDRange() }
-        let first = range?.first ?? 1
-        if after >= first - 1 && after <= lastID { return after }
+        let (first, newest) = (range?.first ?? 1, max(range?.last ?? 0, subscriber.now))
+        if after >= first - 1 && after <= newest { return after }
         let data = JSONValue.object([
             "requested_after": .int(Int(after)), "oldest": range.map { .int(Int($0.first)) } ?? .null,
-            "newest": .int(Int(lastID)),
+            "newest": .int(Int(newest)),
             "detail": .string("the log does not hold the events after this id: list again, then resume from newest"),
         ])
-        _ = subscriber.sink.send(ServerEvent.frame(id: lastID, type: "reset", data: data.text), force: false)
-        return lastID
+        _ = subscriber.sink.send(ServerEvent.frame(id: newest, type: "reset", data: data.text), force: false)
+        return newest
     }
 
     /// Hands one event over if the subscriber wants it; false when its queue is full or it is gone (the cursor then
@@ -233,15 +255,18 @@ private final class Subscriber: @unchecked Sendable {
     let filter: EventFilter
     /// The `after` it asked for; nil for "from now on".
     let requested: Int64?
+    /// The newest record committed when it subscribed: where "from now on" starts.
+    let now: Int64
     /// The last id it was handed (or passed over); nil until the tail thread has placed it.
     var cursor: Int64?
     /// It has been at the head of the log once: from then on, falling behind the ring means too slow.
     var isLive = false
     let sink: any EventSink
 
-    init(filter: EventFilter, cursor: Int64?, sink: any EventSink) {
+    init(filter: EventFilter, requested: Int64?, now: Int64, sink: any EventSink) {
         self.filter = filter
-        self.requested = cursor
+        self.requested = requested
+        self.now = now
         self.cursor = nil
         self.sink = sink
     }
