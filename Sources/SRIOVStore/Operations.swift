@@ -82,30 +82,14 @@ extension Database {
     }
 
     func operations(_ filter: OperationFilter) throws(StoreError) -> (items: [OperationRecord], next: String?) {
-        var conditions: [String] = []
-        var arguments: [(any SQLBindable)?] = []
-        if let state = filter.state {
-            conditions.append("state = ?")
-            arguments.append(state.rawValue)
-        }
-        if let kind = filter.kind {
-            conditions.append("kind = ?")
-            arguments.append(kind)
-        }
-        if let cursor = filter.cursor {
-            guard let rowid = Int64(cursor), rowid >= 0 else { throw .invalidCursor(cursor) }
-            conditions.append("rowid > ?")
-            arguments.append(rowid)
-        }
-        let limit = min(max(filter.limit, 1), OperationFilter.maximumLimit)
-        arguments.append(limit + 1)
-        let whereClause = conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND ")
-        let rows = try query(
-            "SELECT \(operationColumns) FROM operations\(whereClause) ORDER BY rowid LIMIT ?", arguments
-        ) { row throws(StoreError) in (rowid: row.int64(0), operation: try decodeOperation(row)) }
-        guard rows.count > limit else { return (rows.map(\.operation), nil) }
-        let page = rows.prefix(limit)
-        return (page.map(\.operation), String(page.last!.rowid))
+        var conditions = Conditions()
+        conditions.equal("state", filter.state?.rawValue)
+        conditions.equal("kind", filter.kind)
+        try conditions.after("rowid", cursor: filter.cursor)
+        return try page(
+            "SELECT \(operationColumns) FROM operations", conditions, order: "rowid",
+            limit: min(max(filter.limit, 1), OperationFilter.maximumLimit)
+        ) { row throws(StoreError) in try decodeOperation(row) }
     }
 
     func unfinishedOperations() throws(StoreError) -> [OperationRecord] {

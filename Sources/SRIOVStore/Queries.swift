@@ -20,34 +20,30 @@ extension Database {
     }
 
     func allocations(_ filter: AllocationFilter) throws(StoreError) -> AllocationPage {
-        var conditions: [String] = []
-        var arguments: [(any SQLBindable)?] = []
-        if let state = filter.state {
-            conditions.append("state = ?")
-            arguments.append(state.rawValue)
-        }
-        if let owner = filter.owner {
-            conditions.append("owner = ?")
-            arguments.append(owner)
-        }
-        if let pf = filter.pf {
-            conditions.append("pf = ?")
-            arguments.append(pf.description)
-        }
-        if let cursor = filter.cursor {
-            guard let seq = Int64(cursor), seq >= 0 else { throw .invalidCursor(cursor) }
-            conditions.append("seq > ?")
-            arguments.append(seq)
-        }
-        let limit = min(max(filter.limit, 1), AllocationFilter.maximumLimit)
-        arguments.append(limit + 1)
-        let whereClause = conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND ")
+        var conditions = Conditions()
+        conditions.equal("state", filter.state?.rawValue)
+        conditions.equal("owner", filter.owner)
+        conditions.equal("pf", filter.pf?.description)
+        try conditions.after("seq", cursor: filter.cursor)
+        let page = try self.page(
+            "SELECT \(allocationColumns) FROM allocations", conditions, order: "seq",
+            limit: min(max(filter.limit, 1), AllocationFilter.maximumLimit)
+        ) { row throws(StoreError) in try decodeAllocation(row) }
+        return AllocationPage(items: page.items, next: page.next)
+    }
+
+    /// One page of `select`'s rows matching `conditions`, ordered by `order` (an integer column whose last value is
+    /// the next page's cursor, selected first), and that cursor; nil on the last page.
+    func page<T>(
+        _ select: String, _ conditions: Conditions, order: String, limit: Int,
+        decode: (Row) throws(StoreError) -> T
+    ) throws(StoreError) -> (items: [T], next: String?) {
         let rows = try query(
-            "SELECT \(allocationColumns) FROM allocations\(whereClause) ORDER BY seq LIMIT ?", arguments
-        ) { row throws(StoreError) in (seq: row.int64(0), allocation: try decodeAllocation(row)) }
-        guard rows.count > limit else { return AllocationPage(items: rows.map(\.allocation), next: nil) }
+            "\(select)\(conditions.whereClause) ORDER BY \(order) LIMIT ?", conditions.arguments + [limit + 1]
+        ) { row throws(StoreError) in (key: row.int64(0), item: try decode(row)) }
+        guard rows.count > limit else { return (rows.map(\.item), nil) }
         let page = rows.prefix(limit)
-        return AllocationPage(items: page.map(\.allocation), next: String(page.last!.seq))
+        return (page.map(\.item), String(page.last!.key))
     }
 
     func holdingAllocations(pf: PCIAddress) throws(StoreError) -> [Allocation] {
@@ -377,4 +373,27 @@ extension Database {
         }
         return error
     }
+}
+
+/// The WHERE clause of a listing, built from the filters that are set.
+struct Conditions {
+    private(set) var clauses: [String] = []
+    private(set) var arguments: [(any SQLBindable)?] = []
+
+    /// `column = value`, when there is a value.
+    mutating func equal(_ column: String, _ value: String?) {
+        guard let value else { return }
+        clauses.append("\(column) = ?")
+        arguments.append(value)
+    }
+
+    /// `column > cursor`, when there is a cursor; one this store did not give out is refused.
+    mutating func after(_ column: String, cursor: String?) throws(StoreError) {
+        guard let cursor else { return }
+        guard let key = Int64(cursor), key >= 0 else { throw .invalidCursor(cursor) }
+        clauses.append("\(column) > ?")
+        arguments.append(key)
+    }
+
+    var whereClause: String { clauses.isEmpty ? "" : " WHERE " + clauses.joined(separator: " AND ") }
 }

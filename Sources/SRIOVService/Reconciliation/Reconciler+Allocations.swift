@@ -92,23 +92,21 @@ extension Reconciler {
         }
         let detail = differences.joined(separator: "; ")
         let driverDrift = differences.contains { $0.hasPrefix("driver") }
-        if driverDrift && !fresh && allocation.state == .active {
-            if !dryRun {
-                await setState(
-                    allocation, to: .drifted, why: "VF bound to a driver nobody asked for: \(detail)", caller: caller)
+        // A driver nobody asked for is left as found; without restore (or in a dry run) nothing is re-applied.
+        let leftAlone: (kind: String, why: String, outcome: ReconcileReport.Outcome)? =
+            if driverDrift && !fresh && allocation.state == .active {
+                ("allocation.drift", "VF bound to a driver nobody asked for", .done)
+            } else if !restore || dryRun {
+                ("allocation.reapply", "settings differ and restore is off", .reported)
+            } else {
+                nil
             }
-            report.add(
-                "allocation.drift", target: allocation.id, outcome: dryRun ? .planned : .done, detail: detail,
-                differences: differences)
-            return
-        }
-        guard restore && !dryRun else {
+        if let leftAlone {
             if !dryRun && allocation.state != .drifted {
-                await setState(
-                    allocation, to: .drifted, why: "settings differ and restore is off: \(detail)", caller: caller)
+                await setState(allocation, to: .drifted, why: "\(leftAlone.why): \(detail)", caller: caller)
             }
             report.add(
-                "allocation.reapply", target: allocation.id, outcome: dryRun ? .planned : .reported, detail: detail,
+                leftAlone.kind, target: allocation.id, outcome: dryRun ? .planned : leftAlone.outcome, detail: detail,
                 differences: differences)
             return
         }
