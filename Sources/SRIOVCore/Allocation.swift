@@ -29,10 +29,13 @@ public struct Allocation: Hashable, Sendable, Codable {
     public var config: VFConfig?
     /// The fencing token: how many allocations this VF has had, this one included.
     public var generation: Int
+    /// Where its netdev went, when a client (the CNI plugin) recorded it.
+    public var attachment: Attachment?
 
     public init(
         id: String, vf: PCIAddress, pf: PCIAddress, vfIndex: Int, owner: String, labels: [String: String],
-        state: AllocationState, createdAt: String, releasedAt: String?, config: VFConfig?, generation: Int
+        state: AllocationState, createdAt: String, releasedAt: String?, config: VFConfig?, generation: Int,
+        attachment: Attachment? = nil
     ) {
         self.id = id
         self.vf = vf
@@ -45,6 +48,7 @@ public struct Allocation: Hashable, Sendable, Codable {
         self.releasedAt = releasedAt
         self.config = config
         self.generation = generation
+        self.attachment = attachment
     }
 
     enum CodingKeys: String, CodingKey {
@@ -59,6 +63,7 @@ public struct Allocation: Hashable, Sendable, Codable {
         case releasedAt = "released_at"
         case config
         case generation
+        case attachment
     }
 }
 
@@ -105,6 +110,7 @@ extension Allocation {
         try container.encodeAll([
             .id: id, .vf: vf, .pf: pf, .vfIndex: vfIndex, .owner: owner, .labels: labels, .state: state,
             .createdAt: createdAt, .releasedAt: releasedAt, .config: config, .generation: generation,
+            .attachment: attachment,
         ])
     }
 }

@@ -5,7 +5,9 @@ import SRIOVCore
 // The SQL of the store, shared by `ReadView` and `Transaction`, which forward to it.
 
 private let allocationColumns =
-    "seq, id, vf, pf, vf_index, owner, labels, state, created_at, released_at, config, generation"
+    "seq, id, vf, pf, vf_index, owner, labels, state, created_at, released_at, config, generation, "
+    + "attachment_netns, attachment_ifname, attachment_original_ifname, attachment_original_mtu, "
+    + "attachment_original_mac, attachment_at"
 private let auditColumns = "id, at, actor, action, target, outcome, error, request_id, details"
 private let intentColumns = "id, kind, target, payload, created_at, completed_at, outcome"
 
@@ -213,6 +215,18 @@ extension Database {
         guard changes == 1 else { throw .allocationNotFound(id) }
     }
 
+    /// Records (or, with nil, clears) where the allocation's netdev went.
+    func updateAllocationAttachment(id: String, attachment: Attachment?) throws(StoreError) {
+        try execute(
+            """
+            UPDATE allocations SET attachment_netns = ?, attachment_ifname = ?, attachment_original_ifname = ?,
+                attachment_original_mtu = ?, attachment_original_mac = ?, attachment_at = ?
+            WHERE id = ?
+            """, attachment?.netns, attachment?.ifname, attachment?.originalIfname, attachment?.originalMTU,
+            attachment?.originalMAC, attachment?.attachedAt, id)
+        guard changes == 1 else { throw .allocationNotFound(id) }
+    }
+
     func updateAllocationConfig(id: String, config: VFConfig?) throws(StoreError) {
         let text = try config.map { config throws(StoreError) in try encodeJSON(config) }
         try execute("UPDATE allocations SET config = ? WHERE id = ?", text, id)
@@ -311,10 +325,16 @@ extension Database {
             labelsText == "{}" ? [:] : try decodeJSON(labelsText, "allocations.labels")
         let config: VFConfig? =
             row.isNull(10) ? nil : try decodeJSON(row.text(10), "allocations.config") as VFConfig
+        var attachment: Attachment?
+        if let netns = row.optionalText(12) {
+            attachment = Attachment(
+                netns: netns, ifname: row.text(13), originalIfname: row.text(14), originalMTU: row.int(15),
+                originalMAC: row.optionalText(16), attachedAt: row.text(17))
+        }
         return Allocation(
             id: row.text(1), vf: try address(row, 2, "allocations.vf"), pf: try address(row, 3, "allocations.pf"),
             vfIndex: row.int(4), owner: row.text(5), labels: labels, state: state, createdAt: row.text(8),
-            releasedAt: row.optionalText(9), config: config, generation: row.int(11))
+            releasedAt: row.optionalText(9), config: config, generation: row.int(11), attachment: attachment)
     }
 
     private func decodeIntent(_ row: Row) throws(StoreError) -> Intent {

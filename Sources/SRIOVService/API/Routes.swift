@@ -27,6 +27,7 @@ public struct SRIOVAPI: Sendable {
         addOperationsRoutes(to: &router)
         addAsyncOperationRoutes(to: &router)
         addEventRoutes(to: &router)
+        addAttachmentRoutes(to: &router)
         router.onRefusal = { refused in await auditRefusal(refused) }
         return router
     }
@@ -164,7 +165,7 @@ public struct SRIOVAPI: Sendable {
     }
 
     /// A mutation, run off the event loop: it may wait for the store's group commit or the hardware.
-    private func mutation(
+    func mutation(
         _ request: HTTPRequest, _ context: RequestContext,
         _ body: @escaping @Sendable (Caller) async throws -> HTTPResponse
     ) -> HTTPHandlerResult {

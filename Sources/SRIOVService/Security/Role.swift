@@ -79,6 +79,9 @@ public struct AccessPolicy: Sendable {
         (.GET, "/allocations/{id}", .role(.reader)),
         (.PATCH, "/allocations/{id}", .role(.operator)),
         (.DELETE, "/allocations/{id}", .role(.operator)),
+        // Where the holder moved the VF's netdev (the CNI plugin records it).
+        (.PUT, "/allocations/{id}/attachment", .role(.operator)),
+        (.DELETE, "/allocations/{id}/attachment", .role(.operator)),
         (.GET, "/audit", .role(.reader)),
         (.GET, "/reconcile", .role(.reader)),
         (.POST, "/reconcile", .role(.admin)),
