@@ -6,6 +6,7 @@ import Testing
 
 @Suite struct MigrationTests {
     static let initial = EmbeddedMigrations.all[0]
+    static let later = Migration(id: "9999_test_later", sql: "CREATE TABLE test_later (x INTEGER NOT NULL) STRICT;\n")
     static let extra = Migration(id: "0002_test_extra", sql: "CREATE TABLE test_extra (x INTEGER NOT NULL) STRICT;\n")
 
     private func appliedMigrations(_ path: String) throws -> [[String]] {
@@ -51,15 +52,17 @@ import Testing
     @Test func upgradeAppliesOnlyTheNewMigrationAndKeepsData() async throws {
         let directory = TemporaryDirectory()
         let path = directory.file("sriovd.db")
-        let old = try Store(path: path, migrations: [Self.initial])
+        // Every shipped migration, then one more: reading allocations needs the whole shipped schema.
+        let shipped = EmbeddedMigrations.all
+        let old = try Store(path: path, migrations: shipped)
         let allocation = try await old.allocate(vfIndex: 3)
         old.close()
-        #expect(try appliedMigrations(path).map { $0[0] } == [Self.initial.id])
+        #expect(try appliedMigrations(path).map { $0[0] } == shipped.map(\.id))
 
-        let new = try Store(path: path, migrations: [Self.initial, Self.extra])
+        let new = try Store(path: path, migrations: shipped + [Self.later])
         #expect(try new.read { try $0.allocation(id: allocation.id) } == allocation)
         new.close()
-        #expect(try appliedMigrations(path).map { $0[0] } == [Self.initial.id, Self.extra.id])
+        #expect(try appliedMigrations(path).map { $0[0] } == shipped.map(\.id) + [Self.later.id])
         let count = try withRawDatabase(path) { database in
             try database.queryFirst("SELECT count(*) FROM test_extra") { $0.int(0) }
         }
