@@ -64,7 +64,7 @@ import Testing
         new.close()
         #expect(try appliedMigrations(path).map { $0[0] } == shipped.map(\.id) + [Self.later.id])
         let count = try withRawDatabase(path) { database in
-            try database.queryFirst("SELECT count(*) FROM test_extra") { $0.int(0) }
+            try database.queryFirst("SELECT count(*) FROM test_later") { $0.int(0) }
         }
         #expect(count == 0)
     }
