@@ -5,6 +5,7 @@ let package = Package(
     name: "sriovd",
     products: [
         .executable(name: "sriovd", targets: ["sriovd"]),
+        .executable(name: "sriovd-cni", targets: ["sriovd-cni"]),
         .library(name: "HTTPServer", targets: ["HTTPServer"]),
     ],
     dependencies: [
@@ -73,7 +74,21 @@ let package = Package(
             ]
         ),
 
+        // The CNI plugin: the specification's commands over sriovd's Unix socket and rtnetlink.
+        .target(name: "CNIPlugin", dependencies: ["SRIOVCore", "Netlink", "Threading", "CLinux"]),
+        .executableTarget(
+            name: "sriovd-cni",
+            dependencies: ["CNIPlugin"],
+            linkerSettings: [
+                // Linked like sriovd (see there): one file to copy into /opt/cni/bin.
+                .unsafeFlags(
+                    ["-use-ld=lld", "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs"],
+                    .when(configuration: .release))
+            ]
+        ),
+
         .testTarget(name: "SRIOVCoreTests", dependencies: ["SRIOVCore"]),
+        .testTarget(name: "CNIPluginTests", dependencies: ["CNIPlugin", "SRIOVCore"]),
         .testTarget(name: "ThreadingTests", dependencies: ["Threading"]),
         .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "CLinux", "Threading"]),
         .testTarget(name: "NetlinkTests", dependencies: ["Netlink", "HostSimulator"]),

@@ -108,6 +108,34 @@ need("libsqlite3-0" in containerfile, "Containerfile: the runtime needs libsqlit
 for name in re.findall(r"(SRIOVD_[A-Z_]+)=", containerfile):
     check_variable("Containerfile", name)
 
+# The CNI plugin: built into the image, copied by an init container into the host's /opt/cni/bin; the example
+# network configurations parse and name it.
+import json
+need("--product sriovd-cni" in containerfile, "Containerfile: the build stage must build sriovd-cni")
+need(re.search(r"^COPY --from=build /out/sriovd-cni ", containerfile, re.M), "Containerfile: sriovd-cni not copied")
+init = pod.get("initContainers", [])
+installer = next((c for c in init if "sriovd-cni" in " ".join(c.get("command", []) + c.get("args", []))), None)
+need(installer is not None, "daemonset.yaml: no init container copies sriovd-cni")
+if installer:
+    script = " ".join(installer.get("command", []) + installer.get("args", []))
+    mounts = {m["mountPath"]: m["name"] for m in installer.get("volumeMounts", [])}
+    targets = re.findall(r"(/\S+)/sriovd-cni(?:\s|$)", script)
+    need(len(targets) >= 2, "install-cni: no destination path for sriovd-cni")
+    if targets:
+        volume = volumes.get(mounts.get(targets[-1], ""), {})
+        need(volume.get("hostPath", {}).get("path") == "/opt/cni/bin", "install-cni must write to the host's /opt/cni/bin")
+def check_plugin_config(where, config):
+    plugins = config.get("plugins", [config])
+    need(config.get("cniVersion") in ("0.4.0", "1.0.0", "1.1.0"), f"{where}: cniVersion sriovd-cni does not speak")
+    need(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", config.get("name", "")), f"{where}: name is not a network name")
+    need(any(p.get("type") == "sriovd-cni" for p in plugins), f"{where}: no sriovd-cni plugin")
+check_plugin_config("deploy/cni/10-sriovd.conflist", json.load(open("deploy/cni/10-sriovd.conflist")))
+nad = [d for d in yaml.safe_load_all(open("deploy/kubernetes/network-attachment-definition.yaml")) if d]
+need(len(nad) == 1 and nad[0].get("kind") == "NetworkAttachmentDefinition"
+     and nad[0].get("apiVersion") == "k8s.cni.cncf.io/v1", "network-attachment-definition.yaml: not a NAD")
+if nad:
+    check_plugin_config("network-attachment-definition.yaml", json.loads(nad[0]["spec"]["config"]))
+
 if errors:
     print("\n".join("FAIL: " + e for e in errors), file=sys.stderr)
     sys.exit(1)

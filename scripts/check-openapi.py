@@ -139,8 +139,17 @@ def main():
         assert call("PATCH", f"/vfs/{free_vf}", "/vfs/{address}", {"trust": False}, text)[0] == 415
         call("GET", "/reconcile", "/reconcile")
         call("POST", "/reconcile?dry_run=true", "/reconcile", b"")
+        attachment = f"/allocations/{allocation['id']}/attachment"
+        put = {"netns": "/run/netns/pod-1", "ifname": "net1", "original_ifname": "ens785f0v0", "original_mtu": 1500}
+        assert call("PUT", attachment, "/allocations/{id}/attachment", put)[0] == 200
+        assert call("PUT", attachment, "/allocations/{id}/attachment", dict(put, ifname="a/b"))[0] == 422
+        assert call("PUT", attachment, "/allocations/{id}/attachment", {"netns": 1})[0] in (400, 422)
+        call("GET", f"/allocations/{allocation['id']}", "/allocations/{id}")
+        assert call("DELETE", attachment, "/allocations/{id}/attachment")[0] == 200
+        assert call("PUT", "/allocations/unknown/attachment", "/allocations/{id}/attachment", put)[0] == 404
         assert call("DELETE", f"/allocations/{allocation['id']}", "/allocations/{id}")[0] == 204
         assert call("DELETE", f"/allocations/{allocation['id']}", "/allocations/{id}")[0] == 404
+        assert call("DELETE", attachment, "/allocations/{id}/attachment")[0] == 404
         call("GET", "/allocations/unknown", "/allocations/{id}")
         assert call("DELETE", f"/pfs/{e810}/vfs", "/pfs/{address}/vfs")[0] == 204
         call("GET", "/audit?limit=500", "/audit")

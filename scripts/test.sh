@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 echo "== swift build"
 swift build
-echo "== swift test"
+echo "== swift test (CNIPluginTests run sriovd-cni against veths and netns, and podman: root needed)"
 swift test --no-parallel
 echo "== openapi.yaml is a valid OpenAPI 3.1 document, and the live server conforms to it"
 python3 scripts/check-openapi.py

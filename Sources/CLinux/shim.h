@@ -30,4 +30,6 @@ struct sriovd_peer_credentials {
 static inline int sriovd_set_thread_name(const char *name) {
     return prctl(PR_SET_NAME, (unsigned long)name, 0UL, 0UL, 0UL);
 }
+/// setns(2), which glibc declares only under _GNU_SOURCE (see above). The prototype is glibc's own.
+int setns(int fd, int nstype);
 #endif

@@ -34,11 +34,14 @@ public struct Allocation: Hashable, Sendable, Codable {
     public var expiresAt: String?
     /// Why this VF was chosen (allocations made before placement was recorded have none).
     public var placement: PlacementReason?
+    /// Where its netdev went, when a client (the CNI plugin) recorded it.
+    public var attachment: Attachment?
 
     public init(
         id: String, vf: PCIAddress, pf: PCIAddress, vfIndex: Int, owner: String, labels: [String: String],
         state: AllocationState, createdAt: String, releasedAt: String?, config: VFConfig?, generation: Int,
-        leaseSeconds: Int? = nil, expiresAt: String? = nil, placement: PlacementReason? = nil
+        leaseSeconds: Int? = nil, expiresAt: String? = nil, placement: PlacementReason? = nil,
+        attachment: Attachment? = nil
     ) {
         self.id = id
         self.vf = vf
@@ -54,6 +57,7 @@ public struct Allocation: Hashable, Sendable, Codable {
         self.leaseSeconds = leaseSeconds
         self.expiresAt = expiresAt
         self.placement = placement
+        self.attachment = attachment
     }
 
     enum CodingKeys: String, CodingKey {
@@ -71,6 +75,7 @@ public struct Allocation: Hashable, Sendable, Codable {
         case leaseSeconds = "lease_seconds"
         case expiresAt = "expires_at"
         case placement
+        case attachment
     }
 }
 
@@ -127,6 +132,7 @@ extension Allocation {
             .id: id, .vf: vf, .pf: pf, .vfIndex: vfIndex, .owner: owner, .labels: labels, .state: state,
             .createdAt: createdAt, .releasedAt: releasedAt, .config: config, .generation: generation,
             .leaseSeconds: leaseSeconds, .expiresAt: expiresAt, .placement: placement,
+            .attachment: attachment,
         ])
     }
 }

@@ -6,7 +6,8 @@ import SRIOVCore
 
 private let allocationColumns =
     "seq, id, vf, pf, vf_index, owner, labels, state, created_at, released_at, config, generation, lease_seconds, "
-    + "expires_at, placement"
+    + "expires_at, placement, attachment_netns, attachment_ifname, attachment_original_ifname, "
+    + "attachment_original_mtu, attachment_original_mac, attachment_at"
 private let auditColumns = "id, at, actor, action, target, outcome, error, request_id, details"
 private let intentColumns = "id, kind, target, payload, created_at, completed_at, outcome"
 
@@ -211,6 +212,18 @@ extension Database {
         guard changes == 1 else { throw .allocationNotFound(id) }
     }
 
+    /// Records (or, with nil, clears) where the allocation's netdev went.
+    func updateAllocationAttachment(id: String, attachment: Attachment?) throws(StoreError) {
+        try execute(
+            """
+            UPDATE allocations SET attachment_netns = ?, attachment_ifname = ?, attachment_original_ifname = ?,
+                attachment_original_mtu = ?, attachment_original_mac = ?, attachment_at = ?
+            WHERE id = ?
+            """, attachment?.netns, attachment?.ifname, attachment?.originalIfname, attachment?.originalMTU,
+            attachment?.originalMAC, attachment?.attachedAt, id)
+        guard changes == 1 else { throw .allocationNotFound(id) }
+    }
+
     func updateAllocationConfig(id: String, config: VFConfig?) throws(StoreError) {
         let text = try config.map { config throws(StoreError) in try encodeJSON(config) }
         try execute("UPDATE allocations SET config = ? WHERE id = ?", text, id)
@@ -322,11 +335,18 @@ extension Database {
             row.isNull(10) ? nil : try decodeJSON(row.text(10), "allocations.config") as VFConfig
         let placement: PlacementReason? =
             row.isNull(14) ? nil : try decodeJSON(row.text(14), "allocations.placement") as PlacementReason
+        var attachment: Attachment?
+        if let netns = row.optionalText(15) {
+            attachment = Attachment(
+                netns: netns, ifname: row.text(16), originalIfname: row.text(17), originalMTU: row.int(18),
+                originalMAC: row.optionalText(19), attachedAt: row.text(20))
+        }
         return Allocation(
             id: row.text(1), vf: try address(row, 2, "allocations.vf"), pf: try address(row, 3, "allocations.pf"),
             vfIndex: row.int(4), owner: row.text(5), labels: labels, state: state, createdAt: row.text(8),
             releasedAt: row.optionalText(9), config: config, generation: row.int(11),
-            leaseSeconds: row.optionalInt(12), expiresAt: row.optionalText(13), placement: placement)
+            leaseSeconds: row.optionalInt(12), expiresAt: row.optionalText(13), placement: placement,
+            attachment: attachment)
     }
 
     private func decodeIntent(_ row: Row) throws(StoreError) -> Intent {

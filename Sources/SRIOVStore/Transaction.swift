@@ -28,6 +28,11 @@ public final class Transaction: StoreView {
         try connection().updateAllocation(id: id, state: state, releasedAt: releasedAt)
     }
 
+    /// Records (or, with nil, clears) where the allocation's netdev went. Throws `.allocationNotFound`.
+    public func updateAllocationAttachment(id: String, attachment: Attachment?) throws(StoreError) {
+        try connection().updateAllocationAttachment(id: id, attachment: attachment)
+    }
+
     /// Replaces the allocation's applied VF settings. Throws `.allocationNotFound`.
     public func updateAllocationConfig(id: String, config: VFConfig?) throws(StoreError) {
         try connection().updateAllocationConfig(id: id, config: config)

@@ -6,6 +6,7 @@ import Testing
 
 @Suite struct MigrationTests {
     static let initial = EmbeddedMigrations.all[0]
+    static let later = Migration(id: "9999_test_later", sql: "CREATE TABLE test_later (x INTEGER NOT NULL) STRICT;\n")
     static let extra = Migration(id: "0002_test_extra", sql: "CREATE TABLE test_extra (x INTEGER NOT NULL) STRICT;\n")
 
     private func appliedMigrations(_ path: String) throws -> [[String]] {
@@ -63,7 +64,7 @@ import Testing
         new.close()
         #expect(try appliedMigrations(path).map { $0[0] } == EmbeddedMigrations.all.map(\.id) + [later.id])
         let count = try withRawDatabase(path) { database in
-            try database.queryFirst("SELECT count(*) FROM test_extra") { $0.int(0) }
+            try database.queryFirst("SELECT count(*) FROM test_later") { $0.int(0) }
         }
         #expect(count == 0)
     }

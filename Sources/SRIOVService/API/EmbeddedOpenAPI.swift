@@ -614,6 +614,64 @@ enum EmbeddedOpenAPI {
                 "404": { $ref: "#/components/responses/Problem" }
                 "500": { $ref: "#/components/responses/Problem" }
                 "503": { $ref: "#/components/responses/Problem" }
+          /allocations/{id}/attachment:
+            parameters:
+              - name: id
+                in: path
+                required: true
+                schema: { type: string }
+            put:
+              tags: [allocations]
+              operationId: setAllocationAttachment
+              summary: Record where the held VF's netdev went (operator; the CNI plugin's record).
+              description: >-
+                sriovd writes nothing to the hardware: the client moves the netdev into a network namespace and records here
+                what it needs to put it back (the namespace, the name inside it, the original name, MTU and MAC). Only an
+                active allocation takes an attachment. A VF whose netdev is in another namespace is still read and restored
+                PF-side; sysfs then lists no netdev under it and `device.interface` is null.
+              requestBody:
+                required: true
+                content:
+                  application/json:
+                    schema:
+                      type: object
+                      additionalProperties: false
+                      required: [netns, ifname, original_ifname, original_mtu]
+                      properties:
+                        netns: { type: string, description: "An absolute path: /run/netns/NAME, /proc/PID/ns/net." }
+                        ifname: { type: string, minLength: 1, maxLength: 15 }
+                        original_ifname: { type: string, minLength: 1, maxLength: 15 }
+                        original_mtu: { type: integer, minimum: 68, maximum: 65535 }
+                        original_mac: { type: [string, "null"], examples: ["02:00:00:00:00:01"] }
+              responses:
+                "401": { $ref: "#/components/responses/Unauthorized" }
+                "403": { $ref: "#/components/responses/Forbidden" }
+                "200":
+                  description: The allocation with its attachment.
+                  content:
+                    application/json:
+                      schema: { $ref: "#/components/schemas/Allocation" }
+                "400": { $ref: "#/components/responses/Problem" }
+                "404": { $ref: "#/components/responses/Problem" }
+                "413": { $ref: "#/components/responses/Problem" }
+                "422": { $ref: "#/components/responses/Problem" }
+                "500": { $ref: "#/components/responses/Problem" }
+                "503": { $ref: "#/components/responses/Problem" }
+            delete:
+              tags: [allocations]
+              operationId: clearAllocationAttachment
+              summary: Forget the attachment of an active allocation (operator); the netdev is back on the host.
+              responses:
+                "401": { $ref: "#/components/responses/Unauthorized" }
+                "403": { $ref: "#/components/responses/Forbidden" }
+                "200":
+                  description: The allocation, its attachment null.
+                  content:
+                    application/json:
+                      schema: { $ref: "#/components/schemas/Allocation" }
+                "404": { $ref: "#/components/responses/Problem" }
+                "500": { $ref: "#/components/responses/Problem" }
+                "503": { $ref: "#/components/responses/Problem" }
           /reconcile:
             get:
               tags: [reconcile]
@@ -1285,6 +1343,19 @@ enum EmbeddedOpenAPI {
                     - { $ref: "#/components/schemas/VFConfig" }
                     - { type: "null" }
                 generation: { type: integer, minimum: 1, description: "Fencing token: the VF's allocation count." }
+                attachment:
+                  description: Where the holder moved the VF's netdev (PUT /allocations/{id}/attachment); null if nowhere.
+                  oneOf:
+                    - type: object
+                      required: [netns, ifname, original_ifname, original_mtu, original_mac, attached_at]
+                      properties:
+                        netns: { type: string }
+                        ifname: { type: string }
+                        original_ifname: { type: string }
+                        original_mtu: { type: integer }
+                        original_mac: { type: [string, "null"] }
+                        attached_at: { type: string, format: date-time }
+                    - { type: "null" }
                 lease_seconds: { type: [integer, "null"], minimum: 1 }
                 expires_at: { type: [string, "null"], format: date-time, description: When the lease runs out; null without one. }
                 placement:

@@ -11,6 +11,8 @@ extension SRIOVAPI {
         "POST /allocations": ("allocation.create", nil),
         "PATCH /allocations/{id}": ("allocation.update", "id"),
         "DELETE /allocations/{id}": ("allocation.release", "id"),
+        "PUT /allocations/{id}/attachment": ("allocation.attach", "id"),
+        "DELETE /allocations/{id}/attachment": ("allocation.detach", "id"),
         "POST /reconcile": ("reconcile.run", nil),
         "POST /allocations/{id}/renew": ("allocation.renew", "id"),
         "PUT /quotas/{owner_prefix}": ("quota.set", nil),

@@ -31,6 +31,7 @@ public struct SRIOVAPI: Sendable {
         addEventRoutes(to: &router)
         addUIRoutes(to: &router)
         addCapacityRoutes(to: &router)
+        addAttachmentRoutes(to: &router)
         router.onRefusal = { refused in await auditRefusal(refused) }
         return router
     }

@@ -85,6 +85,9 @@ public struct AccessPolicy: Sendable {
         (.GET, "/quotas", .role(.reader)),
         (.PUT, "/quotas/{owner_prefix}", .role(.admin)),
         (.DELETE, "/quotas/{owner_prefix}", .role(.admin)),
+        // Where the holder moved the VF's netdev (the CNI plugin records it).
+        (.PUT, "/allocations/{id}/attachment", .role(.operator)),
+        (.DELETE, "/allocations/{id}/attachment", .role(.operator)),
         (.GET, "/audit", .role(.reader)),
         (.GET, "/reconcile", .role(.reader)),
         (.POST, "/reconcile", .role(.admin)),

@@ -1,0 +1,95 @@
+import Glibc
+import Netlink
+import SRIOVCore
+
+extension Plugin {
+    /// DEL: for each allocation this attachment holds, the netdev moved back to the host namespace under its
+    /// original name, MTU and MAC, the allocation released (sriovd restores the VF, fenced by the allocation id),
+    /// then IPAM DEL. Idempotent and safe late: a namespace already gone, an allocation already released, a
+    /// sriovd restarted meanwhile are all success. A late DEL never touches a VF that moved on: it finds only its
+    /// own owner's allocations.
+    func del() throws(CNIError) -> [UInt8] {
+        let owner = environment.owner!
+        for allocation in try holdingAllocations() {
+            if let attachment = Self.attachment(allocation.attachment) {
+                do {
+                    let outcome = try moveBack(attachment, owner: owner, current: allocation.interface)
+                    log("sriovd-cni: DEL \(owner): \(outcome)")
+                } catch {
+                    log("sriovd-cni: DEL \(owner): could not move the netdev back (\(error)); releasing anyway")
+                }
+            }
+            try sriovd.release(id: allocation.id)
+            log("sriovd-cni: DEL \(owner): allocation \(allocation.id) released")
+        }
+        if let type = config.ipamType {
+            try Delegate(type: type, environment: environment).run(.del, config: config.raw)
+        }
+        return []
+    }
+
+    static func attachment(_ json: JSON?) -> Attachment? {
+        guard let json, let netns = json["netns"]?.string, let ifname = json["ifname"]?.string,
+            let original = json["original_ifname"]?.string, let mtu = json["original_mtu"]?.int
+        else { return nil }
+        return Attachment(
+            netns: netns, ifname: ifname, originalIfname: original, originalMTU: mtu,
+            originalMAC: json["original_mac"]?.string, attachedAt: json["attached_at"]?.string ?? "")
+    }
+
+    /// Puts a netdev back: out of the namespace (found under `ifname` or the temporary name) under its original
+    /// name, then its original MTU and MAC. With the namespace gone, a physical netdev is already back in the host
+    /// namespace (the kernel returns it, possibly as `devN`): `current`, sysfs's name for it now, is renamed back.
+    /// Returns what it did.
+    func moveBack(_ attachment: Attachment, owner: String, current: String?) throws(NetlinkError) -> String {
+        let host = try NetworkNamespace.current()
+        let outside = try host.netlink()
+        let container: NetworkNamespace
+        do {
+            container = try NetworkNamespace(path: attachment.netns)
+        } catch  where error.errno == ENOENT {
+            if let current, current != attachment.originalIfname,
+                let link = try? outside.basicLink(.name(current))
+            {
+                try restore(link.index, attachment, outside: outside, rename: true)
+                return "namespace gone; \(current) renamed back to \(attachment.originalIfname)"
+            }
+            if let link = try? outside.basicLink(.name(attachment.originalIfname)) {
+                try restore(link.index, attachment, outside: outside, rename: false)
+                return "namespace gone; \(attachment.originalIfname) is on the host"
+            }
+            return "namespace \(attachment.netns) gone; its netdev went with it"
+        }
+        let inside = try container.netlink()
+        let temporary = Self.temporaryName(owner: owner)
+        guard
+            let link = (try? inside.basicLink(.name(attachment.ifname)))
+                ?? (try? inside.basicLink(.name(temporary)))
+        else {
+            return "no \(attachment.ifname) in \(attachment.netns); nothing to move"
+        }
+        try inside.setLink(index: link.index, LinkChange(up: false))
+        var name = attachment.originalIfname
+        do {
+            try inside.setLink(index: link.index, LinkChange(namespaceFD: host.fd, name: name))
+        } catch  where error.errno == EEXIST {
+            // The original name was taken meanwhile: the netdev still comes home, under the temporary name.
+            name = temporary
+            try inside.setLink(index: link.index, LinkChange(namespaceFD: host.fd, name: name))
+        }
+        let home = try outside.basicLink(.name(name))
+        try restore(home.index, attachment, outside: outside, rename: false)
+        return "\(attachment.ifname) moved back from \(attachment.netns) as \(name)"
+    }
+
+    private func restore(_ index: Int32, _ attachment: Attachment, outside: RTNetlinkClient, rename: Bool)
+        throws(NetlinkError)
+    {
+        if rename { try outside.setLink(index: index, LinkChange(up: false)) }
+        try outside.setLink(
+            index: index,
+            LinkChange(
+                name: rename ? attachment.originalIfname : nil, mtu: UInt32(attachment.originalMTU),
+                address: attachment.originalMAC.flatMap(NetworkConfig.parseMAC)))
+    }
+}
