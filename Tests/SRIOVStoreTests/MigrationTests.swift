@@ -53,7 +53,7 @@ import Testing
         let directory = TemporaryDirectory()
         let path = directory.file("sriovd.db")
         // This binary's code reads and writes every column its migrations add, so the old database has them all.
-        let later = Migration(id: "9999_test_extra", sql: Self.extra.sql)
+        let later = Self.later
         let old = try Store(path: path, migrations: EmbeddedMigrations.all)
         let allocation = try await old.allocate(vfIndex: 3)
         old.close()
@@ -69,9 +69,9 @@ import Testing
         #expect(count == 0)
     }
 
-    /// Migration numbers need not be contiguous: a database that has 0005 without 0004 (this branch's) takes 0004
-    /// later, when a binary that has both opens it, and keeps its data; 0005's columns read as null before a value
-    /// is written.
+    /// Migration numbers need not be contiguous: a database that has 0005 without 0004 (two branches shipped them
+    /// in that order) takes 0004 when a binary that has both opens it, and keeps its data; 0005's columns read as
+    /// null before a value is written.
     @Test func aMigrationNumberedBelowOneAlreadyAppliedIsAppliedLater() async throws {
         let directory = TemporaryDirectory()
         let path = directory.file("sriovd.db")
@@ -83,7 +83,7 @@ import Testing
         try Store(path: path, migrations: upTo3).close()
         try withRawDatabase(path) { database in try database.execute(row) }
         try Store(path: path, migrations: upTo3 + [v5]).close()
-        let fourth = Migration(id: "0004_other_branch", sql: "CREATE TABLE other_branch (x INTEGER) STRICT;\n")
+        let fourth = try #require(EmbeddedMigrations.all.first { $0.id.hasPrefix("0004_") })
         let merged = try Store(path: path, migrations: upTo3 + [fourth, v5])
         let old = try #require(try merged.read { try $0.allocation(id: "old") })
         #expect(old.owner == "vm-1" && old.leaseSeconds == nil && old.expiresAt == nil && old.placement == nil)
