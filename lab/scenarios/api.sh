@@ -376,8 +376,14 @@ ip link set "$IF" down
 # The target is a second on real hardware; this guest runs under software emulation (TCG), several times slower.
 check "link.down event on $IGB within 3 s (emulated guest)" wait_for "grep -q '^event: link.down' /run/sriovd-link-events" 15
 note "link.down seen after $(( ($(date +%s%N) - T_DOWN) / 1000000 )) ms (0.2 s polling)"
+check "PF health degraded (pf_link_down) while its link is down" \
+    wait_for "curl -s $SRIOVD_URL/pfs/$IGB | jq -e '.health.status == \"degraded\" and (.health.reasons | index(\"pf_link_down\"))'" 75
 ip link set "$IF" up
 check "link.up event once the link is back" wait_for "grep -q '^event: link.up' /run/sriovd-link-events" 75
+check "PF health ok again" wait_for "curl -s $SRIOVD_URL/pfs/$IGB | jq -e '.health.status == \"ok\"'" 75
+api GET /vfs/$VF0
+note "igb VF 0 stats as the kernel reports them: $(j -c .stats)"
+check_eq "GET /vfs/$VF0 reports stats (IFLA_VF_STATS; igb has no per-VF counters: zeros)" "$(j '.stats | type')" object
 kill $CURL_PID 2>/dev/null; wait $CURL_PID 2>/dev/null
 note "events seen: $(grep -c '^event:' /run/sriovd-link-events)"
 check "the link events carry actor kernel and the PF" \
