@@ -118,6 +118,8 @@ final class EventHub: @unchecked Sendable {
             do {
                 try readNewRows()
                 for subscriber in current() { try deliver(to: subscriber) }
+            } catch StoreError.closed {
+                break  // the daemon is stopping: its store is closed
             } catch {
                 logger.error("the event stream could not read the audit log", metadata: ["error": "\(error)"])
             }
