@@ -17,9 +17,11 @@ declare -A SOURCES=(
     [http_parser]="$HTTP"
     [chunked]="$HTTP"
     [json_bodies]="$S/SRIOVCore/*.swift $S/SRIOVService/API/JSONBody.swift $S/SRIOVService/API/RequestBodies.swift
-                   $S/SRIOVService/API/WireTypes.swift $HTTP $S/HTTPServer/HTTPResponse.swift $S/HTTPServer/ProblemDetails.swift"
+                   $S/SRIOVService/API/WireTypes.swift $S/SRIOVService/Health/Health.swift $S/Netlink/VFLinkInfo.swift
+                   $HTTP $S/HTTPServer/HTTPResponse.swift $S/HTTPServer/ProblemDetails.swift"
     [pci_query]="$S/SRIOVCore/*.swift $HTTP"
     [admission]="$HTTP $S/HTTPServer/AdmissionLedger.swift $S/HTTPServer/HTTPHandler.swift $S/HTTPServer/HTTPResponse.swift
+                 $S/HTTPServer/ResponseStream.swift
                  $S/HTTPServer/ProblemDetails.swift"
     [rtnetlink]="$S/Netlink/ABI.swift $S/Netlink/Bytes.swift $S/Netlink/NetlinkError.swift $S/Netlink/NetlinkMessage.swift
                  $S/Netlink/RTNetlinkCodec.swift $S/Netlink/VFLinkInfo.swift"
