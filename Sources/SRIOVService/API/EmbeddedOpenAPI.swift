@@ -576,7 +576,7 @@ enum EmbeddedOpenAPI {
                 in: path
                 required: true
                 description: Percent-encoded (`k8s:team-a/` is `k8s:team-a%2F`); the longest prefix matching an owner applies.
-                schema: { type: string }
+                schema: { type: string, minLength: 1, maxLength: 64, pattern: "^[^\\u0000-\\u001f\\u007f]+$" }
             put:
               tags: [capacity]
               operationId: setQuota
@@ -849,7 +849,14 @@ enum EmbeddedOpenAPI {
                   description: The stream, until the client leaves or is cut off.
                   content:
                     text/event-stream:
-                      schema: { type: string }
+                      schema:
+                        description: One event of the stream (the fields of its lines).
+                        type: object
+                        properties:
+                          id: { type: string, description: The audit record's id. }
+                          event: { type: string }
+                          data: { type: string, description: "The event as JSON: the audit record, its type, pf, vf, owner." }
+                          retry: { type: string }
                 "400": { $ref: "#/components/responses/Problem" }
                 "503": { $ref: "#/components/responses/Problem" }
         components:
@@ -1160,8 +1167,8 @@ enum EmbeddedOpenAPI {
               properties:
                 count: { type: integer, minimum: 0, maximum: 65535 }
                 drivers_autoprobe:
-                  type: boolean
-                  description: Written to sriov_drivers_autoprobe before the VFs are enabled.
+                  type: [boolean, "null"]
+                  description: Written to sriov_drivers_autoprobe before the VFs are enabled; null or absent leaves it.
             VFConfig:
               type: object
               description: |
@@ -1295,8 +1302,10 @@ enum EmbeddedOpenAPI {
               properties:
                 max_vfs: { type: integer, minimum: 0, maximum: 1000000 }
                 per_numa_node:
-                  type: object
-                  description: Limits per NUMA node (of the VF's PF), each at most max_vfs, keyed by the node's number.
+                  type: [object, "null"]
+                  description: >-
+                    Limits per NUMA node (of the VF's PF), each at most max_vfs, keyed by the node's number; null or absent:
+                    none.
                   additionalProperties: { type: integer, minimum: 0 }
                   examples: [{ "0": 4, "1": 6 }]
             Quota:

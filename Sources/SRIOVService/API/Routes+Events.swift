@@ -48,12 +48,15 @@ extension SRIOVAPI {
         return filter
     }
 
-    /// `Last-Event-ID` (what EventSource sends when it reconnects), else `?after=`; nil for "from now on".
+    /// `Last-Event-ID` (what EventSource sends when it reconnects), else `?after=`; nil for "from now on". Both
+    /// are checked when both are sent.
     private func resumePoint(_ request: HTTPRequest) throws(SRIOVError) -> Int64? {
-        let (name, text): (String, String?) =
-            if let header = request.headers["Last-Event-ID"] { ("Last-Event-ID", header) } else {
-                ("after", request.queryValue("after"))
-            }
+        let header = try eventID(request.headers["Last-Event-ID"], name: "Last-Event-ID")
+        let query = try eventID(request.queryValue("after"), name: "after")
+        return header ?? query
+    }
+
+    private func eventID(_ text: String?, name: String) throws(SRIOVError) -> Int64? {
         guard let text else { return nil }
         guard let id = Int64(text), id >= 0 else { throw .invalidParameter(name, "must be an event id (0 or more)") }
         return id

@@ -92,7 +92,9 @@ extension SRIOVAPI {
     }
 
     private func listOperations(_ request: HTTPRequest) throws -> HTTPResponse {
-        var filter = OperationFilter(kind: request.queryValue("kind"), cursor: request.queryValue("cursor"))
+        // An empty cursor is the first page, as an absent one.
+        let cursor = request.queryValue("cursor").flatMap { $0.isEmpty ? nil : $0 }
+        var filter = OperationFilter(kind: request.queryValue("kind"), cursor: cursor)
         if let text = request.queryValue("state") {
             guard let state = OperationRecord.State(rawValue: text) else {
                 throw SRIOVError.invalidParameter("state", "must be one of queued, running, succeeded, failed")
