@@ -80,7 +80,7 @@ printf '  GET /pfs %s req/s, p50 %s ms, p99 %s ms; allocate+release alongside %.
 kill "$SPID"; wait "$SPID" 2>/dev/null || true
 cp "$W/sriovd.db" "$W/raw.db"
 [ -f "$W/sriovd.db-wal" ] && cp "$W/sriovd.db-wal" "$W/raw.db-wal"
-read -r RAW RP50 RP99 < <(python3 bench/sqlite-raw.py "$W/raw.db" "$D")
+read -r RAW RP50 RP99 _ < <(python3 bench/sqlite-raw.py "$W/raw.db" "$D")
 echo "raw SQLite, same SQL and disk, one client (python sqlite3 $(python3 -c 'import sqlite3; print(sqlite3.sqlite_version)')):"
 printf '  %s cycles/s = %s transactions/s, cycle p50 %s ms, p99 %s ms\n' "$RAW" "$((RAW * 2))" "$RP50" "$RP99"
 echo

@@ -71,8 +71,10 @@ public final class Store: Sendable {
     /// every caller of the batch gets that error. Bodies are synchronous and must block on nothing but
     /// SQLite. The `Transaction` is valid only inside the body.
     public func write<T: Sendable>(_ body: @escaping @Sendable (Transaction) throws -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { continuation in
-            let request = WriteRequest(body: body, continuation: continuation)
+        let submitted = PhaseLatencies.now()
+        defer { PhaseLatencies.shared.record(.commitWait, since: submitted) }
+        return try await withCheckedThrowingContinuation { continuation in
+            let request = WriteRequest(body: body, continuation: continuation, submitted: submitted)
             do {
                 try writer.submit(request)
             } catch {
@@ -233,6 +235,8 @@ public final class Store: Sendable {
 
 /// A queued write body with the caller waiting for it.
 protocol PendingWrite: AnyObject, Sendable {
+    /// When the caller submitted it (`PhaseLatencies.now()`).
+    var submitted: UInt64 { get }
     /// Runs the body inside its own savepoint of the open transaction and keeps the outcome; returns the
     /// error when it failed with SQLite's.
     func perform(on database: Database) -> StoreError?
@@ -245,13 +249,20 @@ final class WriteRequest<T: Sendable>: PendingWrite, @unchecked Sendable {
     private let body: @Sendable (Transaction) throws -> T
     private let continuation: CheckedContinuation<T, any Error>
     private var result: Result<T, any Error> = .failure(StoreError.closed)
+    let submitted: UInt64
 
-    init(body: @escaping @Sendable (Transaction) throws -> T, continuation: CheckedContinuation<T, any Error>) {
+    init(
+        body: @escaping @Sendable (Transaction) throws -> T, continuation: CheckedContinuation<T, any Error>,
+        submitted: UInt64 = PhaseLatencies.now()
+    ) {
         self.body = body
         self.continuation = continuation
+        self.submitted = submitted
     }
 
     func perform(on database: Database) -> StoreError? {
+        let start = PhaseLatencies.now()
+        defer { PhaseLatencies.shared.record(.body, since: start) }
         do {
             try database.execute("SAVEPOINT write_body")
         } catch {
@@ -290,7 +301,9 @@ final class Writer: @unchecked Sendable {
     /// At most this many bodies share one transaction, to bound a batch's latency.
     static let maximumBatch = 1024
 
-    private let database: Database
+    let database: Database
+    /// Time the checkpoint of the COMMIT under way took (writer thread only; see `timedCommit`).
+    var checkpointNanoseconds: UInt64 = 0
     /// What the last commit said about the database; written only by the writer thread.
     let health = HealthRecord()
     /// Told after every transaction that committed (on the writer thread: it must return at once).
@@ -319,6 +332,7 @@ final class Writer: @unchecked Sendable {
 
     init(database: Database) {
         self.database = database
+        installWALHook()
         do {
             try DetachedThread.spawn(name: "store-writer") { [self] in
                 condition.withLock { thread = pthread_self() }
@@ -371,6 +385,8 @@ final class Writer: @unchecked Sendable {
             }
             batches += 1
             condition.unlock()
+            let start = PhaseLatencies.now()
+            for request in batch { PhaseLatencies.shared.record(.queue, nanoseconds: start &- request.submitted) }
             commit(batch)
         }
         try? database.executeScript("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -415,7 +431,7 @@ final class Writer: @unchecked Sendable {
                 continue
             }
             do {
-                try database.execute("COMMIT")
+                try timedCommit()
                 if let fault { health.noteFailure(fault) } else { health.noteSuccess() }
                 for request in batch[first..<next] { request.finish(failure: nil) }
                 for observer in commitObservers.withLock({ $0 }) { observer() }

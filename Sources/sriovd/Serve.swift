@@ -183,11 +183,14 @@ struct Serve: AsyncParsableCommand {
         applyLimits(to: &configuration)
         // Signals: handled from here on, so that one arriving during startup recovery is not fatal.
         let signals = SignalHandlers()
+        var phases = StartupPhases()
 
         let hardware = try host.makeHost()
         let dbPath = db ?? host.simulate.map { $0 + "/sriovd.db" } ?? "/var/lib/sriovd/sriovd.db"
         let store = try openStore(at: dbPath, logger: logger)
+        phases.lap("open")
         let inventory = InventoryCache(scanner: HostScanner(sysfs: hardware.sysfs))
+        phases.lap("scan")
         let core = ServiceCore(
             store: store, inventory: inventory, host: hardware,
             writeTimeout: .milliseconds(Int(writeTimeout * 1000)), logger: logger)
@@ -202,12 +205,18 @@ struct Serve: AsyncParsableCommand {
         let address = try startServer(server, store: store)
         announce(address, configuration: configuration, security: security, logger: logger)
         signals.onReload { Self.reloadTokens(security.tokens, logger: logger) }
+        phases.lap("listen")
 
         try await StartupRecovery(core: core, restore: !noRestore).run()
+        phases.lap("reconcile")
         await api.settleInterruptedOperations()
+        phases.lap("settle")
         readiness.markReady()
         SystemdNotify.send("READY=1\nSTATUS=serving")
-        logger.info("ready", metadata: ["pfs": "\(inventory.snapshot.host.pfs.count)", "db": "\(dbPath)"])
+        logger.info(
+            "ready",
+            metadata: phases.metadata.merging(["pfs": "\(inventory.snapshot.host.pfs.count)", "db": "\(dbPath)"]) { $1 }
+        )
 
         var background = startBackgroundWork(inventory: inventory, store: store, logger: logger)
         background.tasks.append(core.startHealthMonitor(interval: .milliseconds(Int(healthInterval * 1000))))

@@ -12,9 +12,12 @@ extension ServiceCore {
     func change<C: PFChange>(_ change: C, opening: IntentOpening = .begin) async throws(SRIOVError) -> C.Done {
         let caller = change.caller
         return try await live.during(change.target) { () async throws(SRIOVError) -> C.Done in
+            let asked = PhaseLatencies.now()
             let (plan, done) = try await pfLocks.withLock(change.pf) {
                 () async throws(SRIOVError) -> (C.Plan, C.Done?) in
+                let planning = PhaseLatencies.shared.record(.pfLockWait, since: asked)
                 let plan = try await self.plan(change, caller: caller)
+                PhaseLatencies.shared.record(.plan, since: planning)
                 let intent: Int64
                 switch opening {
                 case .open(let id):
@@ -46,7 +49,9 @@ extension ServiceCore {
     {
         let session = HardwareSession(core: self, pf: change.pf, caller: caller)
         let result: Result<C.Output, HardwareFailure>
+        let writing = PhaseLatencies.now()
         do { result = .success(try await change.write(session, plan)) } catch { result = .failure(error) }
+        PhaseLatencies.shared.record(.hardware, since: writing)
         let done = try await finish(change, plan: plan, intent: intent, result: result, session: session)
         change.settle(self, plan, result)
         if case .failure(let failure) = result { throw failure.error }

@@ -1,6 +1,7 @@
 import FoundationEssentials
 import Glibc
 import HTTPServer
+import SRIOVStore
 import Synchronization
 
 /// The daemon's counters, gauges and histograms, rendered in the Prometheus text format by `GET /metrics`.
@@ -197,6 +198,7 @@ public final class Metrics: Sendable {
             text.sample("sriovd_hardware_write_errors_total", ["errno": name], Double(count))
         }
         if let read = serverStatistics.withLock({ $0 }) { Self.render(read(), into: &text) }
+        Self.render(PhaseLatencies.shared, into: &text)
     }
 
     /// The HTTP server's figures: open connections, buffered body bytes and refusals by client limit.
