@@ -15,9 +15,9 @@ D=${2:-10}
 ROUNDS=${3:-3}
 command -v wrk >/dev/null || apt-get install -y -qq wrk >/dev/null
 W=$(mktemp -d)
-PIDS=()
 cleanup() {
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    # start() runs in a command substitution's subshell: it leaves each daemon's pid in a file.
+    for p in "$W"/*.pid; do [ -f "$p" ] && kill "$(cat "$p")" 2>/dev/null || true; done
     rm -rf "$W"
 }
 trap cleanup EXIT
@@ -32,8 +32,8 @@ else
 fi
 
 start() { # binary name -> prints the URL
-    "$1" serve --simulate "$W/$2-host" --db "$W/$2.db" --listen 127.0.0.1:0 --log-level error >"$W/$2.out" &
-    PIDS+=("$!")
+    "$1" serve --simulate "$W/$2-host" --db "$W/$2.db" --listen 127.0.0.1:0 --log-level error >"$W/$2.out" 2>&1 &
+    echo "$!" >"$W/$2.pid"
     until grep -q listening "$W/$2.out" 2>/dev/null; do sleep 0.01; done
     local url
     url=$(grep -o 'http://[0-9.:]*' "$W/$2.out")
@@ -59,7 +59,7 @@ A=$(start "$BEFORE" before)
 B=$(start "$NOW" now)
 # Raw SQLite works on a consistent copy of this tree's database (schema, inventory, 128 VFs).
 python3 -c "import sqlite3,sys; s=sqlite3.connect(sys.argv[1]); d=sqlite3.connect(sys.argv[2]); s.backup(d)" \
-    "$W/now.db" "$W/raw.db"
+    "$W/now.db" "$W/raw0.db"
 echo "before: $REV ($(git rev-parse --short "$REV")); now: $(git rev-parse --short HEAD)$(git diff --quiet || echo '+changes')"
 echo "machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), $(date -u +%Y-%m-%dT%H:%MZ), ${D} s per run, ${ROUNDS} rounds"
 echo "(cycles/s: allocate+release pairs; p50/p99 ms: per request, wrk; max: wrk's slowest request)"
@@ -69,6 +69,8 @@ for r in $(seq "$ROUNDS"); do
     for C in 1 64; do
         read -r AR AP50 AP99 AMAX AE < <(cycles before "$A" "$C")
         read -r BR BP50 BP99 BMAX BE < <(cycles now "$B" "$C")
+        cp "$W/raw0.db" "$W/raw.db"
+        rm -f "$W/raw.db-wal" "$W/raw.db-shm"
         read -r RR _ _ RT50 RT99 < <(python3 bench/sqlite-raw.py "$W/raw.db" "$D")
         printf '%-5s %-7s | %9s %7s %7s %8s | %9s %7s %7s %8s | %9s %7s %7s %s\n' "$r" "$C" \
             "$AR" "$AP50" "$AP99" "$(ms "$AMAX")" "$BR" "$BP50" "$BP99" "$(ms "$BMAX")" "$RR" "$RT50" "$RT99" \

@@ -55,7 +55,9 @@ public final class Store: Sendable {
         try Migrator.migrate(database, known: migrations)
         _ = try database.purgeIdempotencyRecords(createdBefore: Self.idempotencyCutoff())
         self.path = path
-        self.writer = Writer(database: database)
+        self.writer = Writer(
+            database: database,
+            checkpointer: try Checkpointer(path: path, busyTimeoutMilliseconds: busyMilliseconds))
         self.readers = ReaderPool(path: path, capacity: max(1, readerCount))
     }
 
@@ -302,8 +304,8 @@ final class Writer: @unchecked Sendable {
     static let maximumBatch = 1024
 
     let database: Database
-    /// Time the checkpoint of the COMMIT under way took (writer thread only; see `timedCommit`).
-    var checkpointNanoseconds: UInt64 = 0
+    /// Runs the WAL's checkpoints off the commit path.
+    let checkpointer: Checkpointer?
     /// What the last commit said about the database; written only by the writer thread.
     let health = HealthRecord()
     /// Told after every transaction that committed (on the writer thread: it must return at once).
@@ -330,8 +332,9 @@ final class Writer: @unchecked Sendable {
         return queue.count
     }
 
-    init(database: Database) {
+    init(database: Database, checkpointer: Checkpointer?) {
         self.database = database
+        self.checkpointer = checkpointer
         installWALHook()
         do {
             try DetachedThread.spawn(name: "store-writer") { [self] in
@@ -389,6 +392,7 @@ final class Writer: @unchecked Sendable {
             for request in batch { PhaseLatencies.shared.record(.queue, nanoseconds: start &- request.submitted) }
             commit(batch)
         }
+        checkpointer?.close()
         try? database.executeScript("PRAGMA wal_checkpoint(TRUNCATE)")
         database.close()
         condition.lock()

@@ -187,9 +187,12 @@ struct Serve: AsyncParsableCommand {
 
         let hardware = try host.makeHost()
         let dbPath = db ?? host.simulate.map { $0 + "/sriovd.db" } ?? "/var/lib/sriovd/sriovd.db"
+        // The sysfs walk and the database's checks and migrations need nothing of each other: side by side.
+        let sysfs = hardware.sysfs
+        async let scanned = InventoryCache(scanner: HostScanner(sysfs: sysfs))
         let store = try openStore(at: dbPath, logger: logger)
         phases.lap("open")
-        let inventory = InventoryCache(scanner: HostScanner(sysfs: hardware.sysfs))
+        let inventory = await scanned
         phases.lap("scan")
         let core = ServiceCore(
             store: store, inventory: inventory, host: hardware,
