@@ -42,8 +42,13 @@ start() { # binary name -> prints the URL
     echo "$url"
 }
 ms() { awk -v v="$1" 'BEGIN { if (v ~ /us$/) printf "%.2f", v/1000; else if (v ~ /ms$/) printf "%.2f", v+0; else if (v ~ /s$/) printf "%.2f", v*1000; else print v }'; }
-cycles() { # name url connections -> "cycles/s p50 p99 p99.9 errors"
+release_all() { # url: wrk stops mid-cycle, leaving up to one allocation per connection held; free them.
+    curl -s "$1/allocations?state=active" | python3 -c 'import json,sys; [print(a["id"]) for a in json.load(sys.stdin)["items"]]' |
+        while read -r id; do curl -s -o /dev/null -X DELETE "$1/allocations/$id"; done
+}
+cycles() { # name url connections -> "cycles/s p50 p99 max errors"
     local t=$(( $3 < 2 ? 1 : 2 )) out
+    release_all "$2"
     curl -s "$2/metrics" >"$W/$1-$3-m0"
     out=$(wrk -t"$t" -c"$3" -d"${D}s" --latency -s bench/alloc-release.lua "$2")
     curl -s "$2/metrics" >"$W/$1-$3-m1"
