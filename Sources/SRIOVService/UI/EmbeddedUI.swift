@@ -59,6 +59,9 @@ enum EmbeddedUI {
                 .filters input, .filters select { display: block; }
                 #audit-list { font: 12px/1.5 ui-monospace, monospace; max-height: 22em; overflow: auto; margin: 0; }
                 #audit-list .failure { color: var(--unavailable); }
+                #capacity-body { display: grid; grid-template-columns: repeat(auto-fit, minmax(36em, 1fr)); gap: .3em 1.5em; }
+                .capacity th, .capacity td { padding: .1em .3em; }
+                #quota-rows .failure { color: var(--unavailable); }
                 #operation-list:empty::before { content: "None."; color: var(--muted); }
                 @media (max-width: 900px) { .columns { display: block; } #detail { position: static; } }
                 @media (prefers-color-scheme: dark) {
@@ -686,21 +689,20 @@ enum EmbeddedUI {
                     <div id="summary-body"></div>
                   </section>
 
-                  <div class="columns">
-                    <section id="capacity" aria-labelledby="h-capacity">
-                      <h2 id="h-capacity">Capacity</h2>
-                      <div id="capacity-body"><p>Loading.</p></div>
-                    </section>
-                    <section id="quotas" aria-labelledby="h-quotas">
-                      <h2 id="h-quotas">Quotas</h2>
-                      <table>
-                        <caption id="quota-caption">Quotas</caption>
-                        <thead><tr><th scope="col">Owner prefix</th><th scope="col" class="num">Used</th>
-                          <th scope="col" class="num">Limit</th><th scope="col">Per NUMA node (used of limit)</th></tr></thead>
-                        <tbody id="quota-rows"></tbody>
-                      </table>
-                    </section>
-                  </div>
+                  <section id="capacity" aria-labelledby="h-capacity">
+                    <h2 id="h-capacity">Capacity</h2>
+                    <div id="capacity-body"><p>Loading.</p></div>
+                  </section>
+
+                  <section id="quotas" aria-labelledby="h-quotas">
+                    <h2 id="h-quotas">Quotas</h2>
+                    <table>
+                      <caption id="quota-caption">Quotas</caption>
+                      <thead><tr><th scope="col">Owner prefix</th><th scope="col" class="num">Used</th>
+                        <th scope="col" class="num">Limit</th><th scope="col">Per NUMA node (used of limit)</th></tr></thead>
+                      <tbody id="quota-rows"></tbody>
+                    </table>
+                  </section>
 
                   <div class="columns">
                     <section id="pfs" aria-labelledby="h-pfs">
