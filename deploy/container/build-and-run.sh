@@ -46,7 +46,8 @@ tar -C "$work/rootfs" -c . | pod import - localhost/sriovd-base:bookworm >/dev/n
 rm -rf "$work/rootfs"
 
 echo "== podman build -f deploy/container/Containerfile"
-pod build --runtime runc --network none -f deploy/container/Containerfile \
+# --layers=false: one commit for the image, not one per instruction (each is a whole copy with the vfs driver).
+pod build --runtime runc --network none --layers=false -f deploy/container/Containerfile \
     --build-arg BASE_IMAGE=localhost/sriovd-base:bookworm -t localhost/sriovd:ci "$work/context"
 
 echo "== podman run (a simulated host), then /healthz and /readyz"
