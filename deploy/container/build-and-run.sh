@@ -52,7 +52,8 @@ pod build --runtime runc --network none --layers=false -f deploy/container/Conta
 
 echo "== podman run (a simulated host), then /healthz and /readyz"
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-pod run -d --name "$name" --runtime runc --network host --ulimit nofile=1024:1024 localhost/sriovd:ci \
+pod run -d --name "$name" --runtime runc --network host --ulimit nofile=1024:1024 --ulimit nproc=1024:1024 \
+    localhost/sriovd:ci \
     serve --simulate /var/lib/sriovd/simhost --listen "127.0.0.1:$port" >/dev/null
 for _ in $(seq 1 100); do
     curl -sf "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break
