@@ -212,3 +212,39 @@ import Testing
         await daemon.stop()
     }
 }
+
+/// The built binary: `--audit-retention` runs at start, archiving beside the database by default.
+@Suite(.serialized) struct AuditRetentionDaemonTests {
+    @Test func theDaemonRunsRetentionAtStart() async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("sriovd-proc-\(UUID())").path
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let store = try Store(path: folder + "/sriovd.db")
+        let old = Timestamp.format(seconds: Int(time(nil)) - 400 * 86_400, milliseconds: 0)
+        for index in 0..<25 {
+            try await store.write {
+                try $0.appendAudit(
+                    AuditEvent(
+                        at: old, actor: "alice", action: "allocation.create", target: "a\(index)", outcome: .success))
+            }
+        }
+        store.close()
+
+        let refused = try await DaemonProcess.run(["serve", "--audit-archive", folder + "/elsewhere"])
+        #expect(refused.status != 0 && refused.stderr.contains("--audit-archive needs --audit-retention"))
+
+        let daemon = try await DaemonProcess.start(
+            ["serve", "--listen", "127.0.0.1:0"], environment: ["SRIOVD_AUDIT_RETENTION": "365"], directory: folder)
+        let client = try TestClient(port: try #require(daemon.port))
+        try await waitUntil("the retention run at start is on record") {
+            try await client.get("/audit?action=audit.retention").items.count == 1
+        }
+        let run = try #require(try await client.get("/audit?action=audit.retention").items.first)
+        #expect((run["details"] as? [String: Any])?["removed"] as? Int == 25)
+        #expect(try await client.get("/audit?actor=alice").items.isEmpty)
+        let file = folder + "/audit-archive/" + AuditArchive.fileName(at: old)
+        let lines = try String(contentsOfFile: file, encoding: .utf8).split(separator: "\n")
+        #expect(lines.count == 25)
+        #expect(try await daemon.stop() == 0)
+    }
+}
