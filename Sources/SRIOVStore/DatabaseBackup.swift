@@ -34,6 +34,8 @@ public enum DatabaseBackup {
         unlink(partial)
         do throws(StoreError) {
             let pages = try copyPages(from: from, to: partial)
+            // The copy holds what the database holds (tokens' names, the audit): readable by its owner only.
+            guard chmod(partial, 0o600) == 0 else { throw systemError("chmod \(partial)") }
             try fsyncPath(partial, directory: false)
             let summary = try verify(partial, pages: pages)
             guard rename(partial, destination) == 0 else { throw systemError("rename \(partial) to \(destination)") }

@@ -1,5 +1,7 @@
 import Foundation
 import Glibc
+import SRIOVStore
+import Synchronization
 import Testing
 
 /// The README's restore procedure, followed for real with the built binary on a simulated host: serve, allocate,
@@ -56,5 +58,55 @@ import Testing
         let afterReset = try await restored.request("POST", "/allocations", json: ["owner": "vm:last", "pf": pf])
         #expect(afterReset.object["vf"] as? String == configuredVF, "\(afterReset.text)")
         #expect(try await again.stop() == 0)
+    }
+
+    /// `sriovd backup` as its own process against a daemon that allocates and releases meanwhile: every copy is one
+    /// commit's database (as many allocations as successful `allocation.create` events, which commit together),
+    /// opens as sriovd opens its database, and is readable by its owner only.
+    @Test func backupsOfALiveDaemonWhileAllocationsAreMadeAreConsistent() async throws {
+        let daemon = try await DaemonProcess.start(["serve", "--listen", "127.0.0.1:0", "--no-access-log"])
+        let folder = daemon.directory
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let port = try #require(daemon.port)
+        let stop = Atomic(false)
+        let churn = Task {
+            var made = 0
+            let client = try TestClient(port: port)
+            while !stop.load(ordering: .acquiring) {
+                let created = try await client.request(
+                    "POST", "/allocations", json: ["owner": "vm:churn-\(made)", "pf": "0000:3b:00.0"])
+                guard created.status == 201, let id = created.object["id"] as? String else { continue }
+                made += 1
+                _ = try await client.request("DELETE", "/allocations/\(id)")
+            }
+            return made
+        }
+        var counts: [Int] = []
+        for number in 0..<6 {
+            try await waitUntil("more allocations since the last copy") {
+                try await TestClient(port: port).get("/allocations?state=all&limit=500").items.count > number * 3
+            }
+            let out = folder + "/copy-\(number).db"
+            let backup = try await DaemonProcess.run(["backup", out, "--db", folder + "/sriovd.db"], simulate: false)
+            #expect(backup.status == 0, "\(backup.stderr)")
+            var info = stat()
+            #expect(stat(out, &info) == 0 && info.st_mode & 0o777 == 0o600)
+            let copy = try Store(path: out)
+            let allocations = try copy.read { try $0.allocations(AllocationFilter(state: nil, limit: 500)).items.count }
+            let created = try copy.read {
+                try $0.auditEvents(AuditFilter(action: "allocation.create", limit: 500)).filter {
+                    $0.outcome == .success
+                }
+                .count
+            }
+            copy.close()
+            #expect(allocations == created, "copy \(number): an allocation and its audit event travel together")
+            counts.append(allocations)
+        }
+        stop.store(true, ordering: .releasing)
+        let made = try await churn.value
+        #expect(try await daemon.stop() == 0)
+        #expect(counts == counts.sorted() && counts.last! > counts.first!, "copies of a growing database: \(counts)")
+        #expect(made >= counts.last!, "made \(made)")
     }
 }
