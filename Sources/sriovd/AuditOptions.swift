@@ -7,18 +7,20 @@ import SRIOVStore
 /// `--audit-retention` and `--audit-archive`: how long the audit history stays in the database.
 struct AuditOptions: ParsableArguments {
     @Option(
-        help: """
+        help: ArgumentHelp(
+            """
             Keep audit events this many days in the database: older ones are appended to the archive \
             (--audit-archive), fsynced, and only then deleted; at start and every hour. Off by default (the audit \
             grows without bound).
-            """)
+            """, valueName: "days"))
     var auditRetention: Int?
 
     @Option(
-        help: """
+        help: ArgumentHelp(
+            """
             With --audit-retention: the folder of archive files (NDJSON, one file a month, audit-YYYY-MM.ndjson). \
             Default: audit-archive beside the database.
-            """)
+            """, valueName: "dir"))
     var auditArchive: String?
 
     /// How often retention runs after the run at start.

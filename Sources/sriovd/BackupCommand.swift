@@ -16,7 +16,7 @@ struct BackupCommand: ParsableCommand {
     @Argument(help: "Where to write the copy. It must not exist; its folder must.")
     var out: String
 
-    @Option(help: "The database to copy. Default: /var/lib/sriovd/sriovd.db.")
+    @Option(help: ArgumentHelp("The database to copy.", valueName: "path"))
     var db: String = "/var/lib/sriovd/sriovd.db"
 
     func run() throws {
