@@ -92,9 +92,9 @@ extension Plugin {
         let outside: RTNetlinkClient
         let link: LinkInfo
         do {
-            host = try NetworkNamespace.current()
-            outside = try host.netlink()
-            link = try outside.basicLink(.name(hostName))
+            host = try step("netns-open") { () throws(NetlinkError) in try NetworkNamespace.current() }
+            outside = try step("netlink-socket") { () throws(NetlinkError) in try host.netlink() }
+            link = try step("link-read") { () throws(NetlinkError) in try outside.basicLink(.name(hostName)) }
         } catch {
             throw interfaceFailure("VF \(allocation.vf)'s netdev \(hostName) is not in the host namespace", error)
         }
@@ -109,7 +109,9 @@ extension Plugin {
 
         let temporary = Self.temporaryName(owner: allocation.owner)
         do {
-            try outside.setLink(index: link.index, LinkChange(namespaceFD: container.fd, name: temporary))
+            try step("netns-move") { () throws(NetlinkError) in
+                try outside.setLink(index: link.index, LinkChange(namespaceFD: container.fd, name: temporary))
+            }
         } catch {
             throw interfaceFailure("could not move \(hostName) into \(container.path)", error)
         }
@@ -120,12 +122,16 @@ extension Plugin {
             _ = try moveBack(back, owner: allocation.owner, current: nil)
         }
         do {
-            let moved = try inside.basicLink(.name(temporary))
+            let moved = try step("link-read") { () throws(NetlinkError) in try inside.basicLink(.name(temporary)) }
             let mac = config.mac.flatMap(NetworkConfig.parseMAC)
-            try inside.setLink(
-                index: moved.index, LinkChange(name: ifname, mtu: config.mtu.map { UInt32($0) }, address: mac))
-            try inside.setLink(index: moved.index, LinkChange(up: true))
-            return try inside.basicLink(.index(moved.index))
+            try step("rename-mtu-mac") { () throws(NetlinkError) in
+                try inside.setLink(
+                    index: moved.index, LinkChange(name: ifname, mtu: config.mtu.map { UInt32($0) }, address: mac))
+            }
+            try step("link-up") { () throws(NetlinkError) in
+                try inside.setLink(index: moved.index, LinkChange(up: true))
+            }
+            return try step("link-read") { () throws(NetlinkError) in try inside.basicLink(.index(moved.index)) }
         } catch {
             throw interfaceFailure("could not set up \(ifname) in \(container.path)", error)
         }

@@ -5,9 +5,12 @@ import SRIOVCore
 /// starting, busy) are code 11; refusals carry sriovd's problem detail.
 public struct SRIOVDClient: Sendable {
     public let http: UnixHTTPClient
+    /// Where each request's time is added (a phase per method and route).
+    let timing: PhaseTiming?
 
-    public init(socket: String, timeout: Duration = .seconds(30)) {
+    public init(socket: String, timeout: Duration = .seconds(30), timing: PhaseTiming? = nil) {
         http = UnixHTTPClient(path: socket, timeout: timeout)
+        self.timing = timing
     }
 
     /// An allocation as `GET /allocations/{id}` shows it.
@@ -30,7 +33,11 @@ public struct SRIOVDClient: Sendable {
         _ method: String, _ target: String, body: JSON? = nil, headers: [(String, String)] = []
     ) throws(CNIError) -> UnixHTTPClient.Response {
         do {
-            return try http.request(method, target, body: body?.bytes, headers: headers)
+            let request = { () throws(UnixHTTPClient.Failure) in
+                try http.request(method, target, body: body?.bytes, headers: headers)
+            }
+            guard let timing else { return try request() }
+            return try timing.measure(Self.phase(method, target), request)
         } catch {
             throw CNIError(
                 .tryAgainLater, "sriovd is unreachable at \(http.path)",
@@ -126,10 +133,21 @@ public struct SRIOVDClient: Sendable {
         return try json(try exchange("GET", target), "the VF list")["items"]?.array ?? []
     }
 
+    public func pfs() throws(CNIError) -> [JSON] {
+        try json(try exchange("GET", "/pfs"), "the PF list")["items"]?.array ?? []
+    }
+
     public func vf(_ address: String) throws(CNIError) -> JSON? {
         let response = try exchange("GET", "/vfs/" + address)
         if response.status == 404 { return nil }
         return try json(response, "GET /vfs/\(address)")
+    }
+
+    /// `GET/allocations`, `PUT/attachment`: the method and route of a request, for `PhaseTiming`.
+    static func phase(_ method: String, _ target: String) -> String {
+        let path = target.split(separator: "?").first.map(String.init) ?? target
+        let last = path.hasSuffix("/attachment") ? "attachment" : path.split(separator: "/").first.map(String.init)
+        return method + "/" + (last ?? "")
     }
 
     static func percentEncoded(_ text: String) -> String {

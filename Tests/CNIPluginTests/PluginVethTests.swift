@@ -257,6 +257,52 @@ import Testing
         #expect(try cni("DEL", container: "g1", netns: sandbox.path, config: plain).status == 0)
     }
 
+    /// STATUS answers 50 only when no VF could serve this configuration: its deviceID, pf or selector, as ADD
+    /// would ask sriovd. The default simulated host has free iavf VFs on the i40e PF ens785f0 (NUMA node 0) and
+    /// mlx5 VFs on ens3f0np0 (node 1).
+    @Test func statusAnswers50OnlyWhenNoVFCouldServeTheConfig() throws {
+        let sriovd = try SRIOVD()
+        let sandbox = try Sandbox("cnit-status")
+        try sandbox.veth(try sriovd.netdev(of: Self.vf))
+        var base = config(sriovd, version: "1.1.0", ipam: false)
+        base["deviceID"] = nil
+        func status(_ extra: [String: Any]) throws -> Run {
+            try cni("STATUS", container: nil, netns: nil, ifname: nil, config: base.merging(extra) { $1 })
+        }
+        let served: [[String: Any]] = [
+            ["deviceID": Self.vf], ["pf": "0000:3b:00.0"], [:],
+            ["selector": ["pf_interface": "ens785f0", "driver": "iavf", "numa_node": 0]],
+            ["selector": ["vendor_id": "0x15b3", "numa_node": 1]],
+        ]
+        for extra in served {
+            let answer = try status(extra)
+            #expect(answer.status == 0, "\(extra): \(answer.stdout)")
+        }
+        let unserved: [([String: Any], String)] = [
+            (["deviceID": "0000:3b:0f.7"], "is not a VF sriovd knows"),
+            (["pf": "0000:5e:00.0"], "no free VF on PF 0000:5e:00.0"),
+            (["selector": ["pf_interface": "ens801f0"]], "no free VF on the selector"),
+            (["selector": ["vendor_id": "0x15b3", "numa_node": 0]], "no free VF on the selector"),
+            (["selector": ["driver": "ixgbevf"]], "no free VF on the selector"),
+        ]
+        for (extra, message) in unserved {
+            let answer = try status(extra)
+            #expect(answer.status != 0 && answer.json["code"] as? Int == 50, "\(extra): \(answer.stdout)")
+            #expect((answer.json["msg"] as? String ?? "").contains(message), "\(answer.stdout)")
+        }
+
+        // The VF held: 50 for its deviceID, still 0 for its PF, whose other VFs are free.
+        #expect(
+            try cni("ADD", container: "s1", netns: sandbox.path, config: base.merging(["deviceID": Self.vf]) { $1 })
+                .status == 0)
+        let held = try status(["deviceID": Self.vf])
+        #expect(held.json["code"] as? Int == 50 && (held.json["msg"] as? String ?? "").contains("is held"))
+        #expect(try status(["pf": "0000:3b:00.0"]).status == 0)
+        #expect(
+            try cni("DEL", container: "s1", netns: sandbox.path, config: base.merging(["deviceID": Self.vf]) { $1 })
+                .status == 0)
+    }
+
     @Test func aVFIOConfigMovesNoNetdevAndNamesThePCIDevice() throws {
         let sriovd = try SRIOVD()
         let sandbox = try Sandbox("cnit-vfio")
