@@ -78,6 +78,20 @@ for tree, plugin, socket in trees:
     floor[tree] = [call(plugin, "VERSION", "v", {"cniVersion": "1.1.0"})["wall"] for _ in range(n)]
 print("process floor (VERSION):  " + "   ".join(
     f"{t}: p50={pct(floor[t], 50):.1f} ms p99={pct(floor[t], 99):.1f} ms" for t, _, _ in trees))
+# The kernel's share, without the plugin: ip(8) moving the same veth into the namespace and back, beside ip(8)
+# doing nothing of note (its own process start); the difference is the kernel's netns move.
+def wall(command):
+    start = time.perf_counter()
+    subprocess.run(command, check=True, capture_output=True)
+    return (time.perf_counter() - start) * 1000
+moves, idle = [], []
+ns_name = netns.rsplit("/", 1)[1]
+for _ in range(n):
+    moves.append(wall(["ip", "link", "set", "ens785f0v3", "netns", ns_name]))
+    moves.append(wall(["ip", "-n", ns_name, "link", "set", "ens785f0v3", "netns", "1"]))
+    idle.append(wall(["ip", "link", "show", "lo"]))
+print(f"kernel floor: ip link set netns p50={pct(moves, 50):.1f} ms p99={pct(moves, 99):.1f} ms;"
+      f" ip link show lo p50={pct(idle, 50):.1f} ms p99={pct(idle, 99):.1f} ms")
 # Without VF settings the allocation is one durable commit; with them sriovd records an intent, writes each setting
 # over (simulated) rtnetlink, reads it back and audits it, and the release restores every setting the same way.
 for label, extra in (("move only", {}), ("with vlan+mac", {"vlan": 10, "mac": "02:00:00:00:be:01"})):

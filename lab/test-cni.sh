@@ -29,7 +29,7 @@ for bin in "$SRIOVD_BIN" "$SRIOVD_CNI_BIN"; do
 done
 echo "== booting the lab VM (LAB_OUT=$LAB_OUT)"
 set +e
-LAB_TIMEOUT=${LAB_TIMEOUT:-600} "$HERE/run-in-vm.sh" "$(printf 'LAB_SRIOVD=%q LAB_CNI=%q LAB_SCENARIOS=%q bash %q' \
+LAB_TIMEOUT=${LAB_TIMEOUT:-900} "$HERE/run-in-vm.sh" "$(printf 'LAB_SRIOVD=%q LAB_CNI=%q LAB_SCENARIOS=%q bash %q' \
     "$SRIOVD_BIN" "$SRIOVD_CNI_BIN" "$HERE/scenarios" "$HERE/scenarios/cni.sh")"
 rc=$?
 set -e

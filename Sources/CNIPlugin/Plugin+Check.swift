@@ -70,7 +70,7 @@ extension Plugin {
             && !valid.contains(allocation.owner)
         {
             if let attachment = Self.attachment(allocation.attachment) {
-                if let outcome = try? moveBack(attachment, owner: allocation.owner, current: allocation.interface) {
+                if let outcome = try? moveBack(attachment, owner: allocation.owner, vf: allocation.vf) {
                     log("sriovd-cni: GC \(allocation.owner): \(outcome)")
                 }
             }

@@ -13,7 +13,7 @@ extension Plugin {
         for allocation in try holdingAllocations() {
             if let attachment = Self.attachment(allocation.attachment) {
                 do {
-                    let outcome = try moveBack(attachment, owner: owner, current: allocation.interface)
+                    let outcome = try moveBack(attachment, owner: owner, vf: allocation.vf)
                     log("sriovd-cni: DEL \(owner): \(outcome)")
                 } catch {
                     log("sriovd-cni: DEL \(owner): could not move the netdev back (\(error)); releasing anyway")
@@ -39,9 +39,9 @@ extension Plugin {
 
     /// Puts a netdev back: out of the namespace (found under `ifname` or the temporary name) under its original
     /// name, then its original MTU and MAC. With the namespace gone, a physical netdev is already back in the host
-    /// namespace (the kernel returns it, possibly as `devN`): `current`, sysfs's name for it now, is renamed back.
-    /// Returns what it did.
-    func moveBack(_ attachment: Attachment, owner: String, current: String?) throws(NetlinkError) -> String {
+    /// namespace (the kernel returns it under its name in the namespace, or as `devN`): the name sysfs lists for the
+    /// VF now is renamed back. Returns what it did.
+    func moveBack(_ attachment: Attachment, owner: String, vf: String) throws(NetlinkError) -> String {
         let host = try step("netns-open") { () throws(NetlinkError) in try NetworkNamespace.current() }
         let outside = try step("netlink-socket") { () throws(NetlinkError) in try host.netlink() }
         let container: NetworkNamespace
@@ -50,6 +50,7 @@ extension Plugin {
                 try NetworkNamespace(path: attachment.netns)
             }
         } catch  where error.errno == ENOENT {
+            let current = VFNetdev.awaitName(of: vf)
             if let current, current != attachment.originalIfname,
                 let link = try? outside.basicLink(.name(current))
             {

@@ -105,9 +105,25 @@ public struct SRIOVDClient: Sendable {
         return Allocation(json: try json(response, "GET /allocations/\(id)"))
     }
 
-    public func allocate(_ body: JSON, idempotencyKey: String) throws(CNIError) -> Allocation {
+    /// What `POST /allocations` under an Idempotency-Key answered.
+    public enum AllocationAnswer: Sendable {
+        /// A new allocation.
+        case created(Allocation)
+        /// The first answer under this key, replayed (`Idempotent-Replayed: true`): as it was then, not now.
+        case replayed(Allocation)
+        /// The key was first used with another body (422 idempotency-key-reused).
+        case keyReused
+    }
+
+    public func allocate(_ body: JSON, idempotencyKey: String) throws(CNIError) -> AllocationAnswer {
         let response = try exchange("POST", "/allocations", body: body, headers: [("Idempotency-Key", idempotencyKey)])
-        return Allocation(json: try json(response, "the allocation"))
+        if response.status == 422,
+            (try? JSON.parse(response.body))?["type"]?.string == "urn:sriovd:problem:idempotency-key-reused"
+        {
+            return .keyReused
+        }
+        let allocation = Allocation(json: try json(response, "the allocation"))
+        return response.header("Idempotent-Replayed") == "true" ? .replayed(allocation) : .created(allocation)
     }
 
     public func setAttachment(id: String, _ body: JSON) throws(CNIError) {

@@ -272,7 +272,7 @@ import Testing
         let served: [[String: Any]] = [
             ["deviceID": Self.vf], ["pf": "0000:3b:00.0"], [:],
             ["selector": ["pf_interface": "ens785f0", "driver": "iavf", "numa_node": 0]],
-            ["selector": ["vendor_id": "0x15b3", "numa_node": 1]],
+            ["selector": ["vendor_id": "15b3", "numa_node": 1]],
         ]
         for extra in served {
             let answer = try status(extra)
@@ -282,7 +282,7 @@ import Testing
             (["deviceID": "0000:3b:0f.7"], "is not a VF sriovd knows"),
             (["pf": "0000:5e:00.0"], "no free VF on PF 0000:5e:00.0"),
             (["selector": ["pf_interface": "ens801f0"]], "no free VF on the selector"),
-            (["selector": ["vendor_id": "0x15b3", "numa_node": 0]], "no free VF on the selector"),
+            (["selector": ["vendor_id": "15b3", "numa_node": 0]], "no free VF on the selector"),
             (["selector": ["driver": "ixgbevf"]], "no free VF on the selector"),
         ]
         for (extra, message) in unserved {
