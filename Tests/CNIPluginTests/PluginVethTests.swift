@@ -105,6 +105,44 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: reservation))
     }
 
+    /// The allocation behind a first ADD, a retried ADD (same or changed configuration) and an ADD after a DEL of
+    /// the same container and interface: one VF held at a time, a new allocation only after the DEL.
+    @Test func aRetriedAddKeepsItsAllocationAndAnAddAfterDelGetsANewOne() throws {
+        let sriovd = try SRIOVD()
+        let sandbox = try Sandbox("cnit-retry")
+        try sandbox.veth(try sriovd.netdev(of: Self.vf))
+        let plain = config(sriovd, version: "1.1.0", ipam: false)
+        let owner = "cni:r1/net1"
+
+        #expect(try cni("ADD", container: "r1", netns: sandbox.path, config: plain).status == 0)
+        let first = try #require(try sriovd.allocations(owner: owner).first?["id"] as? String)
+        // The runtime retries after losing the interface (here: put back on the host by hand), with the same
+        // configuration (sriovd replays the first answer) and with a changed one (the key's body differs): both take
+        // the allocation held again, never a second VF.
+        for retry in [plain, plain.merging(["vlan": 7]) { $1 }] {
+            try ip("-n", sandbox.name, "link", "set", "net1", "netns", "1", "name", try sriovd.netdev(of: Self.vf))
+            let again = try cni("ADD", container: "r1", netns: sandbox.path, config: retry)
+            #expect(again.status == 0, "\(again.stdout) \(again.stderr)")
+            #expect(try sriovd.allocations(owner: owner).map { $0["id"] as? String } == [first])
+            #expect(try link("net1", in: sandbox.name) != nil)
+        }
+        // With the interface in place, a retried ADD is refused before it asks sriovd for anything.
+        let doubled = try cni("ADD", container: "r1", netns: sandbox.path, config: plain)
+        #expect(doubled.json["code"] as? Int == 101, "\(doubled.stdout)")
+        #expect(try sriovd.allocations(owner: owner).count == 1)
+        #expect(try cni("DEL", container: "r1", netns: sandbox.path, config: plain).status == 0)
+
+        // The same container and interface added again: a new allocation beside the released one.
+        let readd = try cni("ADD", container: "r1", netns: sandbox.path, config: plain)
+        #expect(readd.status == 0, "\(readd.stdout) \(readd.stderr)")
+        let history = try sriovd.allocations(owner: owner)
+        #expect(history.count == 2)
+        #expect(Set(history.compactMap { $0["state"] as? String }) == ["released", "active"])
+        #expect(try link("net1", in: sandbox.name) != nil)
+        #expect(try cni("DEL", container: "r1", netns: sandbox.path, config: plain).status == 0)
+        #expect(try sriovd.allocations(owner: owner).allSatisfy { $0["state"] as? String == "released" })
+    }
+
     @Test func answersInTheVersionAsked() throws {
         let sriovd = try SRIOVD()
         let sandbox = try Sandbox("cnit-ver")
