@@ -20,8 +20,34 @@ extension Plugin {
         return []
     }
 
-    /// Throws 50 unless a free VF matches what ADD would ask sriovd for.
+    /// Throws 50 unless a free VF matches what ADD would ask sriovd for; 51 when every such VF's PF has its link
+    /// down, since the attachments this network already has are on those links too.
     func requireServingVF() throws(CNIError) {
+        let candidates = try freeMatchingVFs()
+        let scope =
+            config.deviceID.map { "VF \($0)" } ?? config.pf.map { "PF \($0)" }
+            ?? config.selector.map { "the selector \($0.text)" } ?? "this host"
+        guard !candidates.isEmpty else {
+            throw CNIError(
+                .notAvailable, "no free VF on \(scope)",
+                details:
+                    "every matching VF is held or none exists; release one, or create more (POST /pfs/{address}/vfs)")
+        }
+        let linked = candidates.filter { vf in
+            !(vf["health"]?["reasons"]?.array ?? []).contains(.string("pf_link_down"))
+        }
+        guard !linked.isEmpty else {
+            let pfs = Set(candidates.compactMap { $0["pf"]?.string }).sorted().joined(separator: ", ")
+            throw CNIError(
+                .notAvailableLimitedConnectivity, "the link of PF \(pfs) is down",
+                details: "VFs on \(scope) have no link, nor have the attachments this network already made; "
+                    + "check the PF's cable and switch port (GET /pfs shows its link)")
+        }
+    }
+
+    /// The free VFs that could serve the configuration: its `deviceID`, else its `pf`, else its `selector` (as ADD
+    /// asks: a pf wins over a selector), else any VF. A deviceID sriovd does not know is 50 at once.
+    func freeMatchingVFs() throws(CNIError) -> [JSON] {
         if let device = config.deviceID {
             guard let vf = try sriovd.vf(device.description) else {
                 throw CNIError(
@@ -34,21 +60,14 @@ extension Plugin {
                     details: "held by \(vf["allocation"]?["owner"]?.string ?? "another allocation"); DEL its attachment"
                 )
             }
-            return
+            return [vf]
         }
-        // As ADD asks: a pf wins over a selector.
         let selector = config.pf == nil ? config.selector : nil
         let vfs = try sriovd.vfs(pf: config.pf?.description).filter { $0["status"]?.string == "free" }
-        let pfs = selector == nil ? [] : try sriovd.pfs()
+        guard let selector else { return vfs }
+        let pfs = try sriovd.pfs()
         let byAddress = Dictionary(pfs.compactMap { pf in pf["address"]?.string.map { ($0, pf) } }) { a, _ in a }
-        let serving = vfs.contains { vf in
-            selector.map { Self.selector($0, matches: vf, of: vf["pf"]?.string.flatMap { byAddress[$0] }) } ?? true
-        }
-        guard !serving else { return }
-        let scope = config.pf.map { "PF \($0)" } ?? selector.map { "the selector \($0.text)" } ?? "this host"
-        throw CNIError(
-            .notAvailable, "no free VF on \(scope)",
-            details: "every matching VF is held or none exists; release one, or create more (POST /pfs/{address}/vfs)")
+        return vfs.filter { vf in Self.selector(selector, matches: vf, of: vf["pf"]?.string.flatMap { byAddress[$0] }) }
     }
 
     /// sriovd's selector rule (`VFSelector.matches`) over the API's JSON: every criterion given must hold; vendor,

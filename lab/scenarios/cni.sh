@@ -139,6 +139,16 @@ check_eq "STATUS for the held deviceID: exit status" "$RC" 1
 check_eq "STATUS for the held deviceID: code 50" "$(echo "$OUT" | jq -r .code)" 50
 cni STATUS "$(echo "$CONF" | jq -c 'del(.deviceID) + {pf: "'$IGB'"}')"
 check_eq "STATUS for the PF (VF 1 free): exit status" "$RC" 0
+ip link set "$IF" down
+check "sriovd sees the PF's link down (pf_link_down)" \
+    wait_for "curl -sf $SRIOVD_URL/pfs/$IGB | jq -e '.health.reasons | index(\"pf_link_down\")'" 150
+cni STATUS "$(echo "$CONF" | jq -c 'del(.deviceID) + {pf: "'$IGB'"}')"
+check_eq "STATUS with the PF's link down: code 51 (existing attachments limited too)" "$(echo "$OUT" | jq -r .code)" 51
+ip link set "$IF" up
+check "the PF's link and health back" wait_for "[ \$(cat /sys/class/net/$IF/carrier) = 1 ] && \
+    curl -sf $SRIOVD_URL/pfs/$IGB | jq -e '.health.status == \"ok\"'" 150
+cni STATUS "$(echo "$CONF" | jq -c 'del(.deviceID) + {pf: "'$IGB'"}')"
+check_eq "STATUS with the link back: exit status" "$RC" 0
 
 step "DEL: the netdev comes home under its name and MTU; sriovd restores the VF"
 cni DEL "$(echo "$CONF" | jq -c --argjson r "$RESULT" '. + {prevResult: $r}')"
