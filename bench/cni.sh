@@ -94,14 +94,15 @@ print(f"kernel floor: ip link set netns p50={pct(moves, 50):.1f} ms p99={pct(mov
       f" ip link show lo p50={pct(idle, 50):.1f} ms p99={pct(idle, 99):.1f} ms")
 # Without VF settings the allocation is one durable commit; with them sriovd records an intent, writes each setting
 # over (simulated) rtnetlink, reads it back and audits it, and the release restores every setting the same way.
-for label, extra in (("move only", {}), ("with vlan+mac", {"vlan": 10, "mac": "02:00:00:00:be:01"})):
+for run, (label, extra) in enumerate((("move only", {}), ("with vlan+mac", {"vlan": 10, "mac": "02:00:00:00:be:01"}))):
     runs = {t: {"ADD": [], "DEL": []} for t, _, _ in trees}
     for i in range(n):
         for tree, plugin, socket in trees:   # the trees in turn, so the machine's drift hits both
             config = {"cniVersion": "1.1.0", "name": "bench", "type": "sriovd-cni", "socket": socket,
                       "deviceID": "0000:3b:02.3", "mtu": 1400, **extra}
-            runs[tree]["ADD"].append(call(plugin, "ADD", f"bench{i}", config))
-            runs[tree]["DEL"].append(call(plugin, "DEL", f"bench{i}", config))
+            # A new container each cycle, as pods come and go (a reused name is an ADD after DEL: two requests).
+            runs[tree]["ADD"].append(call(plugin, "ADD", f"bench{run}-{i}", config))
+            runs[tree]["DEL"].append(call(plugin, "DEL", f"bench{run}-{i}", config))
     for command in ("ADD", "DEL"):
         print(f"\n{label} {command} (n={n}), ms          " + "".join(f"{t + ' p50':>12}{t + ' p99':>12}" for t, _, _ in trees))
         names = []
