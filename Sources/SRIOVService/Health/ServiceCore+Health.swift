@@ -8,7 +8,7 @@ extension ServiceCore {
     func health(of vf: VirtualFunction, pf: PhysicalFunction, holder: Allocation?, dirty: Set<PCIAddress>) -> Health {
         Health.of(
             vf, pf: pf, link: telemetry.info(pf: pf.address, vf: vf.index),
-            isDirty: holder?.state == .dirty || dirty.contains(vf.address))
+            isDirty: holder?.state == .dirty || dirty.contains(vf.address), isAttached: holder?.attachment != nil)
     }
 
     /// Reads the VFs' links and stats from the kernel, works out every PF's and VF's health, and records each change
