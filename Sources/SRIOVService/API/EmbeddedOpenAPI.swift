@@ -1087,7 +1087,8 @@ enum EmbeddedOpenAPI {
             Health:
               type: object
               description: >
-                How usable a PF or VF is now. `unavailable`: no_driver, netdev_missing; `degraded`: pf_link_down,
+                How usable a PF or VF is now. `unavailable`: no_driver, netdev_missing (not for a VF whose allocation
+                records an attachment: its netdev is in the consumer's network namespace); `degraded`: pf_link_down,
                 vf_link_down (the PF forces the VF's link down), dirty (released but not restored, or settings that are
                 not its baseline). A change is an event, `pf.health.changed` or `vf.health.changed`.
               required: [status, reasons]
