@@ -21,6 +21,7 @@ declare -A SOURCES=(
                    $HTTP $S/HTTPServer/HTTPResponse.swift $S/HTTPServer/ProblemDetails.swift"
     [pci_query]="$S/SRIOVCore/*.swift $HTTP"
     [admission]="$HTTP $S/HTTPServer/AdmissionLedger.swift $S/HTTPServer/HTTPHandler.swift $S/HTTPServer/HTTPResponse.swift
+                 $S/HTTPServer/ClientCertificate.swift
                  $S/HTTPServer/ResponseStream.swift
                  $S/HTTPServer/ProblemDetails.swift"
     [rtnetlink]="$S/Netlink/ABI.swift $S/Netlink/Bytes.swift $S/Netlink/NetlinkError.swift $S/Netlink/NetlinkMessage.swift
