@@ -39,7 +39,7 @@ mkdir -p "$W/www"
 cp "$W/pfs.json" "$W/www/pfs"
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 cat >"$W/nginx.conf" <<CONF
-daemon off; worker_processes 1; pid $W/nginx.pid; error_log $W/nginx.err;
+daemon off; worker_processes 1; user $(id -un); pid $W/nginx.pid; error_log $W/nginx.err;
 events { worker_connections 1024; }
 http {
     access_log off;
