@@ -50,13 +50,19 @@ def check(template, method, status, content_type, body):
         assert body == b"", f"{method} {template} {status}: body where none is documented"
         return
     if content_type.endswith("json"):
-        document = json.loads(body)
         root = dict(SPEC, x=schema)
         registry = Registry().with_resource("urn:spec", DRAFT202012.create_resource(root))
         validator = Draft202012Validator({"$ref": "urn:spec#/x"}, registry=registry)
-        errors = list(validator.iter_errors(document))
-        if errors:
-            raise AssertionError(f"{method} {template} {status}: {errors[0].message} at {list(errors[0].path)}")
+        # NDJSON: every line is one document of the schema.
+        if content_type == "application/x-ndjson":
+            documents = [json.loads(line) for line in body.splitlines()]
+            assert documents, f"{method} {template} {status}: an empty NDJSON stream"
+        else:
+            documents = [json.loads(body)]
+        for document in documents:
+            errors = list(validator.iter_errors(document))
+            if errors:
+                raise AssertionError(f"{method} {template} {status}: {errors[0].message} at {list(errors[0].path)}")
 
 
 def main():
@@ -85,7 +91,7 @@ def main():
                 status, ctype, payload = error.code, error.headers.get("Content-Type", ""), error.read()
             check(template, method, status, ctype.split(";")[0], payload)
             count += 1
-            return status, json.loads(payload) if payload and "json" in ctype else None
+            return status, json.loads(payload) if payload and "json" in ctype and "ndjson" not in ctype else None
 
         import time
         for _ in range(50):
@@ -153,6 +159,9 @@ def main():
         call("GET", "/allocations/unknown", "/allocations/{id}")
         assert call("DELETE", f"/pfs/{e810}/vfs", "/pfs/{address}/vfs")[0] == 204
         call("GET", "/audit?limit=500", "/audit")
+        call("GET", "/audit?format=ndjson", "/audit")
+        call("GET", "/audit?format=ndjson&limit=5", "/audit")
+        call("GET", "/audit?format=xml", "/audit")
         call("GET", "/audit?since=nope", "/audit")
         # Capacity, placement, quotas and leases (issue 17).
         call("GET", "/capacity", "/capacity")

@@ -24,6 +24,8 @@ struct Serve: AsyncParsableCommand {
     @OptionGroup var host: HostOptions
     @OptionGroup var tls: TLSOptions
 
+    @OptionGroup var audit: AuditOptions
+
     @Option(
         help: "TCP address to listen on, HOST:PORT, or \"none\" for the Unix socket only. Port 0 picks a free port.")
     var listen: String = "127.0.0.1:8080"
@@ -217,6 +219,9 @@ struct Serve: AsyncParsableCommand {
         var background = startBackgroundWork(inventory: inventory, store: store, logger: logger)
         background.tasks.append(core.startHealthMonitor(interval: .milliseconds(Int(healthInterval * 1000))))
         background.tasks.append(startLeaseExpiry(core: core))
+        if let retention = audit.start(store: store, databasePath: dbPath, logger: logger) {
+            background.tasks.append(retention)
+        }
         await signals.termination()
         SystemdNotify.send("STOPPING=1")
         logger.info("stopping: draining in-flight requests")

@@ -30,7 +30,8 @@ import Testing
                 $0.text(0)
             }
             for table in [
-                "allocations", "audit_events", "idempotency_keys", "intents", "pfs", "vf_generations",
+                "allocations", "audit_events", "audit_retention_window", "idempotency_keys", "intents", "pfs",
+                "vf_generations",
                 "vf_original_state", "vfs",
             ] {
                 #expect(tables.contains(table))
@@ -159,6 +160,26 @@ import Testing
         }
         #expect(why.contains("application_id"))
         #expect(try directory.snapshot() == before)
+    }
+
+    /// 0008 replaces the audit's DELETE trigger: a database with events from before keeps them, still append-only
+    /// for every path but the retention window.
+    @Test func auditRetentionMigrationKeepsEventsAndTheirProtection() async throws {
+        let directory = TemporaryDirectory()
+        let path = directory.file("sriovd.db")
+        let before = EmbeddedMigrations.all.filter { $0.id < "0008" }
+        let old = try Store(path: path, migrations: before)
+        let id = try await old.write { try $0.appendAudit(Fixtures.event(at: "2020-01-01T00:00:00.000Z")) }
+        old.close()
+        let new = try Store(path: path)
+        #expect(try new.read { try $0.auditEvents(AuditFilter()) }.map(\.id) == [id])
+        new.close()
+        #expect(try appliedMigrations(path).map { $0[0] } == EmbeddedMigrations.all.map(\.id))
+        try withRawDatabase(path) { database in
+            #expect(throws: StoreError.self) { try database.execute("DELETE FROM audit_events") }
+            let count = try database.queryFirst("SELECT count(*) FROM audit_events") { $0.int(0) }
+            #expect(count == 1)
+        }
     }
 
     @Test func refusalsSayWhy() {

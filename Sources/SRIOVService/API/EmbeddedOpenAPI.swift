@@ -712,7 +712,16 @@ enum EmbeddedOpenAPI {
               tags: [audit]
               operationId: listAudit
               summary: The append-only audit history, ascending by id.
+              description: >-
+                Pages of JSON by default. With `format=ndjson`, the whole range the filters select, streamed as
+                `application/x-ndjson` (one event a line, in id order, read a page at a time as the client takes it; the
+                response ends with the connection), for a SIEM; `limit` does not apply then. With `--audit-retention`, events
+                older than that are in the archive files, not here.
               parameters:
+                - name: format
+                  in: query
+                  description: "`json` (pages, the default) or `ndjson` (the whole range, streamed)."
+                  schema: { type: string, enum: [json, ndjson], default: json }
                 - name: target
                   in: query
                   schema: { type: string }
@@ -748,6 +757,10 @@ enum EmbeddedOpenAPI {
                             type: array
                             items: { $ref: "#/components/schemas/AuditEvent" }
                           next: { type: [string, "null"] }
+                    application/x-ndjson:
+                      schema:
+                        description: With `format=ndjson`, each line of the body is one event.
+                        $ref: "#/components/schemas/AuditEvent"
                 "400": { $ref: "#/components/responses/Problem" }
           /operations:
             get:

@@ -131,7 +131,16 @@ public struct SRIOVAPI: Sendable {
 
     /// `/audit` and `/reconcile`.
     private func addAuditAndReconcileRoutes(to router: inout Router) {
-        router.add(.GET, "/audit") { request, _, _ in answer(request) { try listAudit(request) } }
+        router.add(.GET, "/audit") { request, _, _ in
+            switch request.queryValue("format") ?? "json" {
+            case "json": answer(request) { try listAudit(request) }
+            case "ndjson": exportAudit(request)
+            default:
+                .response(
+                    SRIOVError.invalidParameter("format", "must be json (pages) or ndjson (the whole range, streamed)")
+                        .response(instance: request.path))
+            }
+        }
         router.add(.GET, "/reconcile") { request, _, _ in
             answer(request) {
                 guard let report = core.reconcileState.lastReport else { throw SRIOVError.notReady }
@@ -366,6 +375,15 @@ public struct SRIOVAPI: Sendable {
     }
 
     private func listAudit(_ request: HTTPRequest) throws -> HTTPResponse {
+        var filter = try auditFilter(request)
+        filter.limit = try limit(request)
+        let events = try read { try $0.auditEvents(filter) }
+        let next = events.count == filter.limit ? events.last.map { String($0.id) } : nil
+        return JSONBody.ok(Collection(items: events.map(AuditEventView.init), next: next))
+    }
+
+    /// The audit query's filters: target, action, actor, since, until, after.
+    func auditFilter(_ request: HTTPRequest) throws(SRIOVError) -> AuditFilter {
         var filter = AuditFilter()
         filter.target = request.queryValue("target")
         filter.action = request.queryValue("action")
@@ -385,10 +403,7 @@ public struct SRIOVAPI: Sendable {
             }
             filter.after = after
         }
-        filter.limit = try limit(request)
-        let events = try read { try $0.auditEvents(filter) }
-        let next = events.count == filter.limit ? events.last.map { String($0.id) } : nil
-        return JSONBody.ok(Collection(items: events.map(AuditEventView.init), next: next))
+        return filter
     }
 
     private func limit(_ request: HTTPRequest) throws(SRIOVError) -> Int {
