@@ -131,6 +131,30 @@ import Testing
         }
     }
 
+    @Test func handshakesInProgressCountAgainstTheClientsConnectionLimit() async throws {
+        let limits: (inout HTTPServerConfiguration) -> Void = {
+            $0.clientLimits.peerConnections = 2
+            $0.clientLimits.reservedConnections = 0
+        }
+        try await withTLSServer(configure: limits) { server, port, fixture, _ in
+            let hello = try makeClientHello()
+            var first: TestClient? = try TestClient(port: port)
+            try first?.send(Array(hello.prefix(10)))
+            let second = try TestClient(port: port)
+            try second.send(Array(hello.prefix(10)))
+            try await waitUntil("both handshakes are open") { server.openConnectionCount == 2 }
+            // A third from the same address is closed at once (a TLS client could not read a 429 before its
+            // handshake), and counted.
+            let third = try TestClient(port: port)
+            #expect(await third.waitForClose())
+            #expect(server.statistics.refusals[.peerConnections, default: 0] == 1)
+            first = nil
+            try await waitUntil("the first is gone") { server.openConnectionCount == 1 }
+            let served = try await curl(port, fixture, ["/hello"])
+            #expect(served.status == 0 && served.stdout.contains("world"), "\(served.stderr)")
+        }
+    }
+
     /// Polls `fd` for at most `milliseconds`: true when the peer closed it (EOF or reset).
     private static func closes(_ fd: Int32, within milliseconds: Int32) -> Bool {
         var entry = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
