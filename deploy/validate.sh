@@ -94,6 +94,16 @@ if not listen.startswith("127."):
     need("SRIOVD_TOKENS" in env, "TCP beyond loopback needs SRIOVD_TOKENS (sriovd refuses to start without)")
     tokens_dir = os.path.dirname(env.get("SRIOVD_TOKENS", "/"))
     need(tokens_dir in mounts, f"the tokens file's folder {tokens_dir} must be mounted")
+    tls = "SRIOVD_TLS_CERT" in env
+    need(tls or env.get("SRIOVD_INSECURE_HTTP") in ("1", "true", "yes", "on"),
+         "TCP beyond loopback needs SRIOVD_TLS_CERT and SRIOVD_TLS_KEY, or SRIOVD_INSECURE_HTTP (sriovd refuses to start)")
+    need(tls == ("SRIOVD_TLS_KEY" in env), "SRIOVD_TLS_CERT and SRIOVD_TLS_KEY go together")
+    for name in ("SRIOVD_TLS_CERT", "SRIOVD_TLS_KEY", "SRIOVD_TLS_CLIENT_CA"):
+        if name in env:
+            need(os.path.dirname(env[name]) in mounts, f"the folder of {name} must be mounted")
+    for probe in ("livenessProbe", "readinessProbe"):
+        scheme = container.get(probe, {}).get("httpGet", {}).get("scheme", "HTTP")
+        need(scheme == ("HTTPS" if tls else "HTTP"), f"{probe} must use scheme {'HTTPS' if tls else 'HTTP'}")
 ports = {p.get("name"): p.get("containerPort") for p in container.get("ports", [])}
 for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
     get = container.get(probe, {}).get("httpGet", {})
@@ -116,6 +126,7 @@ need(re.search(r"^ARG BASE_IMAGE=\S*bookworm", containerfile, re.M), "Containerf
 need(re.search(r"^COPY sriovd /usr/local/bin/sriovd$", containerfile, re.M),
      "Containerfile: the release sriovd (scripts/build-release.sh) must be copied from the context")
 need("libsqlite3-0" in containerfile, "Containerfile: the runtime needs libsqlite3-0")
+need("libssl3" in containerfile, "Containerfile: the runtime needs libssl3 (TLS)")
 for name in re.findall(r"(SRIOVD_[A-Z_]+)=", containerfile):
     check_variable("Containerfile", name)
 

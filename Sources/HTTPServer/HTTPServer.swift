@@ -68,7 +68,7 @@ public final class HTTPServer: Sendable {
                     port: configuration.port,
                     backlog: configuration.backlog
                 )
-                listeners.append(Listener(fd: fd, isUnix: false))
+                listeners.append(Listener(fd: fd, isUnix: false, tls: configuration.tls))
                 address = bound
             }
             if let unix = configuration.unixSocket {
@@ -109,6 +109,7 @@ public final class HTTPServer: Sendable {
                 "HTTP server listening",
                 metadata: [
                     "http.address": "\(configuration.listensOnTCP ? address.description : "-")",
+                    "http.tls": "\(configuration.listensOnTCP && configuration.tls != nil)",
                     "http.unix": "\(configuration.unixSocket?.path ?? "-")",
                     "http.event_loops": "\(loops.count)",
                 ]

@@ -15,12 +15,14 @@ struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run the daemon and serve the API.",
         discussion: """
-            TCP on an address other than loopback needs --tokens. Without --tokens, every TCP caller on loopback \
-            is admin (local development). Unix-socket peers get the role --unix-role maps their uid or group to; \
-            root is admin. SIGHUP re-reads the tokens file; SIGTERM and SIGINT drain and stop.
+            TCP on an address other than loopback needs --tokens (or --tls-client-ca) and TLS (--tls-cert, \
+            --tls-key), or --insecure-http. Without --tokens, every TCP caller on loopback is admin (local \
+            development). Unix-socket peers get the role --unix-role maps their uid or group to; root is admin. \
+            SIGHUP re-reads the tokens file and the TLS certificate and key; SIGTERM and SIGINT drain and stop.
             """)
 
     @OptionGroup var host: HostOptions
+    @OptionGroup var tls: TLSOptions
 
     @OptionGroup var audit: AuditOptions
 
@@ -203,7 +205,10 @@ struct Serve: AsyncParsableCommand {
         Metrics.shared.attachServerStatistics { server.statistics }
         let address = try startServer(server, store: store)
         announce(address, configuration: configuration, security: security, logger: logger)
-        signals.onReload { Self.reloadTokens(security.tokens, logger: logger) }
+        signals.onReload { [tls = configuration.tls] in
+            Self.reloadTokens(security.tokens, logger: logger)
+            TLSOptions.reload(tls, logger: logger)
+        }
 
         try await StartupRecovery(core: core, restore: !noRestore).run()
         await api.settleInterruptedOperations()
@@ -276,7 +281,7 @@ struct Serve: AsyncParsableCommand {
         let router = api.makeRouter()
         return AccessControl(
             router: router, tokens: security.tokens, unixRoles: security.unixRoles,
-            anonymousTCPRole: security.anonymousTCPRole)
+            certificateRoles: security.certificateRoles, anonymousTCPRole: security.anonymousTCPRole)
     }
 
     /// Starts listening, or prints why it cannot (closing the store) and exits 2.
@@ -295,7 +300,8 @@ struct Serve: AsyncParsableCommand {
         _ address: SocketAddress, configuration: HTTPServerConfiguration, security: SecuritySettings, logger: Logger
     ) {
         if configuration.listensOnTCP {
-            Console.output("sriovd listening on http://\(address)")
+            Console.output("sriovd listening on \(configuration.tls == nil ? "http" : "https")://\(address)")
+            tls.warnIfInsecure(address: address, isLoopback: Self.isLoopback(configuration.host), logger: logger)
         }
         if let unix {
             Console.output("sriovd listening on unix:\(unix)")
@@ -414,6 +420,7 @@ struct Serve: AsyncParsableCommand {
     struct SecuritySettings {
         var tokens: TokenStore?
         var unixRoles: UnixRoleMap
+        var certificateRoles = CertificateRoleMap()
         var anonymousTCPRole: Role?
     }
 
@@ -427,14 +434,16 @@ struct Serve: AsyncParsableCommand {
             let (bindHost, port) = try parseListen(listen)
             configuration.host = bindHost
             configuration.port = port
-            if tokens == nil && !Self.isLoopback(bindHost) {
+            if tokens == nil && !tls.asksForClientCertificates && !Self.isLoopback(bindHost) {
                 throw Refusal(
                     reason: """
                         --listen \(listen) is not a loopback address and no --tokens file is given, so anyone who \
                         can reach this port could change SR-IOV on this host. Give --tokens FILE (see `sriovd token \
-                        create`), listen on 127.0.0.1, or use --unix PATH with --listen none.
+                        create`) or --tls-client-ca FILE, listen on 127.0.0.1, or use --unix PATH with --listen none.
                         """)
             }
+            try tls.checkPlainHTTP(listen: listen, isLoopback: Self.isLoopback(bindHost))
+            configuration.tls = try tls.makeCredentials()
         }
         var tokenStore: TokenStore?
         if let tokens {
@@ -474,8 +483,11 @@ struct Serve: AsyncParsableCommand {
                 throw Refusal(reason: "--unix-role: \(error)")
             }
         }
-        let anonymous: Role? = tokens == nil && configuration.listensOnTCP ? .admin : nil
-        return SecuritySettings(tokens: tokenStore, unixRoles: unixRoles, anonymousTCPRole: anonymous)
+        let anonymous: Role? =
+            tokens == nil && !tls.asksForClientCertificates && configuration.listensOnTCP ? .admin : nil
+        return SecuritySettings(
+            tokens: tokenStore, unixRoles: unixRoles, certificateRoles: try tls.makeCertificateRoles(),
+            anonymousTCPRole: anonymous)
     }
 
     /// 127.0.0.0/8, ::1 and "localhost".

@@ -92,6 +92,22 @@ import Testing
         }
     }
 
+    @Test func certificateRoleMapRules() throws {
+        let map = try CertificateRoleMap(
+            parsing: "cn:node-agent=operator, dns:ops.example.com=admin\n# a comment\nuri:spiffe://c/ns/x=reader")
+        let agent = ClientCertificate(commonName: "node-agent", subjectAlternativeNames: ["dns:agent.example"])
+        #expect(map.identity(for: agent) == Identity(actor: "cert:cn:node-agent", role: .operator, hasCredential: true))
+        let ops = ClientCertificate(commonName: "node-agent", subjectAlternativeNames: ["dns:ops.example.com"])
+        #expect(map.identity(for: ops).role == .admin, "the best rule naming any of its names wins")
+        #expect(map.identity(for: ops).actor == "cert:dns:ops.example.com", "the actor is the name that granted it")
+        let stranger = ClientCertificate(commonName: nil, subjectAlternativeNames: ["email:x@example.com"])
+        #expect(
+            map.identity(for: stranger) == Identity(actor: "cert:email:x@example.com", role: nil, hasCredential: true))
+        for bad in ["cn:node-agent", "cn:x=root", "subject:x=admin", "cn:=admin", "=admin"] {
+            #expect(throws: CertificateRoleMap.ParseError.self, "\(bad)") { try CertificateRoleMap(parsing: bad) }
+        }
+    }
+
     @Test func policyDefaultsAreSafe() {
         let policy = AccessPolicy.sriovd
         #expect(policy.access(.GET, "/healthz") == .open)

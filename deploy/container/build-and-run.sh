@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the container image for real and runs it: the release binaries (scripts/build-release.sh), a Debian
-# bookworm base made here with debootstrap (minbase, plus libsqlite3-0) and imported with `podman import` (no
-# registry is reachable in CI, and the base is built fresh each run, never kept in the repository), then
+# bookworm base made here with debootstrap (minbase, plus libsqlite3-0 and libssl3) and imported with
+# `podman import` (no registry is reachable in CI, and the base is built fresh each run, never kept in the
+# repository), then
 # `podman build` with deploy/container/Containerfile, `podman run` with a simulated host, and GET /healthz and
 # /readyz from the running container. Needs root, podman, runc, debootstrap and curl (.ci/run installs them).
 # SRIOVD_DEBIAN_MIRROR overrides the mirror debootstrap reads.
@@ -37,7 +38,7 @@ cp "$binary" "$(dirname "$binary")/sriovd-cni" "$work/context/"
 
 echo "== the base image: debootstrap --variant=minbase bookworm, then podman import"
 started=$(date +%s)
-debootstrap --variant=minbase --include=libsqlite3-0 bookworm "$work/rootfs" "$mirror" >"$work/debootstrap.log" 2>&1 || {
+debootstrap --variant=minbase --include=libsqlite3-0,libssl3 bookworm "$work/rootfs" "$mirror" >"$work/debootstrap.log" 2>&1 || {
     tail -20 "$work/debootstrap.log" >&2
     exit 1
 }
