@@ -51,3 +51,11 @@ public enum VFRangeText {
 
     public static func text(_ range: ClosedRange<Int>) -> String { "\(range.lowerBound)-\(range.upperBound)" }
 }
+
+/// Where a move may land (`POST /allocations/{id}/move`).
+public enum MoveDestination: Sendable, Hashable {
+    /// A free VF of this PF (the allocation's own PF too: another VF of it).
+    case pf(PCIAddress)
+    /// A free VF of another PF matching the selector, placed by its rule (`spread` unless it names one).
+    case selector(VFSelector)
+}

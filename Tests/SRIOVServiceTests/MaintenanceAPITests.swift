@@ -214,6 +214,8 @@ import Testing
         }
         let full = try await client.request("POST", "/allocations", json: ["owner": "vm:c", "pf": Self.x710])
         #expect(full.object["type"] as? String == "urn:sriovd:problem:no-free-vf")
+        let write = try await client.request("PATCH", "/vfs/\(vfs[3]["address"] as! String)", json: ["vlan": 7])
+        #expect(write.object["type"] as? String == "urn:sriovd:problem:vf-external")
         let resize = try await client.request("POST", "/pfs/\(Self.x710)/vfs", json: ["count": 8])
         #expect(resize.object["type"] as? String == "urn:sriovd:problem:pf-partly-managed")
         let narrower = try await client.request("PUT", "/pfs/\(Self.x710)/managed", json: ["vfs": "0"])

@@ -2,14 +2,6 @@ import SRIOVCore
 import SRIOVHardware
 import SRIOVStore
 
-/// Where a move may land.
-enum MoveDestination: Sendable, Hashable {
-    /// A free VF of this PF (the allocation's own PF too: another VF of it).
-    case pf(PCIAddress)
-    /// A free VF of another PF matching the selector, placed by its rule (`spread` unless it names one).
-    case selector(VFSelector)
-}
-
 extension AllocationService {
     /// Moves an active allocation to a free VF of another PF (or another VF of the same PF, when `pf` names it),
     /// keeping its id, owner, labels and identity. Either it ends on the new VF with its identity read back, or it
