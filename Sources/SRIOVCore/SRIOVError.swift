@@ -67,6 +67,8 @@ public enum SRIOVError: Error, Hashable, Sendable {
     /// The allocation's netdev is attached (by the CNI plugin) in a network namespace: it cannot move until
     /// detached, since the consumer holds the old VF's netdev.
     case allocationAttached(String, netns: String)
+    /// No free, managed VF on a PF that is not cordoned can take the allocation being moved (from this VF).
+    case noMoveDestination(String, from: PCIAddress)
     /// A request named an allocation's generation that is not its current one (it moved since).
     case generationMismatch(String, given: Int, current: Int)
 }

@@ -13,7 +13,7 @@ extension SRIOVError {
         case .invalidField, .countOutOfRange, .settingUnsupported, .idempotencyKeyReused: .unprocessableContent
         case .noFreeVF, .vfsHeld, .vfHeld, .noSRIOVDriver, .pfBusy, .kernelBusy, .idempotentRequestInProgress,
             .idempotentRequestInterrupted, .antiAffinityUnsatisfiable, .quotaExceeded, .leaseExpired, .pfCordoned,
-            .vfExternal, .pfPartlyManaged, .allocationAttached, .generationMismatch:
+            .vfExternal, .noMoveDestination, .pfPartlyManaged, .allocationAttached, .generationMismatch:
             .conflict
         case .hardwareTimeout: .gatewayTimeout
         case .kernel, .storage, .storageAfterWrite, .interrupted: .internalServerError
@@ -34,7 +34,7 @@ extension SRIOVError {
         case .interrupted: "interrupted"
         case .invalidField: "invalid-field"
         case .invalidParameter: "invalid-parameter"
-        case .noFreeVF: "no-free-vf"
+        case .noFreeVF, .noMoveDestination: "no-free-vf"
         case .antiAffinityUnsatisfiable: "anti-affinity-unsatisfiable"
         case .quotaExceeded: "quota-exceeded"
         case .leaseExpired: "lease-expired"
@@ -72,7 +72,7 @@ extension SRIOVError {
         case .interrupted: "Interrupted by a restart"
         case .invalidField: "Invalid field"
         case .invalidParameter: "Invalid query parameter"
-        case .noFreeVF: "No free virtual function"
+        case .noFreeVF, .noMoveDestination: "No free virtual function"
         case .antiAffinityUnsatisfiable: "Anti-affinity cannot be met"
         case .quotaExceeded: "Quota exceeded"
         case .leaseExpired: "Lease expired"
@@ -251,6 +251,12 @@ extension SRIOVError {
                 "Allocation \(id.prefix(64)) is attached in network namespace \(netns.prefix(256)): its consumer holds "
                     + "the VF's netdev, so it cannot move; detach it first (CNI DEL), then move and attach again",
                 ["netns": .string(String(netns.prefix(256)))]
+            )
+        case .noMoveDestination(let id, let vf):
+            return (
+                "No free VF that sriovd manages on a PF that is not cordoned can take allocation \(id.prefix(64)) "
+                    + "(on \(vf)); it stays. Create VFs on another PF (POST /pfs/{address}/vfs) or lift a cordon",
+                ["from_vf": .string(vf.description)]
             )
         case .generationMismatch(let id, let given, let current):
             return (

@@ -25,6 +25,9 @@ struct AllocationMove: PFChange {
         /// The state each VF returns to: the old one once the allocation left it, the new one on a roll back.
         var fromBaseline: VFState
         var toBaseline: VFState
+
+        /// Whether a driver is bound by the move: the identity names one, or the old VF's baseline has another.
+        var touchesDriver: Bool { identity.driver != nil || fromBaseline.driver != from.vf.driver }
     }
 
     struct Moved: Sendable {
@@ -175,8 +178,12 @@ struct AllocationMove: PFChange {
     }
 
     func settle(_ core: ServiceCore, _ plan: Plan, _ result: Result<Bool, HardwareFailure>?) {
-        core.inventory.rescan(pf: plan.to.pf.address)
-        if plan.from.pf.address != plan.to.pf.address { core.inventory.rescan(pf: plan.from.pf.address) }
+        // Settings over rtnetlink leave the inventory (devices, drivers, netdevs) as it was; a driver bound or put
+        // back changes it.
+        if plan.touchesDriver {
+            core.inventory.rescan(pf: plan.to.pf.address)
+            if plan.from.pf.address != plan.to.pf.address { core.inventory.rescan(pf: plan.from.pf.address) }
+        }
         switch result {
         case .success(false)?: core.dirtyVFs.insert(plan.from.vf.address)
         case .failure(let failure)? where failure.leftChanged: core.dirtyVFs.insert(destination)

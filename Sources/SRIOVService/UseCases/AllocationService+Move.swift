@@ -96,7 +96,7 @@ extension AllocationService {
             heldByPF[entry.pf.address] = entry.vfs.filter { held.contains($0.address) }.count
         }
         guard case .chosen(let chosen, _) = PlacementRule.choose(free: candidates, held: heldByPF, options: options)
-        else { throw .noFreeVF(total: candidates.count, held: 0) }
+        else { throw .noMoveDestination(allocation.id, from: allocation.vf) }
         return (chosen.vf, chosen.pf)
     }
 }
