@@ -25,6 +25,8 @@ struct AllocationMove: PFChange {
         /// The state each VF returns to: the old one once the allocation left it, the new one on a roll back.
         var fromBaseline: VFState
         var toBaseline: VFState
+        /// The new VF's baseline was read now, not stored yet: the intent's transaction stores it.
+        var capturesBaseline: Bool
 
         /// Whether a driver is bound by the move: the identity names one, or the old VF's baseline has another.
         var touchesDriver: Bool { identity.driver != nil || fromBaseline.driver != from.vf.driver }
@@ -68,18 +70,14 @@ struct AllocationMove: PFChange {
                 (try view.originalState(vf: from.vf.address), try view.originalState(vf: to.vf.address))
             }
         } catch { throw .storage("\(error)") }
+        // The new VF's baseline, read now when none is stored; the intent's transaction stores it (first wins).
+        let known = stored.to.flatMap(VFState.decode)
         let toBaseline: VFState
-        if let known = stored.to.flatMap(VFState.decode) {
-            toBaseline = known
-        } else {
-            toBaseline = try core.readState(of: to.vf, pf: to.pf)
-            let (vf, json) = (to.vf.address, toBaseline.json)
-            _ = try await core.perform { tx in try tx.saveOriginalState(vf: vf, json: json) }
-        }
+        if let known { toBaseline = known } else { toBaseline = try core.readState(of: to.vf, pf: to.pf) }
         let fromBaseline = stored.from.flatMap(VFState.decode) ?? VFState.factoryDefault(driver: current.driver)
         return Plan(
             from: Device(pf: from.pf, vf: from.vf), to: Device(pf: to.pf, vf: to.vf), identity: identity,
-            fromBaseline: fromBaseline, toBaseline: toBaseline)
+            fromBaseline: fromBaseline, toBaseline: toBaseline, capturesBaseline: known == nil)
     }
 
     func payload(_ plan: Plan) -> JSONValue? {
@@ -115,6 +113,7 @@ struct AllocationMove: PFChange {
             return .vfExternal(destination, pf: destinationPF, managed: VFRangeText.text(range))
         }
         if maintenance.isCordoned(destinationPF) { return .pfCordoned(destinationPF) }
+        if plan.capturesBaseline { try tx.saveOriginalState(vf: destination, json: plan.toBaseline.json) }
         return nil
     }
 
