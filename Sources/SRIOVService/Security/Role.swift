@@ -82,6 +82,7 @@ public struct AccessPolicy: Sendable {
         (.DELETE, "/allocations/{id}", .role(.operator)),
         (.POST, "/allocations/{id}/renew", .role(.operator)),
         (.POST, "/allocations/{id}/move", .role(.operator)),
+        (.GET, "/allocations/{id}/identity", .role(.reader)),
         (.POST, "/pfs/{address}/cordon", .role(.admin)),
         (.DELETE, "/pfs/{address}/cordon", .role(.admin)),
         (.POST, "/pfs/{address}/drain", .role(.admin)),
