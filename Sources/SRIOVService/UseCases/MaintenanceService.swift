@@ -36,6 +36,7 @@ struct MaintenanceChange: PFChange {
     let edit: Edit
     let caller: Caller
 
+    /// Never opened: `payload` is nil, as nothing is written to the hardware.
     var kind: IntentKind { .vfCount }
     var target: String { pf.description }
     var vf: PCIAddress? { nil }
