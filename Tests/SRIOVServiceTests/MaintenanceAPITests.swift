@@ -1,6 +1,9 @@
 import Foundation
+import HostSimulator
 import SRIOVCore
+import SRIOVHardware
 import SRIOVService
+import SRIOVStore
 import Testing
 
 /// Cordon, moves, drain, managed VF ranges and identity, over real sockets, a real SQLite file and the simulated
@@ -257,5 +260,65 @@ import Testing
         #expect(settings["mac"] as? String == "02:aa:bb:cc:dd:01" && settings["vlan"] as? Int == 42)
         await source.stop()
         await target.stop()
+    }
+
+    /// A move cut off after its writes and before its completion (as kill -9 would leave it): the identity on the
+    /// new VF, the old VF restored, the intent open. The next start rolls it back: the allocation stays on its old
+    /// VF with its identity put back, and the new VF returns to its baseline.
+    @Test func aMoveCutOffBeforeItsCommitIsRolledBackAtTheNextStart() async throws {
+        let first = try await TestDaemon()
+        defer { first.removeFiles() }
+        let client = try first.client()
+        #expect(try await client.request("POST", "/pfs/\(Self.e810)/vfs", json: ["count": 2]).status == 201)
+        let created = try await client.request(
+            "POST", "/allocations", json: ["owner": "vm:cut", "pf": Self.x710, "config": Self.identity])
+        let id = try #require(created.object["id"] as? String)
+        let snapshot = first.core.inventory.snapshot
+        let (fromPF, fromVF) = try #require(snapshot.vf(PCIAddress(created.object["vf"] as! String)!))
+        let toEntry = try #require(snapshot.pf(PCIAddress(Self.e810)!))
+        let toVF = try #require(toEntry.vfs.first)
+        await first.stop()
+
+        // What the move had done when it was cut off, written as it writes it.
+        let controller = VFController(host: HardwareHost.simulated(at: first.directory))
+        let identity = VFConfig(mac: "02:aa:bb:cc:dd:01", vlan: 42, qos: 3, trust: true)
+        let toBaseline = try controller.state(of: toVF, pf: toEntry.pf)
+        try controller.apply(identity, to: toVF, pf: toEntry.pf, onWrite: { _ in })
+        let factory = VFState(
+            mac: "00:00:00:00:00:00", vlan: 0, qos: 0, vlanProto: .dot1Q, spoofCheck: true, trust: false,
+            linkState: .auto, minTxRate: 0, maxTxRate: 0, driver: fromVF.driver)
+        try controller.restore(factory, vf: fromVF, pf: fromPF, onWrite: { _ in })
+        func json(_ value: some Encodable) throws -> Any {
+            try JSONSerialization.jsonObject(with: try JSONEncoder().encode(value))
+        }
+        let payload: [String: Any] = [
+            "from": [
+                "pf": fromPF.address.description, "vf": fromVF.address.description, "vf_index": fromVF.index,
+                "restore_to": try json(factory),
+            ],
+            "to": [
+                "pf": toEntry.pf.address.description, "vf": toVF.address.description, "vf_index": toVF.index,
+                "restore_to": try json(toBaseline),
+            ],
+            "identity": try json(identity), "generation": 1,
+        ]
+        let text = String(decoding: try JSONSerialization.data(withJSONObject: payload), as: UTF8.self)
+        let store = try Store(path: first.directory.appendingPathComponent("sriovd.db").path)
+        _ = try await store.write { tx in try tx.beginIntent(kind: .allocationMove, target: id, payload: text) }
+        store.close()
+
+        let second = try await TestDaemon(directory: first.directory)
+        let client2 = try second.client()
+        let after = try await client2.get("/allocations/\(id)")
+        #expect(after.object["vf"] as? String == fromVF.address.description && after.object["generation"] as? Int == 1)
+        let old = try #require((try await client2.get("/vfs/\(fromVF.address)")).object["settings"] as? [String: Any])
+        #expect(
+            old["mac"] as? String == "02:aa:bb:cc:dd:01" && old["vlan"] as? Int == 42 && old["trust"] as? Bool == true)
+        let new = try #require((try await client2.get("/vfs/\(toVF.address)")).object["settings"] as? [String: Any])
+        #expect(new["mac"] as? String == "00:00:00:00:00:00" && new["vlan"] as? Int == 0)
+        let recovered = try await client2.get("/audit?action=allocation.move.recover&target=\(id)")
+        let outcome = (recovered.items.first?["details"] as? [String: Any])?["outcome"] as? String
+        #expect(outcome?.hasPrefix("rolled back") == true, "\(recovered.text)")
+        await second.stop()
     }
 }
