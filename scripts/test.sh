@@ -33,10 +33,11 @@ else
     lab/test-vf.sh || lab_failed lab/test-vf.sh
     lab/test-api.sh || lab_failed lab/test-api.sh
     lab/test-cni.sh || lab_failed lab/test-cni.sh
+    lab/test-move.sh || lab_failed lab/test-move.sh
 fi
 echo "== proof under stress, short forms (issue 7)"
 Fuzz/run.sh 20
-scripts/crash-loop.sh 20
+scripts/crash-loop.sh 20 --move-cycles 10
 CONFIG=debug scripts/soak.sh 15 --connections 64
 scripts/contract.sh 10
 if [ "${SRIOVD_SKIP_LAB:-0}" = 1 ]; then

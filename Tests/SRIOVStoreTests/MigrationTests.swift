@@ -202,4 +202,50 @@ import Testing
             #expect(bytes == Data(migration.sql.utf8), "\(name) differs from its embedded copy")
         }
     }
+
+    /// 0007: an allocation may move to another VF only with its generation grown past every allocation of that VF;
+    /// its id, seq and creation time still never change; cordons and managed ranges are stored and checked.
+    @Test func moveAndMaintenanceRulesOf0007() async throws {
+        let directory = TemporaryDirectory()
+        let store = try Store(path: directory.file("sriovd.db"))
+        defer { store.close() }
+        let earlier = try await store.allocate(vfIndex: 0, pf: Fixtures.otherPF)
+        try await store.write { tx in
+            try tx.updateAllocation(id: earlier.id, state: .released, releasedAt: "2026-12-06T00:00:00.000Z")
+        }
+        let allocation = try await store.allocate(vfIndex: 1)
+        let target = Fixtures.vf(0, of: Fixtures.otherPF)
+        await #expect(throws: StoreError.self) {
+            try await store.write { tx in
+                try tx.connection().execute(
+                    "UPDATE allocations SET vf = ?, generation = generation WHERE id = ?", target.description,
+                    allocation.id)
+            }
+        }
+        let generation = try await store.write { tx in
+            try tx.moveAllocation(id: allocation.id, to: target, pf: Fixtures.otherPF, vfIndex: 0, above: 1)
+        }
+        #expect(generation > earlier.generation && generation > allocation.generation)
+        let moved = try #require(try store.read { try $0.allocation(id: allocation.id) })
+        #expect(moved.vf == target && moved.pf == Fixtures.otherPF && moved.id == allocation.id)
+        await #expect(throws: StoreError.self) {
+            try await store.write { tx in
+                try tx.connection().execute("UPDATE allocations SET created_at = 'x' WHERE id = ?", allocation.id)
+            }
+        }
+        try await store.write { tx in
+            try tx.setCordon(pf: Fixtures.pf, cordoned: true)
+            try tx.setManagedRange(pf: Fixtures.pf, range: 0...3)
+        }
+        let map = try store.read { try $0.maintenance() }
+        #expect(map.isCordoned(Fixtures.pf) && map[Fixtures.pf].managed == 0...3 && map[Fixtures.pf].cordonedAt != nil)
+        #expect(map.isExternal(pf: Fixtures.pf, vfIndex: 4) && !map.isExternal(pf: Fixtures.otherPF, vfIndex: 9))
+        await #expect(throws: StoreError.self) {
+            try await store.write { tx in
+                try tx.connection().execute(
+                    "UPDATE pf_maintenance SET managed_first = 5, managed_last = 2 WHERE pf = ?",
+                    Fixtures.pf.description)
+            }
+        }
+    }
 }

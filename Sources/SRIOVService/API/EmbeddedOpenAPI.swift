@@ -490,13 +490,22 @@ enum EmbeddedOpenAPI {
               tags: [allocations]
               operationId: releaseAllocation
               summary: Release an allocation; the record is kept as history.
-              description: Fenced by the id. Releasing an allocation that is already released answers 404 and changes nothing.
+              description: >
+                Fenced by the id. Releasing an allocation that is already released answers 404 and changes nothing. With
+                `generation`, a release is refused (409 `generation-mismatch`) unless the allocation is at that generation:
+                a late release from before a move never reaches the VF it moved to.
+              parameters:
+                - name: generation
+                  in: query
+                  schema: { type: integer, minimum: 1 }
               responses:
                 "401": { $ref: "#/components/responses/Unauthorized" }
                 "403": { $ref: "#/components/responses/Forbidden" }
                 "204":
                   description: Released.
+                "400": { $ref: "#/components/responses/Problem" }
                 "404": { $ref: "#/components/responses/Problem" }
+                "409": { $ref: "#/components/responses/Problem" }
                 "500": { $ref: "#/components/responses/Problem" }
                 "503": { $ref: "#/components/responses/Problem" }
           /allocations/{id}/renew:
@@ -532,6 +541,168 @@ enum EmbeddedOpenAPI {
                 "400": { $ref: "#/components/responses/Problem" }
                 "404": { $ref: "#/components/responses/Problem" }
                 "409": { $ref: "#/components/responses/Problem" }
+                "422": { $ref: "#/components/responses/Problem" }
+                "500": { $ref: "#/components/responses/Problem" }
+                "503": { $ref: "#/components/responses/Problem" }
+          /allocations/{id}/move:
+            parameters:
+              - name: id
+                in: path
+                required: true
+                schema: { type: string }
+            post:
+              tags: [allocations]
+              operationId: moveAllocation
+              summary: Move an allocation to a VF of another PF, keeping its id, owner, labels and identity (operator).
+              description: |
+                With `pf`, a free VF of that PF (the allocation's own PF too: another VF of it); with `selector` (or an
+                empty body), a free VF of another PF it matches, placed `spread` unless it says otherwise. Cordoned PFs and
+                VFs outside a managed range are never chosen. The new VF is configured with the identity (MAC, VLAN, QoS,
+                protocol, spoof check, trust, rates, link state, driver) and read back first, then the old VF is restored
+                and freed; either the allocation ends on the new VF, or it stays on the old one unchanged. Its generation
+                grows, and the `allocation.move` event names `from_vf` and `to_vf`. An allocation attached by the CNI
+                plugin is refused (409 `allocation-attached`) until detached.
+              requestBody:
+                required: false
+                content:
+                  application/json:
+                    schema:
+                      type: object
+                      additionalProperties: false
+                      properties:
+                        pf: { $ref: "#/components/schemas/PCIAddress" }
+                        selector: { $ref: "#/components/schemas/VFSelector" }
+              responses:
+                "401": { $ref: "#/components/responses/Unauthorized" }
+                "403": { $ref: "#/components/responses/Forbidden" }
+                "200":
+                  description: Moved; the allocation on its new VF.
+                  content:
+                    application/json:
+                      schema: { $ref: "#/components/schemas/Allocation" }
+                "400": { $ref: "#/components/responses/Problem" }
+                "404": { $ref: "#/components/responses/Problem" }
+                "409": { $ref: "#/components/responses/Problem" }
+                "415": { $ref: "#/components/responses/UnsupportedMediaType" }
+                "422": { $ref: "#/components/responses/Problem" }
+                "500": { $ref: "#/components/responses/Problem" }
+                "503": { $ref: "#/components/responses/Problem" }
+                "504": { $ref: "#/components/responses/Problem" }
+          /allocations/{id}/identity:
+            parameters:
+              - name: id
+                in: path
+                required: true
+                schema: { type: string }
+            get:
+              tags: [allocations]
+              operationId: getAllocationIdentity
+              summary: What another host's sriovd needs to recreate this allocation (POST /allocations with `identity`).
+              responses:
+                "401": { $ref: "#/components/responses/Unauthorized" }
+                "403": { $ref: "#/components/responses/Forbidden" }
+                "200":
+                  description: The identity.
+                  content:
+                    application/json:
+                      schema: { $ref: "#/components/schemas/AllocationIdentity" }
+                "404": { $ref: "#/components/responses/Problem" }
+          /pfs/{address}/cordon:
+            parameters:
+              - $ref: "#/components/parameters/Address"
+            post:
+              tags: [pfs]
+              operationId: cordonPF
+              summary: "Cordon a PF (admin): no new allocation lands on it; what it holds stays."
+              description: >
+                Selectors skip a cordoned PF; an explicit `pf` or `vf` on it is refused (409 `pf-cordoned`). Stored, shown in
+                /pfs and /capacity, and audited (`pf.cordon`), so it is an event.
+              responses:
+                "401": { $ref: "#/components/responses/Unauthorized" }
+                "403": { $ref: "#/components/responses/Forbidden" }
+                "200":
+                  description: The PF's maintenance state.
+                  content:
+                    application/json:
+                      schema: { $ref: "#/components/schemas/PFMaintenance" }
+                "400": { $ref: "#/components/responses/Problem" }
+                "404": { $ref: "#/components/responses/Problem" }
+                "500": { $ref: "#/components/responses/Problem" }
+                "503": { $ref: "#/components/responses/Problem" }
+            delete:
+              tags: [pfs]
+              operationId: uncordonPF
+              summary: Lift a PF's cordon (admin; audited as `pf.uncordon`).
+              responses:
+                "401": { $ref: "#/components/responses/Unauthorized" }
+                "403": { $ref: "#/components/responses/Forbidden" }
+                "200":
+                  description: The PF's maintenance state.
+                  content:
+                    application/json:
+                      schema: { $ref: "#/components/schemas/PFMaintenance" }
+                "400": { $ref: "#/components/responses/Problem" }
+                "404": { $ref: "#/components/responses/Problem" }
+                "500": { $ref: "#/components/responses/Problem" }
+                "503": { $ref: "#/components/responses/Problem" }
+          /pfs/{address}/drain:
+            parameters:
+              - $ref: "#/components/parameters/Address"
+            post:
+              tags: [pfs]
+              operationId: drainPF
+              summary: Cordon a PF and move every allocation that can move to another PF (admin).
+              description: >
+                With `Prefer: respond-async`, an operation (kind `pf.drain`) whose result lists each allocation's fate: moved
+                (to which VF and PF) or stayed, with the reason. Nothing is released.
+              parameters:
+                - $ref: "#/components/parameters/Prefer"
+              responses:
+                "202": { $ref: "#/components/responses/Accepted" }
+                "401": { $ref: "#/components/responses/Unauthorized" }
+                "403": { $ref: "#/components/responses/Forbidden" }
+                "200":
+                  description: Drained as far as it goes.
+                  content:
+                    application/json:
+                      schema: { $ref: "#/components/schemas/DrainResult" }
+                "400": { $ref: "#/components/responses/Problem" }
+                "404": { $ref: "#/components/responses/Problem" }
+                "500": { $ref: "#/components/responses/Problem" }
+                "503": { $ref: "#/components/responses/Problem" }
+          /pfs/{address}/managed:
+            parameters:
+              - $ref: "#/components/parameters/Address"
+            put:
+              tags: [pfs]
+              operationId: setManagedVFs
+              summary: Manage only part of a PF's VFs (admin), like the operator's `ens1f0#0-3`.
+              description: >
+                VFs outside the range show as `external` and are never allocated, written, restored or reconciled, and the
+                PF's VF count is then not sriovd's to change (409 `pf-partly-managed`). A range leaving a held VF outside is
+                refused (409 `vfs-held`). `{"vfs": null}` manages every VF again.
+              requestBody:
+                required: true
+                content:
+                  application/json:
+                    schema:
+                      type: object
+                      required: [vfs]
+                      additionalProperties: false
+                      properties:
+                        vfs: { type: [string, "null"], pattern: "^[0-9]{1,4}(-[0-9]{1,4})?$", examples: ["0-3"] }
+              responses:
+                "401": { $ref: "#/components/responses/Unauthorized" }
+                "403": { $ref: "#/components/responses/Forbidden" }
+                "200":
+                  description: The PF's maintenance state.
+                  content:
+                    application/json:
+                      schema: { $ref: "#/components/schemas/PFMaintenance" }
+                "400": { $ref: "#/components/responses/Problem" }
+                "404": { $ref: "#/components/responses/Problem" }
+                "409": { $ref: "#/components/responses/Problem" }
+                "415": { $ref: "#/components/responses/UnsupportedMediaType" }
                 "422": { $ref: "#/components/responses/Problem" }
                 "500": { $ref: "#/components/responses/Problem" }
                 "503": { $ref: "#/components/responses/Problem" }
@@ -1116,16 +1287,24 @@ enum EmbeddedOpenAPI {
               allOf:
                 - { $ref: "#/components/schemas/PhysicalFunction" }
                 - type: object
-                  required: [health]
+                  required: [health, cordoned, managed_vfs]
                   properties:
                     health: { $ref: "#/components/schemas/Health" }
+                    cordoned: { type: boolean, description: "No new allocation lands on it (POST /pfs/{address}/cordon)." }
+                    managed_vfs:
+                      type: [string, "null"]
+                      description: The VF index range sriovd manages (`0-3`); null when it manages every VF.
             VirtualFunctionView:
               allOf:
                 - { $ref: "#/components/schemas/VirtualFunction" }
                 - type: object
                   required: [status, allocation, health]
                   properties:
-                    status: { type: string, enum: [free, allocated] }
+                    status:
+                      type: string
+                      enum: [free, allocated, external]
+                      description: "`external`: outside its PF's managed range; never allocated, written, restored or reconciled."
+
                     health: { $ref: "#/components/schemas/Health" }
                     settings:
                       $ref: "#/components/schemas/VFState"
@@ -1159,9 +1338,11 @@ enum EmbeddedOpenAPI {
               allOf:
                 - { $ref: "#/components/schemas/PhysicalFunction" }
                 - type: object
-                  required: [vfs, health]
+                  required: [vfs, health, cordoned, managed_vfs]
                   properties:
                     health: { $ref: "#/components/schemas/Health" }
+                    cordoned: { type: boolean }
+                    managed_vfs: { type: [string, "null"] }
                     vfs:
                       type: array
                       items: { $ref: "#/components/schemas/VirtualFunctionView" }
@@ -1228,9 +1409,11 @@ enum EmbeddedOpenAPI {
                     label: { type: string, description: "A label the allocation carries; allocations with its value go on different PFs." }
             AllocationRequest:
               type: object
-              required: [owner]
               additionalProperties: false
-              description: Exactly one of pf, vf or selector.
+              description: >
+                Exactly one of pf, vf or selector. `owner` is required unless `identity` gives it; `identity` (what
+                GET /allocations/{id}/identity answered on another host) gives owner, labels, config and lease, and a field
+                given beside it wins.
               oneOf:
                 - required: [pf]
                   not: { anyOf: [{ required: [vf] }, { required: [selector] }] }
@@ -1252,6 +1435,59 @@ enum EmbeddedOpenAPI {
                   minimum: 1
                   maximum: 31622400
                   description: sriovd releases the allocation (actor `lease`) this long after it is made unless it is renewed.
+                identity: { $ref: "#/components/schemas/AllocationIdentity" }
+            AllocationIdentity:
+              type: object
+              required: [owner, labels, config]
+              additionalProperties: false
+              description: What another host's sriovd needs to recreate an allocation (unplug and replug for VM migration).
+              properties:
+                owner: { type: string, minLength: 1, maxLength: 256 }
+                labels:
+                  type: object
+                  additionalProperties: { type: string }
+                config:
+                  $ref: "#/components/schemas/VFConfig"
+                  description: The identity; its MAC is the VF's own when the allocation's config set none.
+                lease_seconds: { type: [integer, "null"], minimum: 1, maximum: 31622400 }
+                source:
+                  type: object
+                  description: Where it came from; not needed to recreate it.
+                  required: [allocation_id, vf, pf, generation]
+                  properties:
+                    allocation_id: { type: string }
+                    vf: { $ref: "#/components/schemas/PCIAddress" }
+                    pf: { $ref: "#/components/schemas/PCIAddress" }
+                    generation: { type: integer }
+            PFMaintenance:
+              type: object
+              required: [pf, cordoned, cordoned_at, managed_vfs]
+              properties:
+                pf: { $ref: "#/components/schemas/PCIAddress" }
+                cordoned: { type: boolean }
+                cordoned_at: { type: [string, "null"], format: date-time }
+                managed_vfs: { type: [string, "null"], examples: ["0-3"] }
+            DrainResult:
+              type: object
+              required: [pf, cordoned, moved, stayed, duration_ms, allocations]
+              properties:
+                pf: { $ref: "#/components/schemas/PCIAddress" }
+                cordoned: { type: boolean }
+                moved: { type: integer }
+                stayed: { type: integer }
+                duration_ms: { type: number }
+                allocations:
+                  type: array
+                  items:
+                    type: object
+                    required: [id, outcome, from_vf, to_vf, to_pf, reason]
+                    properties:
+                      id: { type: string }
+                      outcome: { type: string, enum: [moved, stayed] }
+                      from_vf: { $ref: "#/components/schemas/PCIAddress" }
+                      to_vf: { oneOf: [{ $ref: "#/components/schemas/PCIAddress" }, { type: "null" }] }
+                      to_pf: { oneOf: [{ $ref: "#/components/schemas/PCIAddress" }, { type: "null" }] }
+                      reason: { type: [string, "null"], description: Why it stayed (a problem type and detail). }
             PlacementReason:
               type: object
               required: [rule, reason, numa_node, avoided_pfs]
@@ -1271,8 +1507,8 @@ enum EmbeddedOpenAPI {
                 free: { type: integer, description: Enabled VFs that can be handed out now. }
                 held: { type: integer, description: VFs an allocation holds. }
                 dirty: { type: integer, description: VFs kept out of the pool until reset. }
-                reserved: { type: integer, description: Always 0 for now. }
-                cordoned: { type: integer, description: Always 0 for now. }
+                reserved: { type: integer, description: "VFs outside their PF's managed range (external: another owner's)." }
+                cordoned: { type: integer, description: Free VFs of cordoned PFs (not handed out until the cordon is lifted). }
                 headroom: { type: integer, description: VFs the PFs could still create (total_vfs - enabled). }
             Capacity:
               type: object

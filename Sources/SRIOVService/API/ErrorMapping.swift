@@ -12,7 +12,8 @@ extension SRIOVError {
         case .pfNotFound, .vfNotFound, .allocationNotFound, .operationNotFound, .quotaNotFound: .notFound
         case .invalidField, .countOutOfRange, .settingUnsupported, .idempotencyKeyReused: .unprocessableContent
         case .noFreeVF, .vfsHeld, .vfHeld, .noSRIOVDriver, .pfBusy, .kernelBusy, .idempotentRequestInProgress,
-            .idempotentRequestInterrupted, .antiAffinityUnsatisfiable, .quotaExceeded, .leaseExpired:
+            .idempotentRequestInterrupted, .antiAffinityUnsatisfiable, .quotaExceeded, .leaseExpired, .pfCordoned,
+            .vfExternal, .noMoveDestination, .pfPartlyManaged, .allocationAttached, .generationMismatch:
             .conflict
         case .hardwareTimeout: .gatewayTimeout
         case .kernel, .storage, .storageAfterWrite, .interrupted: .internalServerError
@@ -33,7 +34,7 @@ extension SRIOVError {
         case .interrupted: "interrupted"
         case .invalidField: "invalid-field"
         case .invalidParameter: "invalid-parameter"
-        case .noFreeVF: "no-free-vf"
+        case .noFreeVF, .noMoveDestination: "no-free-vf"
         case .antiAffinityUnsatisfiable: "anti-affinity-unsatisfiable"
         case .quotaExceeded: "quota-exceeded"
         case .leaseExpired: "lease-expired"
@@ -50,6 +51,11 @@ extension SRIOVError {
         case .idempotentRequestInProgress: "idempotent-request-in-progress"
         case .idempotentRequestInterrupted: "idempotent-request-interrupted"
         case .notReady: "not-ready"
+        case .pfCordoned: "pf-cordoned"
+        case .vfExternal: "vf-external"
+        case .pfPartlyManaged: "pf-partly-managed"
+        case .allocationAttached: "allocation-attached"
+        case .generationMismatch: "generation-mismatch"
         }
     }
 
@@ -66,7 +72,7 @@ extension SRIOVError {
         case .interrupted: "Interrupted by a restart"
         case .invalidField: "Invalid field"
         case .invalidParameter: "Invalid query parameter"
-        case .noFreeVF: "No free virtual function"
+        case .noFreeVF, .noMoveDestination: "No free virtual function"
         case .antiAffinityUnsatisfiable: "Anti-affinity cannot be met"
         case .quotaExceeded: "Quota exceeded"
         case .leaseExpired: "Lease expired"
@@ -83,6 +89,11 @@ extension SRIOVError {
         case .idempotentRequestInProgress: "Request in progress"
         case .idempotentRequestInterrupted: "Request interrupted"
         case .notReady: "Not ready"
+        case .pfCordoned: "Physical function cordoned"
+        case .vfExternal: "Virtual function managed externally"
+        case .pfPartlyManaged: "Physical function managed in part"
+        case .allocationAttached: "Allocation attached"
+        case .generationMismatch: "Generation mismatch"
         }
     }
 
@@ -217,6 +228,42 @@ extension SRIOVError {
             )
         case .notReady:
             return ("Startup reconciliation has not finished yet; retry shortly", [:])
+        case .pfCordoned(let pf):
+            return (
+                "\(pf) is cordoned for maintenance and takes no new allocation; choose another PF (or a selector), "
+                    + "or lift the cordon with DELETE /pfs/\(pf)/cordon",
+                ["pf": .string(pf.description)]
+            )
+        case .vfExternal(let vf, let pf, let managed):
+            return (
+                "\(vf) is outside the VF range \(managed) that sriovd manages on \(pf): another owner's; choose a VF "
+                    + "in the range or widen it with PUT /pfs/\(pf)/managed",
+                ["pf": .string(pf.description), "managed": .string(managed)]
+            )
+        case .pfPartlyManaged(let pf, let managed):
+            return (
+                "sriovd manages only VFs \(managed) of \(pf), so its VF count is not sriovd's to change; clear the "
+                    + "range first (PUT /pfs/\(pf)/managed with {\"vfs\": null})",
+                ["managed": .string(managed)]
+            )
+        case .allocationAttached(let id, let netns):
+            return (
+                "Allocation \(id.prefix(64)) is attached in network namespace \(netns.prefix(256)): its consumer holds "
+                    + "the VF's netdev, so it cannot move; detach it first (CNI DEL), then move and attach again",
+                ["netns": .string(String(netns.prefix(256)))]
+            )
+        case .noMoveDestination(let id, let vf):
+            return (
+                "No free VF that sriovd manages on a PF that is not cordoned can take allocation \(id.prefix(64)) "
+                    + "(on \(vf)); it stays. Create VFs on another PF (POST /pfs/{address}/vfs) or lift a cordon",
+                ["from_vf": .string(vf.description)]
+            )
+        case .generationMismatch(let id, let given, let current):
+            return (
+                "Allocation \(id.prefix(64)) is at generation \(current), not \(given): it moved to another VF since; "
+                    + "nothing was done. Read it again (GET /allocations/\(id.prefix(64)))",
+                ["generation": .int(current)]
+            )
         }
     }
 
