@@ -250,7 +250,9 @@ final class EventLoop: @unchecked Sendable {
             let key = PeerKey.of(peer: peer, credentials: credentials)
             switch admit(key, isUnix: listener.isUnix) {
             case .success(let slot):
-                adopt(fd: fd, peer: peer, credentials: credentials, isTCP: !listener.isUnix, slot: slot, key: key)
+                adopt(
+                    fd: fd, peer: peer, credentials: credentials, isTCP: !listener.isUnix, slot: slot, key: key,
+                    handler: listener.handler)
             case .failure(let refusal):
                 refuseConnection(fd, peer: peer, refusal)
             }
@@ -298,10 +300,11 @@ final class EventLoop: @unchecked Sendable {
     @discardableResult
     func adopt(
         fd: Int32, peer: String, credentials: PeerCredentials? = nil, isTCP: Bool = true, slot: ConnectionClass,
-        key: PeerKey
+        key: PeerKey, handler: (any HTTPHandler)? = nil
     ) -> Connection? {
         if isTCP { Socket.setNoDelay(fd) }
-        let connection = Connection(fd: fd, peer: peer, credentials: credentials, loop: self, slot: slot, key: key)
+        let connection = Connection(
+            fd: fd, peer: peer, credentials: credentials, loop: self, slot: slot, key: key, handler: handler)
         guard register(fd, events: EPOLLIN.rawValue) else {
             Glibc.close(fd)
             server.admission.withLock { $0.closeConnection(slot, key: key) }
@@ -378,6 +381,10 @@ struct Listener: Sendable {
     let fd: Int32
     /// A Unix-domain socket: its peers get SO_PEERCRED credentials and no TCP_NODELAY.
     let isUnix: Bool
+    /// The Unix socket's path, removed when the listener closes (nil for TCP and abstract sockets).
+    var path: String? = nil
+    /// The handler of this listener's connections; nil: the server's.
+    var handler: (any HTTPHandler)? = nil
 }
 
 /// Replies written without a connection object.

@@ -58,4 +58,12 @@ public enum SRIOVError: Error, Hashable, Sendable {
     case interrupted(String)
     /// The daemon is not ready for mutations yet (startup reconciliation).
     case notReady
+    /// No Docker network of the sriovd driver with this id.
+    case dockerNetworkNotFound(String)
+    /// No endpoint with this id on this Docker network.
+    case dockerEndpointNotFound(network: String, endpoint: String)
+    /// The Docker network still has endpoints (each holding a VF).
+    case dockerNetworkInUse(String, endpoints: Int)
+    /// A Docker network option that is wrong: its name and what to give instead.
+    case dockerOption(String, String)
 }

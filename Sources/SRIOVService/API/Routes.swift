@@ -32,6 +32,7 @@ public struct SRIOVAPI: Sendable {
         addUIRoutes(to: &router)
         addCapacityRoutes(to: &router)
         addAttachmentRoutes(to: &router)
+        addDockerRoutes(to: &router)
         router.onRefusal = { refused in await auditRefusal(refused) }
         return router
     }

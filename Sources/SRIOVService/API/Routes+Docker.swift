@@ -1,0 +1,45 @@
+import HTTPServer
+import SRIOVCore
+
+/// `/docker/networks`: the Docker networks of the sriovd driver with their endpoints, and the admin's release of an
+/// endpoint Docker no longer has (its VF is released and restored, and the release is audited).
+extension SRIOVAPI {
+    func addDockerRoutes(to router: inout Router) {
+        router.add(.GET, "/docker/networks") { request, _, _ in
+            answer(request) {
+                let (networks, endpoints) = try read { view in (try view.dockerNetworks(), try view.dockerEndpoints()) }
+                let byNetwork = Dictionary(grouping: endpoints, by: \.networkID)
+                let items = networks.map { Self.json($0, endpoints: byNetwork[$0.networkID] ?? []) }
+                return .json(.ok, Array(JSONValue.object(["items": .array(items), "next": .null]).text.utf8))
+            }
+        }
+        router.add(.DELETE, "/docker/networks/{network}/endpoints/{endpoint}") { request, context, params in
+            mutation(request, context) { caller in
+                let network = HTTPRequest.percentDecodedPathSegment(params["network"] ?? "")
+                let endpoint = HTTPRequest.percentDecodedPathSegment(params["endpoint"] ?? "")
+                guard try read({ try $0.dockerEndpoint(network: network, endpoint: endpoint) }) != nil else {
+                    throw SRIOVError.dockerEndpointNotFound(network: network, endpoint: endpoint)
+                }
+                try await DockerDriver(core: core, netdevs: .kernel).deleteEndpoint(
+                    network: network, endpoint: endpoint, caller: caller)
+                return HTTPResponse(status: .noContent, headers: HTTPHeaders(), body: [])
+            }
+        }
+    }
+
+    static func json(_ network: DockerNetwork, endpoints: [DockerEndpoint]) -> JSONValue {
+        .object([
+            "network_id": .string(network.networkID), "options": DockerDriver.json(network.options),
+            "gateway": network.gateway.map(JSONValue.string) ?? .null, "created_at": .string(network.createdAt),
+            "endpoints": .array(
+                endpoints.map { endpoint in
+                    .object([
+                        "endpoint_id": .string(endpoint.endpointID), "allocation_id": .string(endpoint.allocationID),
+                        "owner": .string(endpoint.owner), "mac": .string(endpoint.mac),
+                        "sandbox": endpoint.sandbox.map(JSONValue.string) ?? .null,
+                        "created_at": .string(endpoint.createdAt),
+                    ])
+                }),
+        ])
+    }
+}
