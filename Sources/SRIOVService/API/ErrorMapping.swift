@@ -241,7 +241,7 @@ extension SRIOVError {
                     + "containers first", ["endpoints": .int(endpoints)]
             )
         case .dockerOption(let option, let why):
-            return ("--opt \(option) \(why)", ["field": .string(option)])
+            return ("--opt \(option): \(why)", ["field": .string(option)])
         }
     }
 
