@@ -22,7 +22,7 @@ final class TestDaemon {
         directory: URL? = nil, profiles: [SimulatedPFProfile] = SimulatedHost.defaultProfiles,
         writeTimeout: Duration = .seconds(5), storeOptions: Store.Options = Store.Options(), vfMetricsLimit: Int? = nil,
         hardware makeHardware: (URL) -> HardwareHost = { HardwareHost.simulated(at: $0) },
-        dockerPlugin: Bool = false
+        dockerPlugin: Bool = false, dockerPluginPath: String? = nil
     ) async throws {
         let directory =
             directory
@@ -43,10 +43,10 @@ final class TestDaemon {
         readiness.markReady()
         var configuration = HTTPServerConfiguration()
         configuration.port = 0
-        let plugin = directory.appendingPathComponent("docker-plugin.sock").path
-        dockerPluginSocket = dockerPlugin ? plugin : nil
+        let plugin = dockerPluginPath ?? directory.appendingPathComponent("docker-plugin.sock").path
+        dockerPluginSocket = dockerPlugin || dockerPluginPath != nil ? plugin : nil
         let extra =
-            dockerPlugin
+            dockerPluginSocket != nil
             ? [
                 HTTPServer.ExtraSocket(
                     socket: .init(path: plugin), handler: api.makeDockerPluginHandler(unixRoles: UnixRoleMap()))
