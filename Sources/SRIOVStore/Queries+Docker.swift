@@ -93,7 +93,9 @@ extension StoreView {
     /// Every Docker network, oldest first.
     public func dockerNetworks() throws(StoreError) -> [DockerNetwork] { try connection().dockerNetworks() }
 
-    public func dockerNetwork(id: String) throws(StoreError) -> DockerNetwork? { try connection().dockerNetwork(id: id) }
+    public func dockerNetwork(id: String) throws(StoreError) -> DockerNetwork? {
+        try connection().dockerNetwork(id: id)
+    }
 
     /// The endpoints of one network (or of all), oldest first.
     public func dockerEndpoints(network: String? = nil) throws(StoreError) -> [DockerEndpoint] {

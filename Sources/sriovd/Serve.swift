@@ -437,7 +437,8 @@ struct Serve: AsyncParsableCommand {
     private func makeSecurity(into configuration: inout HTTPServerConfiguration) throws -> SecuritySettings {
         if listen == "none" {
             guard unix != nil || dockerPlugin != nil else {
-                throw Refusal(reason: "--listen none needs --unix PATH or --docker-plugin PATH: there would be no listener")
+                throw Refusal(
+                    reason: "--listen none needs --unix PATH or --docker-plugin PATH: there would be no listener")
             }
             configuration.listensOnTCP = false
         } else {

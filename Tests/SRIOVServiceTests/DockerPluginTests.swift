@@ -26,7 +26,8 @@ struct DockerPluginTests {
 
     private func network(_ id: String, _ options: [String: String], gateway: String? = "10.9.0.1/24") -> String {
         let object: [String: Any] = [
-            "NetworkID": id, "Options": ["com.docker.network.generic": options, "com.docker.network.enable_ipv6": false],
+            "NetworkID": id,
+            "Options": ["com.docker.network.generic": options, "com.docker.network.enable_ipv6": false],
             "IPv4Data": [["AddressSpace": "LocalDefault", "Pool": "10.9.0.0/24", "Gateway": gateway as Any]],
             "IPv6Data": [],
         ]
@@ -229,7 +230,9 @@ struct Veth {
     init(_ name: String) throws {
         self.name = name
         _ = try Self.ip(["link", "del", name])
-        let made = try Self.ip(["link", "add", name, "mtu", "1500", "type", "veth", "peer", "name", "pd" + name.suffix(10)])
+        let made = try Self.ip([
+            "link", "add", name, "mtu", "1500", "type", "veth", "peer", "name", "pd" + name.suffix(10),
+        ])
         guard made.status == 0 else { throw VethError(message: "ip link add \(name): \(made.output)") }
     }
 

@@ -7,7 +7,9 @@ import Testing
 /// simulated VF's netdev is a real veth. Needs root and the tools `.ci/run` installs (it fails when one is missing).
 @Suite(.serialized)
 struct DockerdTests {
-    static let tools = ["/usr/sbin/dockerd", "/usr/bin/docker", "/usr/bin/containerd", "/usr/sbin/runc", "/bin/busybox"]
+    static let tools = [
+        "/usr/sbin/dockerd", "/usr/bin/docker", "/usr/bin/containerd", "/usr/sbin/runc", "/bin/busybox",
+    ]
 
     @Test func containerGetsTheVFAndDockerRmReleasesIt() async throws {
         for tool in Self.tools {
@@ -107,7 +109,8 @@ final class Dockerd {
         try FileManager.default.createDirectory(atPath: rootfs + "/bin", withIntermediateDirectories: true)
         try FileManager.default.copyItem(atPath: "/bin/busybox", toPath: rootfs + "/bin/busybox")
         for applet in ["sh", "ip", "cat", "sleep"] {
-            try FileManager.default.createSymbolicLink(atPath: rootfs + "/bin/" + applet, withDestinationPath: "busybox")
+            try FileManager.default.createSymbolicLink(
+                atPath: rootfs + "/bin/" + applet, withDestinationPath: "busybox")
         }
         let tar = folder + "/rootfs.tar"
         _ = try Shell.run("/bin/tar", ["-C", rootfs, "-cf", tar, "."])

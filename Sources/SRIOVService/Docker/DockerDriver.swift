@@ -35,7 +35,8 @@ struct DockerDriver: Sendable {
                 return .success(())
             }
             try tx.insertDockerNetwork(network)
-            try tx.appendAudit(caller.event("docker.network.create", target: target, outcome: .success, details: details))
+            try tx.appendAudit(
+                caller.event("docker.network.create", target: target, outcome: .success, details: details))
             return .success(())
         }
         try result.get()
@@ -195,7 +196,8 @@ struct DockerDriver: Sendable {
         }
         guard let vf = core.inventory.snapshot.vf(allocation.vf)?.vf, let name = vf.interface else {
             throw .invalidField(
-                "vf", "\(allocation.vf) has no netdev on this host (driver \(driver(of: allocation))); bind its VF driver")
+                "vf",
+                "\(allocation.vf) has no netdev on this host (driver \(driver(of: allocation))); bind its VF driver")
         }
         return name
     }

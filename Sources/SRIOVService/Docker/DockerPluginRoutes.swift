@@ -6,8 +6,7 @@ import SRIOVCore
 /// implemented); errors are `{"Err": "..."}` with the status the REST API would give (`ErrorMapping.swift`).
 extension SRIOVAPI {
     /// The router of the plugin socket, behind `DockerPluginAdmission`.
-    public func makeDockerPluginHandler(netdevs: DockerNetdevs = .kernel, unixRoles: UnixRoleMap) -> any HTTPHandler
-    {
+    public func makeDockerPluginHandler(netdevs: DockerNetdevs = .kernel, unixRoles: UnixRoleMap) -> any HTTPHandler {
         var router = Router()
         let driver = DockerDriver(core: core, netdevs: netdevs)
         router.add(.POST, "/Plugin.Activate") { _, _, _ in .response(JSONBody.ok(["Implements": ["NetworkDriver"]])) }
