@@ -17,6 +17,7 @@ extension SRIOVAPI {
         "POST /allocations/{id}/renew": ("allocation.renew", "id"),
         "PUT /quotas/{owner_prefix}": ("quota.set", nil),
         "DELETE /quotas/{owner_prefix}": ("quota.delete", nil),
+        "DELETE /docker/networks/{network}/endpoints/{endpoint}": ("docker.endpoint.delete", "endpoint"),
     ]
 
     /// Audits a request that `AccessControl` refused (401, 403) before its route ran: one failure event with the

@@ -18,7 +18,11 @@ extension SRIOVAPI {
                 let network = HTTPRequest.percentDecodedPathSegment(params["network"] ?? "")
                 let endpoint = HTTPRequest.percentDecodedPathSegment(params["endpoint"] ?? "")
                 guard try read({ try $0.dockerEndpoint(network: network, endpoint: endpoint) }) != nil else {
-                    throw SRIOVError.dockerEndpointNotFound(network: network, endpoint: endpoint)
+                    let error = SRIOVError.dockerEndpointNotFound(network: network, endpoint: endpoint)
+                    try await core.audit(
+                        caller.failure(
+                            "docker.endpoint.delete", target: "docker-endpoint:\(network)/\(endpoint)", error))
+                    throw error
                 }
                 try await DockerDriver(core: core, netdevs: .kernel).deleteEndpoint(
                     network: network, endpoint: endpoint, caller: caller)
