@@ -13,6 +13,9 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 # verify insists that ExecStart's binary exists: point it at the one just built.
 sed "s|/usr/local/bin/sriovd|$(realpath "$binary")|" deploy/systemd/sriovd.service > "$work/sriovd.service"
+# The Docker plugin drop-in is verified with the unit.
+mkdir -p "$work/sriovd.service.d"
+cp deploy/systemd/sriovd.service.d/*.conf "$work/sriovd.service.d/"
 verify_output=$(SYSTEMD_LOG_LEVEL=notice systemd-analyze verify --man=no "$work/sriovd.service" 2>&1) || {
     echo "$verify_output" >&2
     exit 1
@@ -97,6 +100,9 @@ need(grace > 10, "terminationGracePeriodSeconds must exceed --shutdown-grace (10
 unit = open("deploy/systemd/sriovd.service").read()
 for name in re.findall(r"^Environment=(SRIOVD_[A-Z_]+)=", unit, re.M):
     check_variable("sriovd.service", name)
+dropin = open("deploy/systemd/sriovd.service.d/docker-plugin.conf").read()
+for name in re.findall(r"^Environment=(SRIOVD_[A-Z_]+)=", dropin, re.M):
+    check_variable("docker-plugin.conf", name)
 for name in re.findall(r"^#?(SRIOVD_[A-Z_]+)=", open("deploy/systemd/sriovd.env").read(), re.M):
     check_variable("sriovd.env", name)
 
