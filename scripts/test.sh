@@ -32,6 +32,7 @@ else
     lab/test-netlink.sh || lab_failed lab/test-netlink.sh
     lab/test-vf.sh || lab_failed lab/test-vf.sh
     lab/test-api.sh || lab_failed lab/test-api.sh
+    lab/test-docker.sh || lab_failed lab/test-docker.sh
 fi
 echo "== proof under stress, short forms (issue 7)"
 Fuzz/run.sh 20

@@ -7,6 +7,9 @@ import Testing
 /// simulated VF's netdev is a real veth. Needs root and the tools `.ci/run` installs (it fails when one is missing).
 @Suite(.serialized)
 struct DockerdTests {
+    /// The mlx5 PF's first VF: DockerPluginTests, which may run at the same time, use its second.
+    static let vf = "0000:af:00.2"
+    static let netdev = "ens3f0np0v0"
     static let tools = [
         "/usr/sbin/dockerd", "/usr/bin/docker", "/usr/bin/containerd", "/usr/sbin/runc", "/bin/busybox",
     ]
@@ -23,14 +26,14 @@ struct DockerdTests {
         let driver = "sriovdtest" + String(UUID().uuidString.prefix(8)).lowercased()
         let pluginPath = "/run/docker/plugins/\(driver).sock"
         try FileManager.default.createDirectory(atPath: "/run/docker/plugins", withIntermediateDirectories: true)
-        let veth = try Veth(DockerPluginTests.netdev)
+        let veth = try Veth(Self.netdev)
         defer { veth.remove() }
         let mac = "02:aa:bb:cc:dd:01"
 
         var sriovd = try await TestDaemon(dockerPluginPath: pluginPath)
         defer { sriovd.removeFiles() }
         let created = try dockerd.docker([
-            "network", "create", "-d", driver, "--subnet", "10.77.0.0/24", "--opt", "vf=\(DockerPluginTests.vf)",
+            "network", "create", "-d", driver, "--subnet", "10.77.0.0/24", "--opt", "vf=\(Self.vf)",
             "--opt", "mtu=1400", "--opt", "mac=\(mac)", "--opt", "vlan=100", "net-\(driver)",
         ])
         #expect(created.status == 0, "\(created.output)")

@@ -158,24 +158,38 @@ struct DockerDriver: Sendable {
     /// restores the VF PF-side) and forgets the endpoint. An unknown endpoint is already deleted (success).
     func deleteEndpoint(network net: String, endpoint ep: String, caller: Caller) async throws(SRIOVError) {
         guard let endpoint = try read({ try $0.dockerEndpoint(network: net, endpoint: ep) }) else { return }
-        if let allocation = try read({ try $0.allocation(id: endpoint.allocationID) }),
-            let attachment = allocation.attachment, let link = try? netdevs.read(attachment.originalIfname)
-        {
-            let mtu = link.mtu == attachment.originalMTU ? nil : attachment.originalMTU
-            let mac = link.mac == attachment.originalMAC ? nil : attachment.originalMAC
-            if mtu != nil || mac != nil { try writeLink(link.index, mtu: mtu, mac: mac) }
+        var details: [String: JSONValue] = ["allocation": .string(endpoint.allocationID)]
+        let attachment = try read({ try $0.allocation(id: endpoint.allocationID) })?.attachment
+        if let attachment, let link = try? netdevs.read(attachment.originalIfname) {
+            if link.mtu != attachment.originalMTU { try writeLink(link.index, mtu: attachment.originalMTU, mac: nil) }
+            details["netdev_mac"] = .string(restoreMAC(attachment, link: link))
         }
         do {
             try await AllocationService(core: core).release(id: endpoint.allocationID, caller: caller)
         } catch .allocationNotFound {
             // Released already (by an admin, or an earlier try of this call).
         }
-        _ = try await core.perform { tx in
+        _ = try await core.perform { [details] tx in
             try tx.deleteDockerEndpoint(network: net, endpoint: ep)
             try tx.appendAudit(
                 caller.event(
                     "docker.endpoint.delete", target: "docker-endpoint:\(net)/\(ep)", outcome: .success,
-                    details: ["allocation": .string(endpoint.allocationID)]))
+                    details: details))
+        }
+    }
+
+    /// Puts the netdev's own MAC back before the release restores the VF PF-side, and says what happened. A VF
+    /// driver may refuse while the PF holds an administrative MAC (igbvf answers EADDRNOTAVAIL); the release then
+    /// restores the MAC PF-side, which is the VF's record. Writing it after the release instead would make the VF
+    /// driver report that MAC PF-side, which is not the VF's baseline.
+    private func restoreMAC(_ attachment: Attachment, link: (index: Int32, mtu: Int, mac: String?)) -> String {
+        guard let original = attachment.originalMAC else { return "unknown" }
+        guard link.mac != original else { return "as before" }
+        do {
+            try netdevs.write(link.index, nil, original)
+            return "restored"
+        } catch {
+            return "left to the release: the VF driver refused (\(error.name))"
         }
     }
 
