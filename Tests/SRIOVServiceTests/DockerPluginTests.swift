@@ -74,6 +74,8 @@ struct DockerPluginTests {
                 let answer = try await plugin.call("NetworkDriver." + call, ids("n", "e"))
                 #expect(answer.status == 200 && answer.body == "{}")
             }
+            let badID = try await plugin.call("NetworkDriver.CreateNetwork", network("a/b", ["pf": Self.pf]))
+            #expect(badID.status == 422 && badID.err.contains("NetworkID must be 1 to 128 printable"))
             let malformed = try await plugin.call("NetworkDriver.CreateNetwork", "{not json")
             #expect(malformed.status == 400)
             #expect(!malformed.err.isEmpty)
@@ -212,6 +214,7 @@ struct DockerPluginTests {
             let listed = try await client.get("/docker/networks")
             let endpoints = (listed.object["items"] as? [[String: Any]])?.first?["endpoints"] as? [[String: Any]]
             #expect(endpoints?.first?["owner"] as? String == "docker:n3/gone")
+            #expect(endpoints?.first?["allocation_state"] as? String == "active")
             let released = try await client.request("DELETE", "/docker/networks/n3/endpoints/gone")
             #expect(released.status == 204)
             let again = try await client.request("DELETE", "/docker/networks/n3/endpoints/gone")

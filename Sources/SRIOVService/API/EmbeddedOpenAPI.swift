@@ -1368,10 +1368,17 @@ enum EmbeddedOpenAPI {
                   type: array
                   items:
                     type: object
-                    required: [endpoint_id, allocation_id, owner, mac, sandbox, created_at]
+                    required: [endpoint_id, allocation_id, allocation_state, owner, mac, sandbox, created_at]
                     properties:
                       endpoint_id: { type: string }
                       allocation_id: { type: string, format: uuid }
+                      allocation_state:
+                        description: |
+                          The allocation's state: `active` normally; `orphaned` or `drifted` when reconciliation could not
+                          keep the VF as promised (the endpoint keeps it until Docker or an admin deletes the endpoint).
+                        oneOf:
+                          - { $ref: "#/components/schemas/AllocationState" }
+                          - { type: "null" }
                       owner: { type: string, examples: ["docker:3f2a.../9c1e..."] }
                       mac: { type: string }
                       sandbox: { type: [string, "null"], description: "The SandboxKey while joined." }

@@ -7,9 +7,15 @@ extension SRIOVAPI {
     func addDockerRoutes(to router: inout Router) {
         router.add(.GET, "/docker/networks") { request, _, _ in
             answer(request) {
-                let (networks, endpoints) = try read { view in (try view.dockerNetworks(), try view.dockerEndpoints()) }
+                let (networks, endpoints, states) = try read { view in
+                    let endpoints = try view.dockerEndpoints()
+                    let states = try endpoints.map { try view.allocation(id: $0.allocationID)?.state.rawValue }
+                    return (try view.dockerNetworks(), endpoints, states)
+                }
+                let state = Dictionary(
+                    zip(endpoints.map(\.allocationID), states), uniquingKeysWith: { first, _ in first })
                 let byNetwork = Dictionary(grouping: endpoints, by: \.networkID)
-                let items = networks.map { Self.json($0, endpoints: byNetwork[$0.networkID] ?? []) }
+                let items = networks.map { Self.json($0, endpoints: byNetwork[$0.networkID] ?? [], states: state) }
                 return .json(.ok, Array(JSONValue.object(["items": .array(items), "next": .null]).text.utf8))
             }
         }
@@ -31,7 +37,8 @@ extension SRIOVAPI {
         }
     }
 
-    static func json(_ network: DockerNetwork, endpoints: [DockerEndpoint]) -> JSONValue {
+    /// A network with its endpoints; `states` are their allocations' states by allocation id.
+    static func json(_ network: DockerNetwork, endpoints: [DockerEndpoint], states: [String: String?]) -> JSONValue {
         .object([
             "network_id": .string(network.networkID), "options": DockerDriver.json(network.options),
             "gateway": network.gateway.map(JSONValue.string) ?? .null, "created_at": .string(network.createdAt),
@@ -40,6 +47,7 @@ extension SRIOVAPI {
                     .object([
                         "endpoint_id": .string(endpoint.endpointID), "allocation_id": .string(endpoint.allocationID),
                         "owner": .string(endpoint.owner), "mac": .string(endpoint.mac),
+                        "allocation_state": (states[endpoint.allocationID] ?? nil).map(JSONValue.string) ?? .null,
                         "sandbox": endpoint.sandbox.map(JSONValue.string) ?? .null,
                         "created_at": .string(endpoint.createdAt),
                     ])

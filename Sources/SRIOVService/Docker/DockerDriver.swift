@@ -13,6 +13,7 @@ struct DockerDriver: Sendable {
 
     /// Validates the options and records the network; the same id with the same options again changes nothing.
     func createNetwork(_ request: DockerCreateNetworkRequest, caller: Caller) async throws(SRIOVError) {
+        try Self.checkID("NetworkID", request.networkID)
         let target = "docker-network:" + request.networkID
         let gateway = request.ipv4Data.compactMap(\.gateway).first.map { String($0.prefix { $0 != "/" }) }
         let network = DockerNetwork(
@@ -67,6 +68,8 @@ struct DockerDriver: Sendable {
     /// repeat (or a retry after a crash between the two commits) finds the same allocation.
     func createEndpoint(_ request: DockerCreateEndpointRequest, caller: Caller) async throws(SRIOVError) -> String {
         let (net, ep) = (request.networkID, request.endpointID)
+        try Self.checkID("NetworkID", net)
+        try Self.checkID("EndpointID", ep)
         if let existing = try read({ try $0.dockerEndpoint(network: net, endpoint: ep) }) { return existing.mac }
         guard let network = try read({ try $0.dockerNetwork(id: net) }) else {
             try await core.audit(
@@ -194,6 +197,13 @@ struct DockerDriver: Sendable {
     }
 
     // MARK: - Helpers
+
+    /// Docker's ids are 64 hex digits; anything of 1 to 128 printable ASCII characters without `/` is taken.
+    static func checkID(_ field: String, _ id: String) throws(SRIOVError) {
+        guard (1...128).contains(id.utf8.count), id.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7f && $0 != 0x2f }) else {
+            throw .invalidField(field, "must be 1 to 128 printable characters without '/' (Docker sends 64 hex digits)")
+        }
+    }
 
     private func read<T>(_ body: (ReadView) throws -> T) throws(SRIOVError) -> T {
         do {
