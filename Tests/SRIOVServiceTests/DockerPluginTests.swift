@@ -215,12 +215,22 @@ struct DockerPluginTests {
             let endpoints = (listed.object["items"] as? [[String: Any]])?.first?["endpoints"] as? [[String: Any]]
             #expect(endpoints?.first?["owner"] as? String == "docker:n3/gone")
             #expect(endpoints?.first?["allocation_state"] as? String == "active")
+            // An endpoint whose allocation an admin released cannot be joined: its VF may be someone else's now.
+            #expect(try await plugin.call("NetworkDriver.CreateEndpoint", endpoint("n3", "taken")).status == 200)
+            let held = try await client.get("/allocations?owner=docker:n3/taken")
+            let id = try #require((held.object["items"] as? [[String: Any]])?.first?["id"] as? String)
+            #expect(try await client.request("DELETE", "/allocations/\(id)").status == 204)
+            let join = try await plugin.call(
+                "NetworkDriver.Join", #"{"NetworkID":"n3","EndpointID":"taken","SandboxKey":"/var/run/docker/netns/t"}"#
+            )
+            #expect(join.status == 404 && join.err.contains(id))
+            #expect(try await plugin.call("NetworkDriver.DeleteEndpoint", ids("n3", "taken")).body == "{}")
             let released = try await client.request("DELETE", "/docker/networks/n3/endpoints/gone")
             #expect(released.status == 204)
             let again = try await client.request("DELETE", "/docker/networks/n3/endpoints/gone")
             #expect(again.status == 404)
-            let held = try await client.get("/allocations?owner=docker:n3/gone")
-            #expect((held.object["items"] as? [Any])?.isEmpty == true)
+            let gone = try await client.get("/allocations?owner=docker:n3/gone")
+            #expect((gone.object["items"] as? [Any])?.isEmpty == true)
             #expect(try await plugin.call("NetworkDriver.DeleteNetwork", #"{"NetworkID":"n3"}"#).body == "{}")
         }
     }

@@ -215,7 +215,10 @@ struct DockerDriver: Sendable {
 
     /// The VF's netdev name, from the inventory.
     private func netdevName(of endpoint: DockerEndpoint) throws(SRIOVError) -> String {
-        guard let allocation = try read({ try $0.allocation(id: endpoint.allocationID) }) else {
+        guard let allocation = try read({ try $0.allocation(id: endpoint.allocationID) }),
+            allocation.state == .active || allocation.state == .drifted
+        else {
+            // Released by an admin (or lost with its PF): the endpoint holds no VF to give the container.
             throw .allocationNotFound(endpoint.allocationID)
         }
         guard let vf = core.inventory.snapshot.vf(allocation.vf)?.vf, let name = vf.interface else {
