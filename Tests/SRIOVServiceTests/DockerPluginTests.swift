@@ -177,6 +177,23 @@ struct DockerPluginTests {
             #expect(try await plugin.call("NetworkDriver.DeleteEndpoint", ids("n1", "e1")).body == "{}")
             #expect(try await plugin.call("NetworkDriver.DeleteNetwork", #"{"NetworkID":"n1"}"#).body == "{}")
             #expect(try await plugin.call("NetworkDriver.DeleteNetwork", #"{"NetworkID":"n1"}"#).body == "{}")
+            // The same changes on the event stream, typed, and followed by the endpoint's owner.
+            let stream = try EventStreamClient(port: daemon.port, path: "/events?type=docker.&after=0")
+            try stream.readHead()
+            var types: [String] = []
+            for _ in 0..<9 { types.append(try #require(try stream.next()).type) }
+            #expect(
+                types == [
+                    "docker.network.created", "docker.endpoint.created", "docker.endpoint.joined",
+                    "docker.network.delete.failed", "docker.endpoint.left", "docker.endpoint.deleted",
+                    "docker.endpoint.left", "docker.network.deleted", "docker.network.deleted",
+                ])
+            let owned = try EventStreamClient(port: daemon.port, path: "/events?owner=docker:n1/e1&after=0")
+            try owned.readHead()
+            var ownTypes: Set<String> = []
+            for _ in 0..<6 { ownTypes.insert(try #require(try owned.next()).type) }
+            #expect(
+                ownTypes.isSuperset(of: ["docker.endpoint.created", "docker.endpoint.joined", "allocation.created"]))
             let audit = try await client.get("/audit?limit=500")
             let actions = (audit.object["items"] as? [[String: Any]] ?? []).compactMap { $0["action"] as? String }
             for action in [

@@ -860,7 +860,8 @@ enum EmbeddedOpenAPI {
                 A `text/event-stream` (WHATWG HTML): each event has an `id` (the audit record's), an `event` type
                 (`allocation.created`, `allocation.released`, `allocation.changed`, `allocation.dirty`, `allocation.orphaned`,
                 `allocation.drifted`, `pf.vfs.changed`, `vf.settings.changed`, `hw.netlink.write`, `hw.sysfs.write`,
-                `operation.queued` ... `operation.failed`, `reconcile.finished`, `intent.recovered`, and changes sriovd did
+                `operation.queued` ... `operation.failed`, `reconcile.finished`, `intent.recovered`, the Docker driver's
+                `docker.network.created|deleted` and `docker.endpoint.created|joined|left|deleted`, and changes sriovd did
                 not make, with actor `kernel`: `pf.appeared`, `pf.vanished`, `vf.appeared`, `vf.vanished`, `link.up`,
                 `link.down`, `driver.changed`; a refused action is `<action>.failed`) and one `data` line of JSON. A client
                 that reconnects with `Last-Event-ID` (or `?after=`) gets every event after it, in order, then the live stream;

@@ -136,7 +136,10 @@ struct DockerDriver: Sendable {
             try tx.appendAudit(
                 caller.event(
                     "docker.endpoint.join", target: "docker-endpoint:\(net)/\(ep)", outcome: .success,
-                    details: ["sandbox": .string(request.sandboxKey), "netdev": .string(netdev)]))
+                    details: [
+                        "sandbox": .string(request.sandboxKey), "netdev": .string(netdev),
+                        "owner": .string(endpoint.owner),
+                    ]))
         }
         return DockerJoinResponse(
             interfaceName: .init(srcName: netdev, dstPrefix: "eth"), gateway: network?.gateway,
@@ -153,7 +156,9 @@ struct DockerDriver: Sendable {
             try tx.appendAudit(
                 caller.event(
                     "docker.endpoint.leave", target: "docker-endpoint:\(net)/\(ep)", outcome: .success,
-                    details: ["existed": .bool(known)]))
+                    details: [
+                        "existed": .bool(known), "owner": .string(DockerEndpoint.owner(network: net, endpoint: ep)),
+                    ]))
         }
     }
 
@@ -161,7 +166,9 @@ struct DockerDriver: Sendable {
     /// restores the VF PF-side) and forgets the endpoint. An unknown endpoint is already deleted (success).
     func deleteEndpoint(network net: String, endpoint ep: String, caller: Caller) async throws(SRIOVError) {
         guard let endpoint = try read({ try $0.dockerEndpoint(network: net, endpoint: ep) }) else { return }
-        var details: [String: JSONValue] = ["allocation": .string(endpoint.allocationID)]
+        var details: [String: JSONValue] = [
+            "allocation": .string(endpoint.allocationID), "owner": .string(endpoint.owner),
+        ]
         let attachment = try read({ try $0.allocation(id: endpoint.allocationID) })?.attachment
         if let attachment, let link = try? netdevs.read(attachment.originalIfname) {
             if link.mtu != attachment.originalMTU { try writeLink(link.index, mtu: attachment.originalMTU, mac: nil) }
