@@ -249,6 +249,15 @@ struct DockerPluginTests {
             let gone = try await client.get("/allocations?owner=docker:n3/gone")
             #expect((gone.object["items"] as? [Any])?.isEmpty == true)
             #expect(try await plugin.call("NetworkDriver.DeleteNetwork", #"{"NetworkID":"n3"}"#).body == "{}")
+            // An allocation of an endpoint whose record was never written (sriovd stopped between CreateEndpoint's
+            // two commits): Docker's DeleteEndpoint still releases it.
+            let lost = try await client.request(
+                "POST", "/allocations", json: ["owner": "docker:n3/lost", "pf": Self.pf],
+                headers: ["Content-Type": "application/json"])
+            #expect(lost.status == 201)
+            #expect(try await plugin.call("NetworkDriver.DeleteEndpoint", ids("n3", "lost")).body == "{}")
+            let after = try await client.get("/allocations?owner=docker:n3/lost")
+            #expect((after.object["items"] as? [Any])?.isEmpty == true)
         }
     }
 }

@@ -165,7 +165,10 @@ struct DockerDriver: Sendable {
     /// Puts the netdev's MTU and MAC back (once libnetwork has returned it), releases the allocation (sriovd
     /// restores the VF PF-side) and forgets the endpoint. An unknown endpoint is already deleted (success).
     func deleteEndpoint(network net: String, endpoint ep: String, caller: Caller) async throws(SRIOVError) {
-        guard let endpoint = try read({ try $0.dockerEndpoint(network: net, endpoint: ep) }) else { return }
+        guard let endpoint = try read({ try $0.dockerEndpoint(network: net, endpoint: ep) }) else {
+            try await releaseUnrecorded(network: net, endpoint: ep, caller: caller)
+            return
+        }
         var details: [String: JSONValue] = [
             "allocation": .string(endpoint.allocationID), "owner": .string(endpoint.owner),
         ]
@@ -185,6 +188,24 @@ struct DockerDriver: Sendable {
                 caller.event(
                     "docker.endpoint.delete", target: "docker-endpoint:\(net)/\(ep)", outcome: .success,
                     details: details))
+        }
+    }
+
+    /// An allocation of this endpoint that its record never joined (sriovd stopped between the two commits of
+    /// CreateEndpoint, and Docker gave up on the endpoint) is released now, and the release audited.
+    private func releaseUnrecorded(network net: String, endpoint ep: String, caller: Caller) async throws(SRIOVError) {
+        var filter = AllocationFilter()
+        filter.owner = DockerEndpoint.owner(network: net, endpoint: ep)
+        filter.state = .active
+        for allocation in try read({ try $0.allocations(filter).items }) {
+            try await AllocationService(core: core).release(id: allocation.id, caller: caller)
+            try await core.audit(
+                caller.event(
+                    "docker.endpoint.delete", target: "docker-endpoint:\(net)/\(ep)", outcome: .success,
+                    details: [
+                        "allocation": .string(allocation.id), "owner": .string(allocation.owner),
+                        "recorded": .bool(false),
+                    ]))
         }
     }
 
