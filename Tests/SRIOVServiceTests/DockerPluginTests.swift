@@ -220,6 +220,9 @@ struct DockerPluginTests {
             let join = try await plugin.call(
                 "NetworkDriver.Join", #"{"NetworkID":"n2","EndpointID":"zz","SandboxKey":"/var/run/docker/netns/x"}"#)
             #expect(join.status == 404 && join.err.contains("has no endpoint 'zz'"))
+            let refused = try await daemon.client().get("/audit?action=docker.endpoint.join")
+            let event = (refused.object["items"] as? [[String: Any]])?.last
+            #expect(event?["outcome"] as? String == "failure" && event?["target"] as? String == "docker-endpoint:n2/zz")
         }
     }
 

@@ -115,6 +115,18 @@ struct DockerDriver: Sendable {
     /// Gives the VF's netdev the network's MTU (recording what it had on the allocation's attachment), and names it
     /// for libnetwork to move.
     func join(_ request: DockerJoinRequest, caller: Caller) async throws(SRIOVError) -> DockerJoinResponse {
+        do {
+            return try await joinUnaudited(request, caller: caller)
+        } catch {
+            let target = "docker-endpoint:\(request.networkID)/\(request.endpointID)"
+            try await core.audit(caller.failure("docker.endpoint.join", target: target, error))
+            throw error
+        }
+    }
+
+    private func joinUnaudited(_ request: DockerJoinRequest, caller: Caller) async throws(SRIOVError)
+        -> DockerJoinResponse
+    {
         let (net, ep) = (request.networkID, request.endpointID)
         guard let endpoint = try read({ try $0.dockerEndpoint(network: net, endpoint: ep) }) else {
             throw .dockerEndpointNotFound(network: net, endpoint: ep)
