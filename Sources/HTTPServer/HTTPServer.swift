@@ -128,6 +128,8 @@ public final class HTTPServer: Sendable {
                 metadata: [
                     "http.address": "\(configuration.listensOnTCP ? address.description : "-")",
                     "http.unix": "\(configuration.unixSocket?.path ?? "-")",
+                    "http.unix_extra":
+                        "\(extraSockets.isEmpty ? "-" : extraSockets.map(\.socket.path).joined(separator: ","))",
                     "http.event_loops": "\(loops.count)",
                 ]
             )
