@@ -19,9 +19,11 @@ trap 'rm -rf "$work"' EXIT
 # verify insists that ExecStart's binary exists: point it at the one just built.
 sed "s|/usr/local/bin/sriovd|$(realpath "$binary")|" deploy/systemd/sriovd.service > "$work/sriovd.service"
 # ... and that Documentation=man:sriovd(8) opens with man: install the page as the README's host steps do, into a
-# scratch man path.
+# scratch man path. The Docker plugin drop-in is verified with the unit.
 install -D -m 0644 docs/sriovd.8 "$work/man/man8/sriovd.8"
 grep -q '^Documentation=man:sriovd(8)$' deploy/systemd/sriovd.service
+mkdir -p "$work/sriovd.service.d"
+cp deploy/systemd/sriovd.service.d/*.conf "$work/sriovd.service.d/"
 verify_output=$(MANPATH="$work/man" SYSTEMD_LOG_LEVEL=notice systemd-analyze verify "$work/sriovd.service" 2>&1) || {
     echo "$verify_output" >&2
     exit 1
@@ -116,6 +118,9 @@ need(grace > 10, "terminationGracePeriodSeconds must exceed --shutdown-grace (10
 unit = open("deploy/systemd/sriovd.service").read()
 for name in re.findall(r"^Environment=(SRIOVD_[A-Z_]+)=", unit, re.M):
     check_variable("sriovd.service", name)
+dropin = open("deploy/systemd/sriovd.service.d/docker-plugin.conf").read()
+for name in re.findall(r"^Environment=(SRIOVD_[A-Z_]+)=", dropin, re.M):
+    check_variable("docker-plugin.conf", name)
 for name in re.findall(r"^#?(SRIOVD_[A-Z_]+)=", open("deploy/systemd/sriovd.env").read(), re.M):
     check_variable("sriovd.env", name)
 

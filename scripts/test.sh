@@ -34,6 +34,7 @@ else
     lab/test-api.sh || lab_failed lab/test-api.sh
     lab/test-cni.sh || lab_failed lab/test-cni.sh
     lab/test-move.sh || lab_failed lab/test-move.sh
+    lab/test-docker.sh || lab_failed lab/test-docker.sh
 fi
 echo "== proof under stress, short forms (issue 7)"
 Fuzz/run.sh 20

@@ -10,6 +10,8 @@ final class Connection {
     let peer: String
     /// SO_PEERCRED of a Unix-socket peer; nil over TCP.
     let credentials: PeerCredentials?
+    /// What answers this connection's requests: the server's handler, or the one of the listener it came from.
+    let handler: any HTTPHandler
     unowned let loop: EventLoop
     /// The pool the connection's slot was taken from, and the peer it is counted against.
     private(set) var slot: ConnectionClass
@@ -95,9 +97,10 @@ final class Connection {
 
     init(
         fd: Int32, peer: String, credentials: PeerCredentials? = nil, loop: EventLoop, slot: ConnectionClass,
-        key: PeerKey, tls: TLSServerContext? = nil
+        key: PeerKey, tls: TLSServerContext? = nil, handler: (any HTTPHandler)? = nil
     ) {
         self.fd = fd
+        self.handler = handler ?? loop.server.handler
         self.peer = peer
         self.credentials = credentials
         self.loop = loop
@@ -313,7 +316,7 @@ final class Connection {
         let context = RequestContext(
             requestID: loop.encoder.requestID(for: head), peer: peer, receivedAt: .now, peerCredentials: credentials,
             clientCertificate: clientCertificate)
-        switch loop.server.handler.admit(head, context: context) {
+        switch handler.admit(head, context: context) {
         case .answer(let result):
             answerWithoutBody(head, result, context: context)
         case .proceed(let admitted, let isAuthenticated):
@@ -376,7 +379,7 @@ final class Connection {
             ?? RequestContext(
                 requestID: loop.encoder.requestID(for: request), peer: peer, receivedAt: .now,
                 peerCredentials: credentials, clientCertificate: clientCertificate)
-        run(loop.server.handler.handle(request, context: context), for: request, context: context, keepAlive: keepAlive)
+        run(handler.handle(request, context: context), for: request, context: context, keepAlive: keepAlive)
     }
 
     /// Queues the answer now, or runs deferred work as a Task and holds back later requests until it is done.

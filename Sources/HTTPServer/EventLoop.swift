@@ -252,7 +252,7 @@ final class EventLoop: @unchecked Sendable {
             case .success(let slot):
                 adopt(
                     fd: fd, peer: peer, credentials: credentials, isTCP: !listener.isUnix, slot: slot, key: key,
-                    tls: listener.tls?.context)
+                    tls: listener.tls?.context, handler: listener.handler)
             case .failure(let refusal):
                 refuseConnection(fd, peer: peer, refusal, isTLS: listener.tls != nil)
             }
@@ -305,11 +305,12 @@ final class EventLoop: @unchecked Sendable {
     @discardableResult
     func adopt(
         fd: Int32, peer: String, credentials: PeerCredentials? = nil, isTCP: Bool = true, slot: ConnectionClass,
-        key: PeerKey, tls: TLSServerContext? = nil
+        key: PeerKey, tls: TLSServerContext? = nil, handler: (any HTTPHandler)? = nil
     ) -> Connection? {
         if isTCP { Socket.setNoDelay(fd) }
         let connection = Connection(
-            fd: fd, peer: peer, credentials: credentials, loop: self, slot: slot, key: key, tls: tls)
+            fd: fd, peer: peer, credentials: credentials, loop: self, slot: slot, key: key, tls: tls,
+            handler: handler)
         guard register(fd, events: EPOLLIN.rawValue) else {
             Glibc.close(fd)
             server.admission.withLock { $0.closeConnection(slot, key: key) }
@@ -388,6 +389,10 @@ struct Listener: Sendable {
     let isUnix: Bool
     /// TLS on this listener (TCP only).
     var tls: TLSCredentials?
+    /// The Unix socket's path, removed when the listener closes (nil for TCP and abstract sockets).
+    var path: String? = nil
+    /// The handler of this listener's connections; nil: the server's.
+    var handler: (any HTTPHandler)? = nil
 }
 
 /// Replies written without a connection object.

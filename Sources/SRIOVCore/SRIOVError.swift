@@ -71,4 +71,12 @@ public enum SRIOVError: Error, Hashable, Sendable {
     case noMoveDestination(String, from: PCIAddress)
     /// A request named an allocation's generation that is not its current one (it moved since).
     case generationMismatch(String, given: Int, current: Int)
+    /// No Docker network of the sriovd driver with this id.
+    case dockerNetworkNotFound(String)
+    /// No endpoint with this id on this Docker network.
+    case dockerEndpointNotFound(network: String, endpoint: String)
+    /// The Docker network still has endpoints (each holding a VF).
+    case dockerNetworkInUse(String, endpoints: Int)
+    /// A Docker network option that is wrong: its name and what to give instead.
+    case dockerOption(String, String)
 }

@@ -63,6 +63,14 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Also listen on this Unix socket path (for CNI plugins, kubelet plugins, VM managers).")
     var unix: String?
 
+    @Option(
+        help: """
+            Also serve Docker's remote network driver protocol on this Unix socket (its own routes): Docker finds \
+            /run/docker/plugins/sriovd.sock as the driver "sriovd". Peers need operator or admin by --unix-role \
+            (root is admin); the socket gets --unix-mode and --unix-group.
+            """)
+    var dockerPlugin: String?
+
     @Option(help: "The Unix socket's permission bits, in octal.")
     var unixMode: String = "0660"
 
@@ -201,7 +209,7 @@ struct Serve: AsyncParsableCommand {
         let accessLog = try refusingToStart { try makeAccessLog() }
         let server = HTTPServer(
             configuration: configuration, handler: makeHandler(api: api, security: security), logger: logger,
-            accessLog: AccessLog.makeHook(writer: accessLog))
+            accessLog: AccessLog.makeHook(writer: accessLog), extraSockets: dockerPluginSocket(api: api, security))
         Metrics.shared.attachServerStatistics { server.statistics }
         let address = try startServer(server, store: store)
         announce(address, configuration: configuration, security: security, logger: logger)
@@ -284,6 +292,17 @@ struct Serve: AsyncParsableCommand {
             certificateRoles: security.certificateRoles, anonymousTCPRole: security.anonymousTCPRole)
     }
 
+    /// The Docker plugin socket with its own router, when --docker-plugin is given.
+    private func dockerPluginSocket(api: SRIOVAPI, _ security: SecuritySettings) -> [HTTPServer.ExtraSocket] {
+        guard let dockerPlugin, let mode = UInt32(unixMode, radix: 8) else { return [] }
+        let group = unixGroup.flatMap { UInt32($0) ?? UnixRoleMap.groupID($0) }
+        return [
+            HTTPServer.ExtraSocket(
+                socket: .init(path: dockerPlugin, mode: mode, groupID: group),
+                handler: api.makeDockerPluginHandler(unixRoles: security.unixRoles))
+        ]
+    }
+
     /// Starts listening, or prints why it cannot (closing the store) and exits 2.
     private func startServer(_ server: HTTPServer, store: Store) throws -> SocketAddress {
         do {
@@ -305,6 +324,9 @@ struct Serve: AsyncParsableCommand {
         }
         if let unix {
             Console.output("sriovd listening on unix:\(unix)")
+        }
+        if let dockerPlugin {
+            Console.output("sriovd serving the Docker network driver on unix:\(dockerPlugin)")
         }
         if security.anonymousTCPRole != nil {
             logger.warning(
@@ -426,8 +448,9 @@ struct Serve: AsyncParsableCommand {
 
     private func makeSecurity(into configuration: inout HTTPServerConfiguration) throws -> SecuritySettings {
         if listen == "none" {
-            guard unix != nil else {
-                throw Refusal(reason: "--listen none needs --unix PATH: there would be no listener")
+            guard unix != nil || dockerPlugin != nil else {
+                throw Refusal(
+                    reason: "--listen none needs --unix PATH or --docker-plugin PATH: there would be no listener")
             }
             configuration.listensOnTCP = false
         } else {
@@ -454,7 +477,7 @@ struct Serve: AsyncParsableCommand {
             }
         }
         var unixRoles = UnixRoleMap()
-        if let unix {
+        if unix != nil || dockerPlugin != nil {
             guard let mode = UInt32(unixMode, radix: 8), mode <= 0o777 else {
                 throw Refusal(reason: "--unix-mode \(unixMode) must be octal permission bits such as 0660")
             }
@@ -465,7 +488,7 @@ struct Serve: AsyncParsableCommand {
                 }
                 groupID = gid
             }
-            configuration.unixSocket = .init(path: unix, mode: mode, groupID: groupID)
+            if let unix { configuration.unixSocket = .init(path: unix, mode: mode, groupID: groupID) }
             var rules: [String] = []
             for spec in unixRole {
                 if spec.hasPrefix("@") {

@@ -140,6 +140,8 @@ import Testing
                 .replacingOccurrences(of: "/vfs/{address}", with: "/vfs/\(vf)")
                 .replacingOccurrences(of: "{id}", with: "no-such-allocation")
                 .replacingOccurrences(of: "{owner_prefix}", with: "no-such-prefix")
+                .replacingOccurrences(of: "{network}", with: "no-such-network")
+                .replacingOccurrences(of: "{endpoint}", with: "no-such-endpoint")
             // Bodies the handlers refuse, so allowed calls change nothing (DELETE of the E810's VFs: it has none).
             let body: String? = method == .POST || method == .PATCH || method == .PUT ? "{}" : nil
             let access = policy.access(method, pattern)

@@ -30,9 +30,8 @@ import Testing
                 $0.text(0)
             }
             for table in [
-                "allocations", "audit_events", "audit_retention_window", "idempotency_keys", "intents", "pfs",
-                "vf_generations",
-                "vf_original_state", "vfs",
+                "allocations", "audit_events", "audit_retention_window", "docker_endpoints", "docker_networks",
+                "idempotency_keys", "intents", "pfs", "vf_generations", "vf_original_state", "vfs",
             ] {
                 #expect(tables.contains(table))
             }
@@ -40,6 +39,39 @@ import Testing
         // Opening again applies nothing and refuses nothing.
         try Store(path: path).close()
         #expect(try appliedMigrations(path).count == EmbeddedMigrations.all.count)
+    }
+
+    /// 0006 (Docker networks) on a database of 0001-0005: its allocations stay, and an endpoint must name an
+    /// allocation and a network that exist.
+    @Test func dockerTablesArriveOnAnOlderDatabase() async throws {
+        let directory = TemporaryDirectory()
+        let path = directory.file("sriovd.db")
+        let before = EmbeddedMigrations.all.filter { $0.id < "0006" }
+        let old = try Store(path: path, migrations: before)
+        let allocation = try await old.allocate(vfIndex: 1)
+        old.close()
+        let store = try Store(path: path)
+        defer { store.close() }
+        #expect(try store.read { try $0.allocation(id: allocation.id) } == allocation)
+        let network = DockerNetwork(
+            networkID: "n1", options: ["pf": "0000:3b:00.0", "vlan": "100"], gateway: "10.0.0.1",
+            createdAt: "2026-12-06T00:00:00Z")
+        let endpoint = DockerEndpoint(
+            networkID: "n1", endpointID: "e1", allocationID: allocation.id, mac: "02:00:00:00:00:01", sandbox: nil,
+            createdAt: "2026-12-06T00:00:01Z")
+        try await store.write { tx in
+            try tx.insertDockerNetwork(network)
+            try tx.insertDockerEndpoint(endpoint)
+            try tx.setDockerEndpointSandbox(network: "n1", endpoint: "e1", sandbox: "/var/run/docker/netns/x")
+        }
+        #expect(try store.read { try $0.dockerNetworks() } == [network])
+        var joined = endpoint
+        joined.sandbox = "/var/run/docker/netns/x"
+        #expect(try store.read { try $0.dockerEndpoints() } == [joined])
+        let orphan = DockerEndpoint(
+            networkID: "n1", endpointID: "e2", allocationID: "no-such-allocation", mac: "02:00:00:00:00:02",
+            sandbox: nil, createdAt: "2026-12-06T00:00:02Z")
+        await #expect(throws: (any Error).self) { try await store.write { tx in try tx.insertDockerEndpoint(orphan) } }
     }
 
     @Test func emptyExistingFileIsANewDatabase() throws {

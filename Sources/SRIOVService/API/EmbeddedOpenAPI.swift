@@ -57,6 +57,7 @@ enum EmbeddedOpenAPI {
           - name: reconcile
           - name: dashboard
           - name: capacity
+          - name: docker
         paths:
           /healthz:
             get:
@@ -785,6 +786,50 @@ enum EmbeddedOpenAPI {
                 "404": { $ref: "#/components/responses/Problem" }
                 "500": { $ref: "#/components/responses/Problem" }
                 "503": { $ref: "#/components/responses/Problem" }
+          /docker/networks:
+            get:
+              tags: [docker]
+              operationId: listDockerNetworks
+              summary: The Docker networks of the sriovd driver, each with its endpoints and the allocation each holds.
+              description: |
+                Docker creates them over the plugin socket (`sriovd serve --docker-plugin PATH`, `docker network create -d
+                sriovd`); they are kept in SQLite. An endpoint's allocation has owner `docker:<network_id>/<endpoint_id>`.
+              responses:
+                "401": { $ref: "#/components/responses/Unauthorized" }
+                "403": { $ref: "#/components/responses/Forbidden" }
+                "200":
+                  description: The networks, oldest first.
+                  content:
+                    application/json:
+                      schema:
+                        type: object
+                        required: [items, next]
+                        properties:
+                          items:
+                            type: array
+                            items: { $ref: "#/components/schemas/DockerNetwork" }
+                          next: { type: "null" }
+                "500": { $ref: "#/components/responses/Problem" }
+          /docker/networks/{network}/endpoints/{endpoint}:
+            parameters:
+              - { name: network, in: path, required: true, schema: { type: string, minLength: 1, maxLength: 128 } }
+              - { name: endpoint, in: path, required: true, schema: { type: string, minLength: 1, maxLength: 128 } }
+            delete:
+              tags: [docker]
+              operationId: releaseDockerEndpoint
+              summary: Release an endpoint Docker no longer has (admin).
+              description: |
+                What DeleteEndpoint does when Docker calls it: the netdev's MTU and MAC are put back when it is in sriovd's
+                namespace, the allocation is released (the VF restored) and the endpoint forgotten; every step is audited.
+              responses:
+                "401": { $ref: "#/components/responses/Unauthorized" }
+                "403": { $ref: "#/components/responses/Forbidden" }
+                "204":
+                  description: Released.
+                "404": { $ref: "#/components/responses/Problem" }
+                "409": { $ref: "#/components/responses/Problem" }
+                "500": { $ref: "#/components/responses/Problem" }
+                "503": { $ref: "#/components/responses/Problem" }
           /allocations/{id}/attachment:
             parameters:
               - name: id
@@ -999,7 +1044,8 @@ enum EmbeddedOpenAPI {
                 A `text/event-stream` (WHATWG HTML): each event has an `id` (the audit record's), an `event` type
                 (`allocation.created`, `allocation.released`, `allocation.changed`, `allocation.dirty`, `allocation.orphaned`,
                 `allocation.drifted`, `pf.vfs.changed`, `vf.settings.changed`, `hw.netlink.write`, `hw.sysfs.write`,
-                `operation.queued` ... `operation.failed`, `reconcile.finished`, `intent.recovered`, and changes sriovd did
+                `operation.queued` ... `operation.failed`, `reconcile.finished`, `intent.recovered`, the Docker driver's
+                `docker.network.created|deleted` and `docker.endpoint.created|joined|left|deleted`, and changes sriovd did
                 not make, with actor `kernel`: `pf.appeared`, `pf.vanished`, `vf.appeared`, `vf.vanished`, `link.up`,
                 `link.down`, `driver.changed`; a refused action is `<action>.failed`) and one `data` line of JSON. A client
                 that reconnects with `Last-Event-ID` (or `?after=`) gets every event after it, in order, then the live stream;
@@ -1558,6 +1604,36 @@ enum EmbeddedOpenAPI {
                     none.
                   additionalProperties: { type: integer, minimum: 0 }
                   examples: [{ "0": 4, "1": 6 }]
+            DockerNetwork:
+              type: object
+              required: [network_id, options, gateway, created_at, endpoints]
+              properties:
+                network_id: { type: string }
+                options:
+                  type: object
+                  description: The `--opt key=value` options as Docker gave them (checked when the network was created).
+                  additionalProperties: { type: string }
+                gateway: { type: [string, "null"], description: "The IPv4 gateway IPAM gave the network." }
+                created_at: { type: string, format: date-time }
+                endpoints:
+                  type: array
+                  items:
+                    type: object
+                    required: [endpoint_id, allocation_id, allocation_state, owner, mac, sandbox, created_at]
+                    properties:
+                      endpoint_id: { type: string }
+                      allocation_id: { type: string, format: uuid }
+                      allocation_state:
+                        description: |
+                          The allocation's state: `active` normally; `orphaned` or `drifted` when reconciliation could not
+                          keep the VF as promised (the endpoint keeps it until Docker or an admin deletes the endpoint).
+                        oneOf:
+                          - { $ref: "#/components/schemas/AllocationState" }
+                          - { type: "null" }
+                      owner: { type: string, examples: ["docker:3f2a.../9c1e..."] }
+                      mac: { type: string }
+                      sandbox: { type: [string, "null"], description: "The SandboxKey while joined." }
+                      created_at: { type: string, format: date-time }
             Quota:
               type: object
               required: [owner_prefix, max_vfs, used, per_numa_node, updated_at]

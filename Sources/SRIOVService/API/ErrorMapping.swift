@@ -9,7 +9,11 @@ extension SRIOVError {
     var httpStatus: HTTPStatus {
         switch self {
         case .malformedAddress, .malformedBody, .invalidParameter: .badRequest
-        case .pfNotFound, .vfNotFound, .allocationNotFound, .operationNotFound, .quotaNotFound: .notFound
+        case .pfNotFound, .vfNotFound, .allocationNotFound, .operationNotFound, .quotaNotFound, .dockerNetworkNotFound,
+            .dockerEndpointNotFound:
+            .notFound
+        case .dockerOption: .unprocessableContent
+        case .dockerNetworkInUse: .conflict
         case .invalidField, .countOutOfRange, .settingUnsupported, .idempotencyKeyReused: .unprocessableContent
         case .noFreeVF, .vfsHeld, .vfHeld, .noSRIOVDriver, .pfBusy, .kernelBusy, .idempotentRequestInProgress,
             .idempotentRequestInterrupted, .antiAffinityUnsatisfiable, .quotaExceeded, .leaseExpired, .pfCordoned,
@@ -56,6 +60,10 @@ extension SRIOVError {
         case .pfPartlyManaged: "pf-partly-managed"
         case .allocationAttached: "allocation-attached"
         case .generationMismatch: "generation-mismatch"
+        case .dockerNetworkNotFound: "docker-network-not-found"
+        case .dockerEndpointNotFound: "docker-endpoint-not-found"
+        case .dockerNetworkInUse: "docker-network-in-use"
+        case .dockerOption: "docker-option"
         }
     }
 
@@ -94,6 +102,10 @@ extension SRIOVError {
         case .pfPartlyManaged: "Physical function managed in part"
         case .allocationAttached: "Allocation attached"
         case .generationMismatch: "Generation mismatch"
+        case .dockerNetworkNotFound: "Docker network not found"
+        case .dockerEndpointNotFound: "Docker endpoint not found"
+        case .dockerNetworkInUse: "Docker network in use"
+        case .dockerOption: "Invalid Docker network option"
         }
     }
 
@@ -264,6 +276,19 @@ extension SRIOVError {
                     + "nothing was done. Read it again (GET /allocations/\(id.prefix(64)))",
                 ["generation": .int(current)]
             )
+        case .dockerNetworkNotFound(let id):
+            return (
+                "sriovd has no Docker network '\(id.prefix(64))'; create it with docker network create -d sriovd", [:]
+            )
+        case .dockerEndpointNotFound(let network, let endpoint):
+            return ("Docker network '\(network.prefix(64))' has no endpoint '\(endpoint.prefix(64))'", [:])
+        case .dockerNetworkInUse(let id, let endpoints):
+            return (
+                "Docker network '\(id.prefix(64))' still has \(endpoints) endpoint(s) holding VFs; remove their "
+                    + "containers first", ["endpoints": .int(endpoints)]
+            )
+        case .dockerOption(let option, let why):
+            return ("--opt \(option): \(why)", ["field": .string(option)])
         }
     }
 
@@ -273,6 +298,13 @@ extension SRIOVError {
         case .notReady, .tooManySubscribers, .idempotentRequestInProgress, .pfBusy, .kernelBusy: 2
         default: nil
         }
+    }
+
+    /// The answer on the Docker plugin socket: the status of the problem, and Docker's `{"Err": "..."}` body with
+    /// the problem's detail (libnetwork shows it to whoever ran the docker command).
+    func dockerPluginResponse() -> HTTPResponse {
+        let (detail, _) = detailAndExtensions
+        return .json(httpStatus, JSONBody.encode(["Err": "sriovd: " + detail]))
     }
 
     /// The complete problem+json response for this error.

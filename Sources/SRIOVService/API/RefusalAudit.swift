@@ -22,6 +22,7 @@ extension SRIOVAPI {
         "PUT /pfs/{address}/managed": ("pf.managed.set", "address"),
         "PUT /quotas/{owner_prefix}": ("quota.set", nil),
         "DELETE /quotas/{owner_prefix}": ("quota.delete", nil),
+        "DELETE /docker/networks/{network}/endpoints/{endpoint}": ("docker.endpoint.delete", "endpoint"),
     ]
 
     /// Audits a request that `AccessControl` refused (401, 403) before its route ran: one failure event with the

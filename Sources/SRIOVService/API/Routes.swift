@@ -33,6 +33,7 @@ public struct SRIOVAPI: Sendable {
         addCapacityRoutes(to: &router)
         addAttachmentRoutes(to: &router)
         addMaintenanceRoutes(to: &router)
+        addDockerRoutes(to: &router)
         router.onRefusal = { refused in await auditRefusal(refused) }
         return router
     }

@@ -94,6 +94,9 @@ public struct AccessPolicy: Sendable {
         // Where the holder moved the VF's netdev (the CNI plugin records it).
         (.PUT, "/allocations/{id}/attachment", .role(.operator)),
         (.DELETE, "/allocations/{id}/attachment", .role(.operator)),
+        // Docker networks of the sriovd driver and their endpoints; releasing one Docker no longer has is the admin's.
+        (.GET, "/docker/networks", .role(.reader)),
+        (.DELETE, "/docker/networks/{network}/endpoints/{endpoint}", .role(.admin)),
         (.GET, "/audit", .role(.reader)),
         (.GET, "/reconcile", .role(.reader)),
         (.POST, "/reconcile", .role(.admin)),
