@@ -261,7 +261,8 @@ extension SRIOVError {
         case .allocationAttached(let id, let netns):
             return (
                 "Allocation \(id.prefix(64)) is attached in network namespace \(netns.prefix(256)): its consumer holds "
-                    + "the VF's netdev, so it cannot move; detach it first (CNI DEL), then move and attach again",
+                    + "the VF's netdev, so it cannot move; detach it first (CNI DEL, or remove the Docker container), then move "
+                    + "and attach again",
                 ["netns": .string(String(netns.prefix(256)))]
             )
         case .noMoveDestination(let id, let vf):
