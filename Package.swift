@@ -21,6 +21,13 @@ let package = Package(
             pkgConfig: "sqlite3",
             providers: [.apt(["libsqlite3-dev"])]
         ),
+        // The system OpenSSL, for TLS on the TCP listener.
+        .systemLibrary(
+            name: "COpenSSL",
+            path: "Sources/COpenSSL",
+            pkgConfig: "openssl",
+            providers: [.apt(["libssl-dev"])]
+        ),
 
         // Value types, domain errors and pure rules. No I/O.
         .target(name: "SRIOVCore"),
@@ -30,7 +37,7 @@ let package = Package(
         // HTTP/1.1 on POSIX sockets. Knows nothing of SR-IOV.
         .target(
             name: "HTTPServer",
-            dependencies: ["CLinux", "Threading", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["CLinux", "COpenSSL", "Threading", .product(name: "Logging", package: "swift-log")]
         ),
 
         // rtnetlink and uevent messages over AF_NETLINK. Knows nothing of sysfs.
@@ -90,7 +97,7 @@ let package = Package(
         .testTarget(name: "SRIOVCoreTests", dependencies: ["SRIOVCore"]),
         .testTarget(name: "CNIPluginTests", dependencies: ["CNIPlugin", "SRIOVCore"]),
         .testTarget(name: "ThreadingTests", dependencies: ["Threading"]),
-        .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "CLinux", "Threading"]),
+        .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "CLinux", "COpenSSL", "Threading"]),
         .testTarget(name: "NetlinkTests", dependencies: ["Netlink", "HostSimulator"]),
         .testTarget(
             name: "SRIOVHardwareTests",

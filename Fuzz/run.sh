@@ -12,7 +12,7 @@ shift || true
 S=Sources
 HTTP="$S/HTTPServer/HTTPHeaders.swift $S/HTTPServer/HTTPMethod.swift $S/HTTPServer/HTTPRequest.swift
       $S/HTTPServer/HTTPRequestParser.swift $S/HTTPServer/HTTPServer+Configuration.swift $S/HTTPServer/HTTPStatus.swift
-      $S/HTTPServer/HTTPSyntax.swift"
+      $S/HTTPServer/HTTPSyntax.swift $S/HTTPServer/TLSCredentials.swift $S/HTTPServer/Lock.swift"
 declare -A SOURCES=(
     [http_parser]="$HTTP"
     [chunked]="$HTTP"
@@ -21,6 +21,7 @@ declare -A SOURCES=(
                    $HTTP $S/HTTPServer/HTTPResponse.swift $S/HTTPServer/ProblemDetails.swift"
     [pci_query]="$S/SRIOVCore/*.swift $HTTP"
     [admission]="$HTTP $S/HTTPServer/AdmissionLedger.swift $S/HTTPServer/HTTPHandler.swift $S/HTTPServer/HTTPResponse.swift
+                 $S/HTTPServer/ClientCertificate.swift
                  $S/HTTPServer/ResponseStream.swift
                  $S/HTTPServer/ProblemDetails.swift"
     [rtnetlink]="$S/Netlink/ABI.swift $S/Netlink/Bytes.swift $S/Netlink/NetlinkError.swift $S/Netlink/NetlinkMessage.swift
@@ -42,7 +43,9 @@ build() {
     done
     cp "Fuzz/Targets/$target.swift" "$stage/zz_target_$target.swift"
     # -package-name: Netlink's codec types are `package` (HostSimulator uses them), which needs a package name.
+    # -I Sources/COpenSSL: the server configuration names its TLS credentials (the system OpenSSL).
     if ! swiftc -sanitize=fuzzer,address -parse-as-library -O -g -module-name "Fuzz_$target" -package-name sriovd \
+        -I Sources/COpenSSL \
         "$stage"/*.swift -o "$OUT/$target" >"$OUT/$target.build.log" 2>&1; then
         cat "$OUT/$target.build.log" >&2
         return 1

@@ -1,19 +1,30 @@
 #!/usr/bin/env bash
-# Checks the deploy/ files: the systemd unit with systemd-analyze verify, the DaemonSet's structure against the
-# Kubernetes fields it uses, the Containerfile's stages, and that every SRIOVD_* variable they set is an option
-# of `sriovd serve`. Run after `swift build` (it reads `sriovd serve --help`).
+# Checks the deploy/ files: the man page is current, the systemd unit with systemd-analyze verify (its
+# Documentation=man:sriovd(8) included), the DaemonSet's structure against the Kubernetes fields it uses, the
+# Containerfile, and that every SRIOVD_* variable they set is an option of `sriovd serve`; then builds the container
+# image for real and runs it (deploy/container/build-and-run.sh). Run after `swift build` (it reads
+# `sriovd serve --help`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 binary=${SRIOVD_BINARY:-.build/debug/sriovd}
 [ -x "$binary" ] || { echo "validate: build first ($binary is missing)" >&2; exit 1; }
 help=$("$binary" serve --help)
 
+echo "== docs/sriovd.8 is what the command-line definitions generate"
+scripts/generate-manual.sh --check
+
 echo "== systemd-analyze verify deploy/systemd/sriovd.service"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 # verify insists that ExecStart's binary exists: point it at the one just built.
 sed "s|/usr/local/bin/sriovd|$(realpath "$binary")|" deploy/systemd/sriovd.service > "$work/sriovd.service"
-verify_output=$(SYSTEMD_LOG_LEVEL=notice systemd-analyze verify --man=no "$work/sriovd.service" 2>&1) || {
+# ... and that Documentation=man:sriovd(8) opens with man: install the page as the README's host steps do, into a
+# scratch man path. The Docker plugin drop-in is verified with the unit.
+install -D -m 0644 docs/sriovd.8 "$work/man/man8/sriovd.8"
+grep -q '^Documentation=man:sriovd(8)$' deploy/systemd/sriovd.service
+mkdir -p "$work/sriovd.service.d"
+cp deploy/systemd/sriovd.service.d/*.conf "$work/sriovd.service.d/"
+verify_output=$(MANPATH="$work/man" SYSTEMD_LOG_LEVEL=notice systemd-analyze verify "$work/sriovd.service" 2>&1) || {
     echo "$verify_output" >&2
     exit 1
 }
@@ -85,6 +96,16 @@ if not listen.startswith("127."):
     need("SRIOVD_TOKENS" in env, "TCP beyond loopback needs SRIOVD_TOKENS (sriovd refuses to start without)")
     tokens_dir = os.path.dirname(env.get("SRIOVD_TOKENS", "/"))
     need(tokens_dir in mounts, f"the tokens file's folder {tokens_dir} must be mounted")
+    tls = "SRIOVD_TLS_CERT" in env
+    need(tls or env.get("SRIOVD_INSECURE_HTTP") in ("1", "true", "yes", "on"),
+         "TCP beyond loopback needs SRIOVD_TLS_CERT and SRIOVD_TLS_KEY, or SRIOVD_INSECURE_HTTP (sriovd refuses to start)")
+    need(tls == ("SRIOVD_TLS_KEY" in env), "SRIOVD_TLS_CERT and SRIOVD_TLS_KEY go together")
+    for name in ("SRIOVD_TLS_CERT", "SRIOVD_TLS_KEY", "SRIOVD_TLS_CLIENT_CA"):
+        if name in env:
+            need(os.path.dirname(env[name]) in mounts, f"the folder of {name} must be mounted")
+    for probe in ("livenessProbe", "readinessProbe"):
+        scheme = container.get(probe, {}).get("httpGet", {}).get("scheme", "HTTP")
+        need(scheme == ("HTTPS" if tls else "HTTP"), f"{probe} must use scheme {'HTTPS' if tls else 'HTTP'}")
 ports = {p.get("name"): p.get("containerPort") for p in container.get("ports", [])}
 for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
     get = container.get(probe, {}).get("httpGet", {})
@@ -97,22 +118,28 @@ need(grace > 10, "terminationGracePeriodSeconds must exceed --shutdown-grace (10
 unit = open("deploy/systemd/sriovd.service").read()
 for name in re.findall(r"^Environment=(SRIOVD_[A-Z_]+)=", unit, re.M):
     check_variable("sriovd.service", name)
+dropin = open("deploy/systemd/sriovd.service.d/docker-plugin.conf").read()
+for name in re.findall(r"^Environment=(SRIOVD_[A-Z_]+)=", dropin, re.M):
+    check_variable("docker-plugin.conf", name)
 for name in re.findall(r"^#?(SRIOVD_[A-Z_]+)=", open("deploy/systemd/sriovd.env").read(), re.M):
     check_variable("sriovd.env", name)
 
 containerfile = open("deploy/container/Containerfile").read()
-stages = re.findall(r"^FROM\s+(\S+)(?:\s+AS\s+(\S+))?", containerfile, re.M)
-need(len(stages) >= 2, "Containerfile: expected a build stage and a runtime stage")
-need(re.search(r"^COPY --from=build ", containerfile, re.M), "Containerfile: the runtime must copy from the build stage")
+stages = re.findall(r"^FROM\s+(\S+)", containerfile, re.M)
+need(stages == ["${BASE_IMAGE}"], "Containerfile: expected one stage, FROM ${BASE_IMAGE}")
+need(re.search(r"^ARG BASE_IMAGE=\S*bookworm", containerfile, re.M), "Containerfile: the base must be Debian bookworm")
+need(re.search(r"^COPY sriovd /usr/local/bin/sriovd$", containerfile, re.M),
+     "Containerfile: the release sriovd (scripts/build-release.sh) must be copied from the context")
 need("libsqlite3-0" in containerfile, "Containerfile: the runtime needs libsqlite3-0")
+need("libssl3" in containerfile, "Containerfile: the runtime needs libssl3 (TLS)")
 for name in re.findall(r"(SRIOVD_[A-Z_]+)=", containerfile):
     check_variable("Containerfile", name)
 
 # The CNI plugin: built into the image, copied by an init container into the host's /opt/cni/bin; the example
 # network configurations parse and name it.
 import json
-need("--product sriovd-cni" in containerfile, "Containerfile: the build stage must build sriovd-cni")
-need(re.search(r"^COPY --from=build /out/sriovd-cni ", containerfile, re.M), "Containerfile: sriovd-cni not copied")
+need("--product sriovd-cni" in open("scripts/build-release.sh").read(), "build-release.sh must build sriovd-cni")
+need(re.search(r"^COPY sriovd-cni /usr/local/bin/sriovd-cni$", containerfile, re.M), "Containerfile: sriovd-cni not copied")
 init = pod.get("initContainers", [])
 installer = next((c for c in init if "sriovd-cni" in " ".join(c.get("command", []) + c.get("args", []))), None)
 need(installer is not None, "daemonset.yaml: no init container copies sriovd-cni")
@@ -161,4 +188,6 @@ for topic in ["capacity", "held", "dirty", "errno", "latency", "reconcile"]:
         sys.exit(f"FAIL: deploy/grafana/sriovd.json has no panel about {topic}")
 print(f"sriovd.json: {len(dashboard['panels'])} panels, {len(used)} metrics, all served")
 PY
+echo "== deploy/container: the image built with podman from a debootstrap base, run, and healthy"
+deploy/container/build-and-run.sh
 echo "== deploy/: all checks passed"

@@ -50,20 +50,46 @@ def check(template, method, status, content_type, body):
         assert body == b"", f"{method} {template} {status}: body where none is documented"
         return
     if content_type.endswith("json"):
-        document = json.loads(body)
         root = dict(SPEC, x=schema)
         registry = Registry().with_resource("urn:spec", DRAFT202012.create_resource(root))
         validator = Draft202012Validator({"$ref": "urn:spec#/x"}, registry=registry)
-        errors = list(validator.iter_errors(document))
-        if errors:
-            raise AssertionError(f"{method} {template} {status}: {errors[0].message} at {list(errors[0].path)}")
+        # NDJSON: every line is one document of the schema.
+        if content_type == "application/x-ndjson":
+            documents = [json.loads(line) for line in body.splitlines()]
+            assert documents, f"{method} {template} {status}: an empty NDJSON stream"
+        else:
+            documents = [json.loads(body)]
+        for document in documents:
+            errors = list(validator.iter_errors(document))
+            if errors:
+                raise AssertionError(f"{method} {template} {status}: {errors[0].message} at {list(errors[0].path)}")
+
+
+def docker_call(socket_path, name, body):
+    """One Docker remote driver call over the plugin socket, as dockerd makes it (no Content-Type)."""
+    import http.client
+    import socket as sockets
+
+    class Unix(http.client.HTTPConnection):
+        def connect(self):
+            self.sock = sockets.socket(sockets.AF_UNIX, sockets.SOCK_STREAM)
+            self.sock.connect(socket_path)
+
+    connection = Unix("localhost")
+    connection.request("POST", "/NetworkDriver." + name, body=json.dumps(body).encode())
+    response = connection.getresponse()
+    payload = response.read()
+    connection.close()
+    assert response.status == 200, f"{name}: {response.status} {payload!r}"
+    return json.loads(payload)
 
 
 def main():
     binary = os.path.join(ROOT, ".build", "debug", "sriovd")
     folder = tempfile.mkdtemp(prefix="sriovd-contract-")
     process = subprocess.Popen(
-        [binary, "serve", "--simulate", folder, "--listen", "127.0.0.1:0", "--log-level", "error"],
+        [binary, "serve", "--simulate", folder, "--listen", "127.0.0.1:0", "--log-level", "error",
+         "--docker-plugin", os.path.join(folder, "docker.sock")],
         stdout=subprocess.PIPE, text=True)
     try:
         line = process.stdout.readline()
@@ -85,7 +111,7 @@ def main():
                 status, ctype, payload = error.code, error.headers.get("Content-Type", ""), error.read()
             check(template, method, status, ctype.split(";")[0], payload)
             count += 1
-            return status, json.loads(payload) if payload and "json" in ctype else None
+            return status, json.loads(payload) if payload and "json" in ctype and "ndjson" not in ctype else None
 
         import time
         for _ in range(50):
@@ -153,6 +179,9 @@ def main():
         call("GET", "/allocations/unknown", "/allocations/{id}")
         assert call("DELETE", f"/pfs/{e810}/vfs", "/pfs/{address}/vfs")[0] == 204
         call("GET", "/audit?limit=500", "/audit")
+        call("GET", "/audit?format=ndjson", "/audit")
+        call("GET", "/audit?format=ndjson&limit=5", "/audit")
+        call("GET", "/audit?format=xml", "/audit")
         call("GET", "/audit?since=nope", "/audit")
         # Capacity, placement, quotas and leases (issue 17).
         call("GET", "/capacity", "/capacity")
@@ -175,6 +204,19 @@ def main():
         call("POST", "/allocations/unknown/renew", "/allocations/{id}/renew", b"")
         assert call("DELETE", "/quotas/vm%3A", "/quotas/{owner_prefix}")[0] == 204
         assert call("DELETE", "/quotas/vm%3A", "/quotas/{owner_prefix}")[0] == 404
+        # Docker networks (issue 15): made over the plugin socket as dockerd does, then read and released here.
+        _, pfs = call("GET", "/pfs", "/pfs")
+        with_vfs = next(p["address"] for p in pfs["items"] if p["num_vfs"] > 0)
+        docker_call(os.path.join(folder, "docker.sock"), "CreateNetwork",
+                    {"NetworkID": "n1", "Options": {"com.docker.network.generic": {"pf": with_vfs, "vlan": "7"}},
+                     "IPv4Data": [{"Pool": "10.5.0.0/24", "Gateway": "10.5.0.1/24"}]})
+        docker_call(os.path.join(folder, "docker.sock"), "CreateEndpoint", {"NetworkID": "n1", "EndpointID": "e1"})
+        _, networks = call("GET", "/docker/networks", "/docker/networks")
+        assert networks["items"][0]["endpoints"][0]["allocation_state"] == "active", networks
+        endpoint = "/docker/networks/{network}/endpoints/{endpoint}"
+        assert call("DELETE", "/docker/networks/n1/endpoints/e1", endpoint)[0] == 204
+        assert call("DELETE", "/docker/networks/n1/endpoints/e1", endpoint)[0] == 404
+        call("GET", "/docker/networks", "/docker/networks")
         print(f"live server: {count} responses conform to openapi.yaml")
     finally:
         process.terminate()

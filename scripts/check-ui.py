@@ -119,6 +119,32 @@ def cell_status(browser, address):
         address)
 
 
+def shown_count(browser, selector):
+    """The number in a capacity or quota cell (`selector` names a td with data-count), or None while absent."""
+    text = browser.execute_script(
+        "const c = document.querySelector(arguments[0]); return c && c.textContent;", selector)
+    match = re.match(r"\d+", text or "")
+    return int(match.group(0)) if match else None
+
+
+HOST_HELD = '#capacity-body tr[data-key="host"] td[data-count="held"]'
+QUOTA_USED = '#quota-rows tr[data-prefix="ui-"] td[data-count="used"]'
+
+
+def check_capacity_shown(browser, daemon, token, label, quota):
+    """The capacity panel's host row and the quota row say what GET /capacity and GET /quotas say, within 2 s."""
+    _, capacity = curl(daemon, "GET", "/capacity", token=token)
+    held = capacity["host"]["held"]
+    wait_for(f"{label}: capacity held {held} on the page", lambda: shown_count(browser, HOST_HELD) == held,
+             timeout=2.0, interval=0.02)
+    if quota:
+        _, quotas = curl(daemon, "GET", "/quotas", token=token)
+        used = [q["used"] for q in quotas["items"] if q["owner_prefix"] == "ui-"][0]
+        wait_for(f"{label}: quota ui- used {used} on the page", lambda: shown_count(browser, QUOTA_USED) == used,
+                 timeout=2.0, interval=0.02)
+    return held
+
+
 def javascript_errors(browser, allow_401_before):
     """SEVERE browser log entries and errors the page caught, except 401s of requests made without a token."""
     errors = []
@@ -198,6 +224,14 @@ def check_case(binary, browser, with_tokens, screenshot):
                 fail(f"{label}: VF {vf['address']} has no health in its text")
         print(f"check-ui: {label}: {len(pfs['items'])} PFs and {len(cells)} VF statuses match the API")
 
+        # Capacity and quotas: a quota set with curl appears without a reload (loopback callers are admin here).
+        with_quota = not with_tokens
+        if with_quota:
+            status, body = curl(daemon, "PUT", "/quotas/ui-", body={"max_vfs": 2})
+            if status != 200:
+                fail(f"{label}: PUT /quotas/ui- answered {status}: {body}")
+        held_before = check_capacity_shown(browser, daemon, reader, label, with_quota)
+
         # Allocate with curl: the cell turns held without a reload.
         marker = browser.execute_script("window.__noReload = 1; return 1")
         status, allocation = curl(daemon, "POST", "/allocations", token=operator,
@@ -213,6 +247,9 @@ def check_case(binary, browser, with_tokens, screenshot):
         wait_for("the allocation in the table", lambda: "ui-check" in browser.find_element(By.ID, "allocations").text,
                  timeout=2.0)
         print(f"check-ui: {label}: {allocation['vf']} shown held {held_after * 1000:.0f} ms after the 201")
+        if check_capacity_shown(browser, daemon, reader, label, with_quota) != held_before + 1:
+            fail(f"{label}: GET /capacity did not count the new allocation as held")
+        print(f"check-ui: {label}: capacity{' and quota' if with_quota else ''} shown as the API counts them")
 
         # The detail panel, by click, with holder, labels and traffic.
         browser.find_element(By.CSS_SELECTOR, f'.vf[data-address="{allocation["vf"]}"]').click()
@@ -237,6 +274,7 @@ def check_case(binary, browser, with_tokens, screenshot):
         wait_for("the released VF to show free", lambda: cell_status(browser, allocation["vf"]) == "free",
                  timeout=2.0, interval=0.02)
         print(f"check-ui: {label}: released, shown free again")
+        check_capacity_shown(browser, daemon, reader, label, with_quota)
 
         errors = javascript_errors(browser, logged_in_at)
         if errors:

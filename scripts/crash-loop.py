@@ -508,6 +508,90 @@ def check_settings(daemon, ledger, cycle, learn=False):
                 a["patch_alt"] = None
 
 
+MOVE_PFS = ["0000:3b:00.0", "0000:5e:00.0"]
+
+
+def move_phase(binary, cycles, rng, min_run, max_run):
+    """Issue 18: kill -9 during moves. Allocations with an identity (MAC, VLAN, QoS, trust) are moved back and forth
+    between two PFs by concurrent clients; after each kill and restart every allocation must be on exactly one VF,
+    that VF must read its identity, and every free VF of both PFs its factory settings (the other VF restored)."""
+    directory = tempfile.mkdtemp(prefix="sriovd-crash-move-")
+    daemon = Daemon(binary, directory)
+    daemon.start()
+    status, body = request(daemon, "POST", f"/pfs/{MOVE_PFS[1]}/vfs", {"count": 4})
+    if status != 201:
+        raise Failure(f"move phase setup: {status} {body}")
+    identities = {}
+    for n in range(4):
+        identity = {"mac": f"02:18:00:00:00:{n:02x}", "vlan": 100 + n, "qos": n % 8, "trust": n % 2 == 0}
+        status, body = request(daemon, "POST", "/allocations",
+                               {"owner": f"vm:move-{n}", "pf": MOVE_PFS[0], "config": identity})
+        if status != 201:
+            raise Failure(f"move phase allocation: {status} {body}")
+        identities[body["id"]] = identity
+    moved_total = recovered_total = 0
+    for cycle in range(1, cycles + 1):
+        stop, acked = threading.Event(), [0]
+
+        def mover(seed):
+            local = random.Random(seed)
+            while not stop.is_set():
+                aid = local.choice(sorted(identities))
+                try:
+                    status, body = request(daemon, "GET", f"/allocations/{aid}")
+                    other = MOVE_PFS[1] if body["pf"] == MOVE_PFS[0] else MOVE_PFS[0]
+                    status, _ = request(daemon, "POST", f"/allocations/{aid}/move", {"pf": other})
+                    if status == 200:
+                        acked[0] += 1
+                    elif status >= 500:
+                        raise Failure(f"move answered {status}")
+                except (OSError, http.client.HTTPException, TypeError):
+                    return
+        threads = [threading.Thread(target=mover, args=(rng.random(),)) for _ in range(3)]
+        for t in threads:
+            t.start()
+        time.sleep(rng.uniform(min_run, max_run))
+        daemon.kill9()
+        stop.set()
+        for t in threads:
+            t.join()
+        daemon.start()
+        holders, free_vfs = {}, []
+        for pf in MOVE_PFS:
+            for vf in request(daemon, "GET", f"/pfs/{pf}/vfs")[1]["items"]:
+                holder = (vf.get("allocation") or {}).get("id")
+                if holder:
+                    holders.setdefault(holder, []).append(vf["address"])
+                else:
+                    free_vfs.append(vf["address"])
+        for aid, identity in identities.items():
+            status, body = request(daemon, "GET", f"/allocations/{aid}")
+            if status != 200 or body["state"] != "active":
+                raise Failure(f"cycle {cycle}: allocation {aid} is {status} {body and body.get('state')}")
+            if holders.get(aid) != [body["vf"]]:
+                raise Failure(f"cycle {cycle}: allocation {aid} on {body['vf']} but VFs holding it: {holders.get(aid)}")
+            _, view = request(daemon, "GET", f"/vfs/{body['vf']}")
+            got = settings_of(view)
+            if any(got[k] != v for k, v in identity.items()):
+                raise Failure(f"cycle {cycle}: {body['vf']} of {aid} reads {got}, identity {identity}")
+        for vf in free_vfs:
+            _, view = request(daemon, "GET", f"/vfs/{vf}")
+            if settings_of(view) != FACTORY:
+                raise Failure(f"cycle {cycle}: free VF {vf} not restored: {settings_of(view)}")
+        _, audit = request(daemon, "GET", "/audit?action=allocation.move.recover")
+        recovered = len((audit or {}).get("items", []))
+        moved_total += acked[0]
+        print(f"move cycle {cycle:3d}: {acked[0]:3d} moves acknowledged before kill -9; after restart every "
+              f"allocation on exactly one VF with its identity, {len(free_vfs)} free VFs at factory settings; "
+              f"moves recovered from intents so far: {recovered}", flush=True)
+        recovered_total = recovered
+    daemon.proc.terminate()
+    daemon.proc.wait()
+    shutil.rmtree(directory, ignore_errors=True)
+    print(f"move phase passed: {cycles} kill -9 cycles, {moved_total} moves acknowledged, {recovered_total} cut-off "
+          f"moves finished or rolled back by recovery", flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("binary")
@@ -517,8 +601,18 @@ def main():
     ap.add_argument("--clients", type=int, default=8)
     ap.add_argument("--min-run", type=float, default=0.3)
     ap.add_argument("--max-run", type=float, default=2.5)
+    ap.add_argument("--move-cycles", type=int, default=0, help="first, this many kill -9 cycles during moves")
     args = ap.parse_args()
     rng = random.Random(args.seed)
+    if args.move_cycles:
+        try:
+            move_phase(args.binary, args.move_cycles, rng, 0.05, 0.8)
+        except Failure as failure:
+            print(f"FAILED (move phase): {failure}\nreproduce: scripts/crash-loop.sh 0 --move-cycles"
+                  f" {args.move_cycles} --seed {args.seed}", flush=True)
+            sys.exit(1)
+        if args.cycles == 0:
+            return
     directory = args.dir or tempfile.mkdtemp(prefix="sriovd-crash-")
     os.makedirs(directory, exist_ok=True)
     print(f"crash loop: {args.cycles} cycles, {args.clients} clients, seed {args.seed}, dir {directory}")

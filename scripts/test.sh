@@ -23,7 +23,7 @@ if [ "${SRIOVD_SKIP_LAB:-0}" = 1 ]; then
     cat >&2 <<'SKIP'
 !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!
 !! SKIPPED: the real-kernel lab (SRIOVD_SKIP_LAB=1). Nothing was proven against a real kernel:     !!
-!! lab/test-netlink.sh, lab/test-vf.sh and lab/test-api.sh did NOT run. This is not a full pass.   !!
+!! lab/test-netlink.sh, test-vf.sh, test-api.sh and test-cni.sh did NOT run. Not a full pass.       !!
 !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!
 SKIP
 else
@@ -32,10 +32,13 @@ else
     lab/test-netlink.sh || lab_failed lab/test-netlink.sh
     lab/test-vf.sh || lab_failed lab/test-vf.sh
     lab/test-api.sh || lab_failed lab/test-api.sh
+    lab/test-cni.sh || lab_failed lab/test-cni.sh
+    lab/test-move.sh || lab_failed lab/test-move.sh
+    lab/test-docker.sh || lab_failed lab/test-docker.sh
 fi
 echo "== proof under stress, short forms (issue 7)"
 Fuzz/run.sh 20
-scripts/crash-loop.sh 20
+scripts/crash-loop.sh 20 --move-cycles 10
 CONFIG=debug scripts/soak.sh 15 --connections 64
 scripts/contract.sh 10
 if [ "${SRIOVD_SKIP_LAB:-0}" = 1 ]; then

@@ -339,6 +339,40 @@ async function loadAllocations() {
     `<td>${esc(a.created_at)}</td></tr>`).join("");
 }
 
+const CAPACITY_COLUMNS = ["total_vfs", "enabled", "free", "held", "dirty", "reserved", "cordoned", "headroom"];
+
+function capacityTable(caption, keyName, rows, keyOf) {
+  const head = CAPACITY_COLUMNS.map((c) => `<th scope="col" class="num">${esc(c.replace("_vfs", ""))}</th>`).join("");
+  const body = rows.map((r) => `<tr data-key="${esc(keyOf(r))}"><th scope="row">${esc(keyOf(r))}</th>` +
+    CAPACITY_COLUMNS.map((c) => `<td class="num" data-count="${c}">${esc(r[c])}</td>`).join("") + "</tr>").join("");
+  return `<table class="capacity"><caption>${esc(caption)}</caption><thead><tr><th scope="col">${esc(keyName)}</th>` +
+    `${head}</tr></thead><tbody>${body}</tbody></table>`;
+}
+
+async function loadCapacity() {
+  const report = await api("/capacity");
+  const none = (v) => (v == null ? "none" : String(v));
+  $("capacity-body").innerHTML =
+    capacityTable("Host", "", [report.host], () => "host") +
+    capacityTable("By NUMA node", "Node", report.numa_nodes, (r) => none(r.numa_node)) +
+    capacityTable("By driver", "Driver", report.drivers, (r) => none(r.driver)) +
+    capacityTable("By device (vendor:device)", "Device", report.devices, (r) => r.vendor_device);
+}
+
+async function loadQuotas() {
+  const page = await api("/quotas");
+  $("quota-caption").textContent = page.items.length ? `${page.items.length} quota` +
+    (page.items.length === 1 ? "" : "s") + "; the longest matching owner prefix applies" : "No quotas set.";
+  $("quota-rows").innerHTML = page.items.map((q) => {
+    const full = q.used >= q.max_vfs;
+    const nodes = q.per_numa_node.map((n) => `node ${esc(n.numa_node)}: ${esc(n.used)} of ` +
+      `${n.max_vfs == null ? "any" : esc(n.max_vfs)}`).join(", ");
+    return `<tr data-prefix="${esc(q.owner_prefix)}"${full ? ' class="failure"' : ""}>` +
+      `<td>${esc(q.owner_prefix)}</td><td class="num" data-count="used">${esc(q.used)}</td>` +
+      `<td class="num" data-count="max_vfs">${esc(q.max_vfs)}${full ? " (full)" : ""}</td><td>${nodes}</td></tr>`;
+  }).join("");
+}
+
 async function loadOperations() {
   const [running, queued] = await Promise.all([api("/operations?state=running"), api("/operations?state=queued")]);
   const items = [...queued.items, ...running.items];
@@ -385,7 +419,10 @@ async function loadAudit() {
 
 // ---- live: GET /events read with fetch(), so the Authorization header can go with it ----
 
-const pending = { pfs: new Set(), inventory: false, allocations: false, operations: false, reconcile: false };
+const pending = {
+  pfs: new Set(), inventory: false, allocations: false, operations: false, reconcile: false, capacity: false,
+  quotas: false,
+};
 let flushTimer = null;
 
 function schedule() {
@@ -400,8 +437,11 @@ async function flush() {
   if (pending.allocations) work.push(loadAllocations());
   if (pending.operations) work.push(loadOperations());
   if (pending.reconcile) work.push(loadReconcile());
+  if (pending.capacity) work.push(loadCapacity());
+  if (pending.quotas) work.push(loadQuotas());
   pending.pfs.clear();
   pending.inventory = pending.allocations = pending.operations = pending.reconcile = false;
+  pending.capacity = pending.quotas = false;
   try {
     await Promise.all(work);
   } catch (error) {
@@ -411,7 +451,11 @@ async function flush() {
 }
 
 function onEvent(type, data) {
-  if (type === "reset") { pending.inventory = pending.allocations = pending.operations = true; schedule(); return; }
+  if (type === "reset") {
+    pending.inventory = pending.allocations = pending.operations = pending.capacity = pending.quotas = true;
+    schedule();
+    return;
+  }
   if (type === "cutoff") { state.lastEventID = String(data.resume_after); return; }
   if (data.id != null) {
     state.audit.push(data);
@@ -422,7 +466,9 @@ function onEvent(type, data) {
   if (type.startsWith("pf.appeared") || type.startsWith("pf.vanished")) pending.inventory = true;
   else if (data.pf && state.pfs.has(data.pf)) pending.pfs.add(data.pf);
   else if (type.startsWith("pf.") || type.startsWith("vf.") || type.startsWith("link.")) pending.inventory = true;
-  if (type.startsWith("allocation.")) pending.allocations = true;
+  if (type.startsWith("allocation.")) pending.allocations = pending.quotas = true;
+  if (type.startsWith("quota.")) pending.quotas = true;
+  if (!type.startsWith("operation.") && !type.startsWith("quota.")) pending.capacity = true;
   if (type.startsWith("operation.")) pending.operations = true;
   if (type.startsWith("reconcile.") || type.startsWith("intent.")) { pending.reconcile = true; pending.inventory = true; }
   schedule();
@@ -442,7 +488,9 @@ function parseFrame(block) {
   return { type, data, id };
 }
 
-async function follow() {
+// `connected` is called once: when the first stream is open (the server has registered the subscription before it
+// answers, so nothing that happens after it is missed), or when the first attempt fails.
+async function follow(connected = () => {}) {
   let delay = 1000;
   for (;;) {
     const controller = new AbortController();
@@ -451,8 +499,9 @@ async function follow() {
       const headers = authHeaders();
       if (state.lastEventID) headers["Last-Event-ID"] = state.lastEventID;
       const response = await fetch("/events", { headers, signal: controller.signal, cache: "no-store" });
-      if (response.status === 401) { showLogin("The token was refused."); return; }
+      if (response.status === 401) { connected(false); return; }
       if (!response.ok) throw new Error("events: " + response.status);
+      connected(true);
       setConnection("live", "live");
       delay = 1000;
       const reader = response.body.getReader();
@@ -476,6 +525,7 @@ async function follow() {
     } catch (error) {
       if (controller.signal.aborted) return;
     }
+    connected(false);
     setConnection("reconnecting", "down");
     await new Promise((resolve) => setTimeout(resolve, delay));
     delay = Math.min(delay * 2, 15000);
@@ -487,6 +537,8 @@ async function follow() {
 async function start() {
   $("login").hidden = true;
   setConnection("loading");
+  // Follow the events before the first load: what changes while the page loads arrives as an event and reloads.
+  await new Promise((resolve) => follow(resolve));
   try {
     await loadInventory();
   } catch (error) {
@@ -503,8 +555,8 @@ async function start() {
   $("forget").hidden = !sessionStorage.getItem(TOKEN_KEY);
   performance.mark("sriovd-grid");
   requestAnimationFrame(() => performance.mark("sriovd-painted"));
-  follow();
-  await Promise.all([loadAllocations(), loadOperations(), loadReconcile(), loadAudit()]).catch((error) => {
+  const rest = [loadAllocations(), loadOperations(), loadReconcile(), loadAudit(), loadCapacity(), loadQuotas()];
+  await Promise.all(rest).catch((error) => {
     if (error instanceof Unauthorized) showLogin("The token was refused.");
     else setConnection("could not load: " + error.message, "down");
   });

@@ -12,24 +12,32 @@ import Threading
 public final class NetworkNamespace: @unchecked Sendable {
     public let path: String
     public let fd: Int32
+    /// Whether this is the namespace the process runs in: its socket needs no setns(2) and no thread.
+    let isCurrent: Bool
 
     /// Opens the namespace. `ENOENT` when it is gone (a late DEL), and the like for a path that is not one.
-    public init(path: String) throws(NetlinkError) {
+    public convenience init(path: String) throws(NetlinkError) {
+        try self.init(path: path, isCurrent: false)
+    }
+
+    init(path: String, isCurrent: Bool) throws(NetlinkError) {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw NetlinkError(errno: errno, context: "open(\(path))") }
         self.path = path
         self.fd = fd
+        self.isCurrent = isCurrent
     }
 
     /// The namespace the calling process runs in (where the runtime runs plugins: the host's).
     public static func current() throws(NetlinkError) -> NetworkNamespace {
-        try NetworkNamespace(path: "/proc/self/ns/net")
+        try NetworkNamespace(path: "/proc/self/ns/net", isCurrent: true)
     }
 
     deinit { close(fd) }
 
     /// An rtnetlink client whose socket lives in this namespace.
     public func netlink() throws(NetlinkError) -> RTNetlinkClient {
+        if isCurrent { return RTNetlinkClient(transport: try KernelRTNetlink(receiveTimeout: .seconds(10))) }
         let outcome = Mutex<Result<KernelRTNetlink, NetlinkError>?>(nil)
         let done = ConditionLock()
         let target = fd

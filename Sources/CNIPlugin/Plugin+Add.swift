@@ -54,10 +54,31 @@ extension Plugin {
         }
     }
 
-    /// The attachment's allocation: the one it already holds (a retried ADD), or a new one.
+    /// The attachment's allocation: the one it already holds (a retried ADD), or a new one. A first ADD, the common
+    /// case, is one request under the key of the attachment's first allocation; only when sriovd has seen that key
+    /// (a retried ADD, or an ADD after a DEL of the same container and interface) does the attachment's history
+    /// decide: the allocation it still holds, else a new one under the next key.
     func allocate(owner: String) throws(CNIError) -> SRIOVDClient.Allocation {
+        let body = allocationRequest(owner: owner)
+        if case .created(let allocation) = try sriovd.allocate(
+            body, idempotencyKey: Self.idempotencyKey(owner: owner, previous: 0))
+        {
+            return allocation
+        }
         let history = try sriovd.allocations(owner: owner)
         if let held = history.first(where: \.holdsVF) { return held }
+        let key = Self.idempotencyKey(owner: owner, previous: history.count)
+        switch try sriovd.allocate(body, idempotencyKey: key) {
+        case .created(let allocation), .replayed(let allocation): return allocation
+        case .keyReused:
+            throw CNIError(
+                .tryAgainLater, "sriovd holds another request under the Idempotency-Key \(key)",
+                details: "another ADD of \(owner) with another configuration is under way; retry when it ends")
+        }
+    }
+
+    /// The body of `POST /allocations` for this attachment: which VF, its labels and settings.
+    func allocationRequest(owner: String) -> JSON {
         var body: [String: JSON] = ["owner": .string(owner)]
         if let device = config.deviceID {
             body["vf"] = .string(device.description)
@@ -71,8 +92,7 @@ extension Plugin {
         if let pod = environment.args["K8S_POD_NAME"] { labels["k8s.pod.name"] = .string(pod) }
         body["labels"] = .object(labels)
         if !config.vfConfig.isEmpty { body["config"] = .object(config.vfConfig) }
-        let key = Self.idempotencyKey(owner: owner, previous: history.count)
-        return try sriovd.allocate(.object(body), idempotencyKey: key)
+        return .object(body)
     }
 
     /// Records the attachment, moves the netdev in under a temporary name, renames it, sets MTU and MAC, brings it
@@ -92,9 +112,9 @@ extension Plugin {
         let outside: RTNetlinkClient
         let link: LinkInfo
         do {
-            host = try NetworkNamespace.current()
-            outside = try host.netlink()
-            link = try outside.basicLink(.name(hostName))
+            host = try step("netns-open") { () throws(NetlinkError) in try NetworkNamespace.current() }
+            outside = try step("netlink-socket") { () throws(NetlinkError) in try host.netlink() }
+            link = try step("link-read") { () throws(NetlinkError) in try outside.basicLink(.name(hostName)) }
         } catch {
             throw interfaceFailure("VF \(allocation.vf)'s netdev \(hostName) is not in the host namespace", error)
         }
@@ -109,7 +129,9 @@ extension Plugin {
 
         let temporary = Self.temporaryName(owner: allocation.owner)
         do {
-            try outside.setLink(index: link.index, LinkChange(namespaceFD: container.fd, name: temporary))
+            try step("netns-move") { () throws(NetlinkError) in
+                try outside.setLink(index: link.index, LinkChange(namespaceFD: container.fd, name: temporary))
+            }
         } catch {
             throw interfaceFailure("could not move \(hostName) into \(container.path)", error)
         }
@@ -117,15 +139,18 @@ extension Plugin {
             netns: container.path, ifname: ifname, originalIfname: hostName, originalMTU: originalMTU,
             originalMAC: originalMAC, attachedAt: "")
         undo.add("the move of \(hostName) into \(container.path)") {
-            _ = try moveBack(back, owner: allocation.owner, current: nil)
+            _ = try moveBack(back, owner: allocation.owner, vf: allocation.vf)
         }
         do {
-            let moved = try inside.basicLink(.name(temporary))
+            let moved = try step("link-read") { () throws(NetlinkError) in try inside.basicLink(.name(temporary)) }
             let mac = config.mac.flatMap(NetworkConfig.parseMAC)
-            try inside.setLink(
-                index: moved.index, LinkChange(name: ifname, mtu: config.mtu.map { UInt32($0) }, address: mac))
-            try inside.setLink(index: moved.index, LinkChange(up: true))
-            return try inside.basicLink(.index(moved.index))
+            // One request: the kernel sets the MAC and MTU, renames, then brings the link up (do_setlink's order).
+            try step("rename-mtu-mac-up") { () throws(NetlinkError) in
+                try inside.setLink(
+                    index: moved.index,
+                    LinkChange(name: ifname, mtu: config.mtu.map { UInt32($0) }, address: mac, up: true))
+            }
+            return try step("link-read") { () throws(NetlinkError) in try inside.basicLink(.index(moved.index)) }
         } catch {
             throw interfaceFailure("could not set up \(ifname) in \(container.path)", error)
         }

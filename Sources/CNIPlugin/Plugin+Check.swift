@@ -58,37 +58,6 @@ extension Plugin {
         return []
     }
 
-    /// STATUS: 50 when sriovd is unreachable or not ready, or no VF could serve this network; the IPAM plugin's
-    /// own STATUS too (SPEC.md, section 2 "STATUS").
-    func status() throws(CNIError) -> [UInt8] {
-        do throws(CNIError) {
-            let (ready, detail) = try sriovd.isReady()
-            guard ready else { throw CNIError(.notAvailable, "sriovd is not ready", details: detail) }
-            let free: Bool
-            if let device = config.deviceID {
-                free = try sriovd.vf(device.description)?["status"]?.string == "free"
-            } else {
-                free = try sriovd.vfs(pf: config.pf?.description).contains { $0["status"]?.string == "free" }
-            }
-            guard free else {
-                let scope = config.deviceID.map { "VF \($0)" } ?? config.pf.map { "PF \($0)" } ?? "this host"
-                throw CNIError(
-                    .notAvailable, "no free VF on \(scope)",
-                    details: "every VF is held; release one, or create more (POST /pfs/{address}/vfs)")
-            }
-        } catch  where error.code == CNIError.Code.tryAgainLater.rawValue {
-            throw CNIError(.notAvailable, error.msg, details: error.details)
-        }
-        if let type = config.ipamType, CNIVersion.isAtLeast(config.cniVersion, "1.1.0") {
-            do throws(CNIError) {
-                try Delegate(type: type, environment: environment).run(.status, config: config.raw)
-            } catch {
-                throw CNIError(.notAvailable, error.msg, details: error.details)
-            }
-        }
-        return []
-    }
-
     /// GC: releases this network's `cni:` allocations that are not in `cni.dev/valid-attachments` (moving their
     /// netdevs back where a namespace still holds one), then GC on the IPAM plugin. Goes on past errors and
     /// reports them all.
@@ -101,7 +70,7 @@ extension Plugin {
             && !valid.contains(allocation.owner)
         {
             if let attachment = Self.attachment(allocation.attachment) {
-                if let outcome = try? moveBack(attachment, owner: allocation.owner, current: allocation.interface) {
+                if let outcome = try? moveBack(attachment, owner: allocation.owner, vf: allocation.vf) {
                     log("sriovd-cni: GC \(allocation.owner): \(outcome)")
                 }
             }

@@ -13,7 +13,7 @@ extension Plugin {
         for allocation in try holdingAllocations() {
             if let attachment = Self.attachment(allocation.attachment) {
                 do {
-                    let outcome = try moveBack(attachment, owner: owner, current: allocation.interface)
+                    let outcome = try moveBack(attachment, owner: owner, vf: allocation.vf)
                     log("sriovd-cni: DEL \(owner): \(outcome)")
                 } catch {
                     log("sriovd-cni: DEL \(owner): could not move the netdev back (\(error)); releasing anyway")
@@ -39,15 +39,18 @@ extension Plugin {
 
     /// Puts a netdev back: out of the namespace (found under `ifname` or the temporary name) under its original
     /// name, then its original MTU and MAC. With the namespace gone, a physical netdev is already back in the host
-    /// namespace (the kernel returns it, possibly as `devN`): `current`, sysfs's name for it now, is renamed back.
-    /// Returns what it did.
-    func moveBack(_ attachment: Attachment, owner: String, current: String?) throws(NetlinkError) -> String {
-        let host = try NetworkNamespace.current()
-        let outside = try host.netlink()
+    /// namespace (the kernel returns it under its name in the namespace, or as `devN`): the name sysfs lists for the
+    /// VF now is renamed back. Returns what it did.
+    func moveBack(_ attachment: Attachment, owner: String, vf: String) throws(NetlinkError) -> String {
+        let host = try step("netns-open") { () throws(NetlinkError) in try NetworkNamespace.current() }
+        let outside = try step("netlink-socket") { () throws(NetlinkError) in try host.netlink() }
         let container: NetworkNamespace
         do {
-            container = try NetworkNamespace(path: attachment.netns)
+            container = try step("netns-open") { () throws(NetlinkError) in
+                try NetworkNamespace(path: attachment.netns)
+            }
         } catch  where error.errno == ENOENT {
+            let current = VFNetdev.awaitName(of: vf)
             if let current, current != attachment.originalIfname,
                 let link = try? outside.basicLink(.name(current))
             {
@@ -60,25 +63,34 @@ extension Plugin {
             }
             return "namespace \(attachment.netns) gone; its netdev went with it"
         }
-        let inside = try container.netlink()
+        let inside = try step("netlink-socket") { () throws(NetlinkError) in try container.netlink() }
         let temporary = Self.temporaryName(owner: owner)
         guard
-            let link = (try? inside.basicLink(.name(attachment.ifname)))
-                ?? (try? inside.basicLink(.name(temporary)))
+            let link = try? step(
+                "link-read",
+                { () throws(NetlinkError) in
+                    if let link = try? inside.basicLink(.name(attachment.ifname)) { return link }
+                    return try inside.basicLink(.name(temporary))
+                })
         else {
             return "no \(attachment.ifname) in \(attachment.netns); nothing to move"
         }
-        try inside.setLink(index: link.index, LinkChange(up: false))
+        try step("link-down") { () throws(NetlinkError) in try inside.setLink(index: link.index, LinkChange(up: false))
+        }
         var name = attachment.originalIfname
         do {
-            try inside.setLink(index: link.index, LinkChange(namespaceFD: host.fd, name: name))
+            try step("netns-move") { () throws(NetlinkError) in
+                try inside.setLink(index: link.index, LinkChange(namespaceFD: host.fd, name: name))
+            }
         } catch  where error.errno == EEXIST {
             // The original name was taken meanwhile: the netdev still comes home, under the temporary name.
             name = temporary
             try inside.setLink(index: link.index, LinkChange(namespaceFD: host.fd, name: name))
         }
-        let home = try outside.basicLink(.name(name))
-        try restore(home.index, attachment, outside: outside, rename: false)
+        let home = try step("link-read") { () throws(NetlinkError) in try outside.basicLink(.name(name)) }
+        try step("restore-mtu-mac") { () throws(NetlinkError) in
+            try restore(home.index, attachment, outside: outside, rename: false)
+        }
         return "\(attachment.ifname) moved back from \(attachment.netns) as \(name)"
     }
 

@@ -17,6 +17,7 @@ public struct Plugin: Sendable {
     let config: NetworkConfig
     let sriovd: SRIOVDClient
     let log: Log
+    let timing: PhaseTiming
 
     /// Lines for stderr, collected while the command runs.
     final class Log: @unchecked Sendable {
@@ -24,8 +25,17 @@ public struct Plugin: Sendable {
         func callAsFunction(_ line: String) { lines.append(line) }
     }
 
-    public static func run(environment variables: [String: String], stdin: [UInt8]) -> PluginOutput {
-        let log = Log()
+    public static func run(
+        environment variables: [String: String], stdin: [UInt8], timing: PhaseTiming = PhaseTiming()
+    ) -> PluginOutput {
+        var output = run(variables, stdin: stdin, log: Log(), timing: timing)
+        if variables["SRIOVD_CNI_TIMING"] == "1" {
+            output.log.append("sriovd-cni: timing \(variables["CNI_COMMAND"] ?? "") \(timing.line)")
+        }
+        return output
+    }
+
+    static func run(_ variables: [String: String], stdin: [UInt8], log: Log, timing: PhaseTiming) -> PluginOutput {
         var version = (try? JSON.parse(stdin))?["cniVersion"]?.string ?? CNIVersion.latest
         if !CNIVersion.supported.contains(version) { version = CNIVersion.latest }
         do {
@@ -39,7 +49,8 @@ public struct Plugin: Sendable {
                 return PluginOutput(exitStatus: 0, stdout: answer.bytes, log: log.lines)
             }
             let plugin = Plugin(
-                environment: environment, config: config, sriovd: SRIOVDClient(socket: config.socket), log: log)
+                environment: environment, config: config, sriovd: SRIOVDClient(socket: config.socket, timing: timing),
+                log: log, timing: timing)
             let output: [UInt8]
             switch environment.command {
             case .add: output = try plugin.add()
@@ -76,7 +87,7 @@ public struct Plugin: Sendable {
 
     func namespace(_ path: String) throws(CNIError) -> NetworkNamespace {
         do {
-            return try NetworkNamespace(path: path)
+            return try timing.measure("netns-open") { () throws(NetlinkError) in try NetworkNamespace(path: path) }
         } catch {
             throw CNIError(
                 .invalidEnvironment, "CNI_NETNS=\(path) cannot be opened",
@@ -86,10 +97,15 @@ public struct Plugin: Sendable {
 
     func netlink(_ namespace: NetworkNamespace) throws(CNIError) -> RTNetlinkClient {
         do {
-            return try namespace.netlink()
+            return try timing.measure("netlink-socket") { () throws(NetlinkError) in try namespace.netlink() }
         } catch {
             throw CNIError(.interfaceFailure, "no rtnetlink in \(namespace.path)", details: "\(error)")
         }
+    }
+
+    /// Runs a namespace or rtnetlink step, its time added to the phase `name`.
+    func step<T>(_ name: String, _ body: () throws(NetlinkError) -> T) throws(NetlinkError) -> T {
+        try timing.measure(name, body)
     }
 
     func interfaceFailure(_ what: String, _ error: NetlinkError) -> CNIError {

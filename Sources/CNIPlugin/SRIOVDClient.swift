@@ -5,9 +5,12 @@ import SRIOVCore
 /// starting, busy) are code 11; refusals carry sriovd's problem detail.
 public struct SRIOVDClient: Sendable {
     public let http: UnixHTTPClient
+    /// Where each request's time is added (a phase per method and route).
+    let timing: PhaseTiming?
 
-    public init(socket: String, timeout: Duration = .seconds(30)) {
+    public init(socket: String, timeout: Duration = .seconds(30), timing: PhaseTiming? = nil) {
         http = UnixHTTPClient(path: socket, timeout: timeout)
+        self.timing = timing
     }
 
     /// An allocation as `GET /allocations/{id}` shows it.
@@ -30,7 +33,11 @@ public struct SRIOVDClient: Sendable {
         _ method: String, _ target: String, body: JSON? = nil, headers: [(String, String)] = []
     ) throws(CNIError) -> UnixHTTPClient.Response {
         do {
-            return try http.request(method, target, body: body?.bytes, headers: headers)
+            let request = { () throws(UnixHTTPClient.Failure) in
+                try http.request(method, target, body: body?.bytes, headers: headers)
+            }
+            guard let timing else { return try request() }
+            return try timing.measure(Self.phase(method, target), request)
         } catch {
             throw CNIError(
                 .tryAgainLater, "sriovd is unreachable at \(http.path)",
@@ -98,9 +105,25 @@ public struct SRIOVDClient: Sendable {
         return Allocation(json: try json(response, "GET /allocations/\(id)"))
     }
 
-    public func allocate(_ body: JSON, idempotencyKey: String) throws(CNIError) -> Allocation {
+    /// What `POST /allocations` under an Idempotency-Key answered.
+    public enum AllocationAnswer: Sendable {
+        /// A new allocation.
+        case created(Allocation)
+        /// The first answer under this key, replayed (`Idempotent-Replayed: true`): as it was then, not now.
+        case replayed(Allocation)
+        /// The key was first used with another body (422 idempotency-key-reused).
+        case keyReused
+    }
+
+    public func allocate(_ body: JSON, idempotencyKey: String) throws(CNIError) -> AllocationAnswer {
         let response = try exchange("POST", "/allocations", body: body, headers: [("Idempotency-Key", idempotencyKey)])
-        return Allocation(json: try json(response, "the allocation"))
+        if response.status == 422,
+            (try? JSON.parse(response.body))?["type"]?.string == "urn:sriovd:problem:idempotency-key-reused"
+        {
+            return .keyReused
+        }
+        let allocation = Allocation(json: try json(response, "the allocation"))
+        return response.header("Idempotent-Replayed") == "true" ? .replayed(allocation) : .created(allocation)
     }
 
     public func setAttachment(id: String, _ body: JSON) throws(CNIError) {
@@ -126,10 +149,21 @@ public struct SRIOVDClient: Sendable {
         return try json(try exchange("GET", target), "the VF list")["items"]?.array ?? []
     }
 
+    public func pfs() throws(CNIError) -> [JSON] {
+        try json(try exchange("GET", "/pfs"), "the PF list")["items"]?.array ?? []
+    }
+
     public func vf(_ address: String) throws(CNIError) -> JSON? {
         let response = try exchange("GET", "/vfs/" + address)
         if response.status == 404 { return nil }
         return try json(response, "GET /vfs/\(address)")
+    }
+
+    /// `GET/allocations`, `PUT/attachment`: the method and route of a request, for `PhaseTiming`.
+    static func phase(_ method: String, _ target: String) -> String {
+        let path = target.split(separator: "?").first.map(String.init) ?? target
+        let last = path.hasSuffix("/attachment") ? "attachment" : path.split(separator: "/").first.map(String.init)
+        return method + "/" + (last ?? "")
     }
 
     static func percentEncoded(_ text: String) -> String {

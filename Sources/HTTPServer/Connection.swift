@@ -10,6 +10,8 @@ final class Connection {
     let peer: String
     /// SO_PEERCRED of a Unix-socket peer; nil over TCP.
     let credentials: PeerCredentials?
+    /// What answers this connection's requests: the server's handler, or the one of the listener it came from.
+    let handler: any HTTPHandler
     unowned let loop: EventLoop
     /// The pool the connection's slot was taken from, and the peer it is counted against.
     private(set) var slot: ConnectionClass
@@ -29,6 +31,8 @@ final class Connection {
     private(set) var isClosed = false
 
     private enum Timer {
+        /// A TLS handshake, which must end within `headerTimeout` of the accept.
+        case handshake
         case idle
         case request
         case stalledWriter
@@ -64,6 +68,21 @@ final class Connection {
     }
     private var active: ActiveRequest?
 
+    /// The TLS session once established; nil on a plain connection, whose bytes go straight through the socket.
+    private var session: TLSSession?
+    /// A connection of the TLS listener until its session is established.
+    private enum Handshake {
+        /// Nothing has arrived yet: a TLS record starts the handshake, anything else is read as plain HTTP.
+        case awaitingFirstByte(TLSServerContext)
+        case running(TLSSession)
+    }
+    private var handshake: Handshake?
+    /// The certificate the TLS client sent and the client CA verified.
+    private var clientCertificate: ClientCertificate?
+    /// Plain HTTP arrived on the TLS listener: its first head is answered 400 and the connection closed, as nginx
+    /// does.
+    private var isPlainOnTLSPort = false
+
     /// Output above this stops request processing until the client reads.
     private static let outputHighWater = 1024 * 1024
     /// How long a closing connection keeps reading (and discarding) so the client sees the last response
@@ -78,9 +97,10 @@ final class Connection {
 
     init(
         fd: Int32, peer: String, credentials: PeerCredentials? = nil, loop: EventLoop, slot: ConnectionClass,
-        key: PeerKey
+        key: PeerKey, tls: TLSServerContext? = nil, handler: (any HTTPHandler)? = nil
     ) {
         self.fd = fd
+        self.handler = handler ?? loop.server.handler
         self.peer = peer
         self.credentials = credentials
         self.loop = loop
@@ -92,7 +112,12 @@ final class Connection {
         probationEnds = loop.now + min(Connection.probationTime, loop.server.headerTimeout)
         maxBufferedInput = limits.allHeaders + limits.requestLine + loop.readBuffer.count
         deadline = lastActivity + loop.server.idleTimeout
-        if case .probation = slot { deadline = probationEnds }
+        if let tls {
+            handshake = .awaitingFirstByte(tls)
+            timer = .handshake
+            deadline = lastActivity + loop.server.headerTimeout
+        }
+        if case .probation = slot { deadline = min(deadline, probationEnds) }
     }
 
     private var hasPendingOutput: Bool { outputStart < output.count }
@@ -105,13 +130,23 @@ final class Connection {
             close()
             return
         }
+        var events = events
+        if handshake != nil {
+            continueHandshake()
+            if isClosed || handshake != nil { return }
+            // Established (or plain HTTP): the first request may already be waiting.
+            events = EPOLLIN.rawValue
+        }
         if events & EPOLLOUT.rawValue != 0 {
             flush()
             if isClosed { return }
             if stream != nil { pullStream() }
             if !hasPendingOutput { processInput() }
         }
-        if events & EPOLLIN.rawValue != 0 {
+        // A TLS read may wait for the socket to be writable (OpenSSL had to send before it could read on).
+        if events & EPOLLIN.rawValue != 0
+            || (events & EPOLLOUT.rawValue != 0 && session?.isReadWaitingForWritable == true)
+        {
             readAndProcess()
             if isClosed { return }
         }
@@ -129,13 +164,20 @@ final class Connection {
         while !isClosed && wantsInput {
             guard let count = readChunk() else { return }
             processInput()
-            if count < loop.readBuffer.count { return }
+            if let session {
+                // A TLS read returns one record (at most 16 KiB); a shorter one was the last the socket held.
+                if count < 16 * 1024 && !session.hasPendingPlaintext { return }
+            } else if count < loop.readBuffer.count {
+                return
+            }
         }
     }
 
-    /// One `recv` into the loop's buffer, kept in `input` unless lingering; nil when nothing was read.
+    /// One `recv` (or TLS record) into the loop's buffer, kept in `input` unless lingering; nil when nothing was
+    /// read. A lingering TLS connection reads the raw socket: what still comes is dropped undecrypted.
     private func readChunk() -> Int? {
         let buffer = loop.readBuffer
+        if let session, !isLingering { return readRecord(session) }
         while true {
             let count = recv(fd, buffer.baseAddress, buffer.count, 0)
             if count > 0 {
@@ -160,6 +202,70 @@ final class Connection {
         }
     }
 
+    private func readRecord(_ session: TLSSession) -> Int? {
+        switch session.read(into: loop.readBuffer) {
+        case .bytes(let count):
+            lastActivity = loop.now
+            input.append(contentsOf: UnsafeRawBufferPointer(start: loop.readBuffer.baseAddress, count: count))
+            return count
+        case .wouldBlock:
+            return nil
+        case .closed:
+            isPeerClosed = true
+            return nil
+        case .failed:
+            close()
+            return nil
+        }
+    }
+
+    // MARK: - TLS handshake
+
+    /// Goes on with the handshake as far as the socket allows; registers the readiness it waits for.
+    private func continueHandshake() {
+        if case .awaitingFirstByte(let context) = handshake {
+            guard let isTLS = firstByteIsTLSRecord() else { return }
+            guard isTLS else {
+                handshake = nil
+                isPlainOnTLSPort = true
+                timer = .idle
+                return
+            }
+            guard let session = TLSSession(context: context, fd: fd) else {
+                close()
+                return
+            }
+            handshake = .running(session)
+        }
+        guard case .running(let session) = handshake else { return }
+        switch session.handshake() {
+        case .established:
+            handshake = nil
+            self.session = session
+            clientCertificate = session.clientCertificate
+            timer = .idle
+        case .waits(let events):
+            if events != registeredEvents {
+                loop.modify(fd, events: events)
+                registeredEvents = events
+            }
+        case .failed:
+            // Garbage, a truncated hello, an unverifiable client certificate: no HTTP answer can be sent.
+            close()
+        }
+    }
+
+    /// Peeks at the first byte: true for a TLS handshake record (RFC 8446 §5.1, content type 22), false for
+    /// anything else, nil when nothing is there yet (or the client left, which closes).
+    private func firstByteIsTLSRecord() -> Bool? {
+        var byte: UInt8 = 0
+        let count = recv(fd, &byte, 1, Int32(MSG_PEEK))
+        if count == 1 { return byte == 0x16 }
+        if count < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) { return nil }
+        close()
+        return nil
+    }
+
     /// Parses and answers complete requests until one is deferred, output backs up, or more bytes are needed.
     private func processInput() {
         while !isClosed && !isAwaitingDeferred && stream == nil && !isClosingAfterWrite && !isLingering
@@ -175,6 +281,8 @@ final class Connection {
             case .needMore:
                 compactInput()
                 return
+            case .head(let head, _, _) where isPlainOnTLSPort:
+                respondWithError(.badRequest, detail: "The plain HTTP request was sent to HTTPS port", path: head.path)
             case .head(let head, let announcedBody, let expectsContinue):
                 admit(head, announcedBody: announcedBody, expectsContinue: expectsContinue)
             case .failure(let error):
@@ -206,8 +314,9 @@ final class Connection {
     private func admit(_ head: HTTPRequest, announcedBody: Int?, expectsContinue: Bool) {
         requestStartedAt = 0
         let context = RequestContext(
-            requestID: loop.encoder.requestID(for: head), peer: peer, receivedAt: .now, peerCredentials: credentials)
-        switch loop.server.handler.admit(head, context: context) {
+            requestID: loop.encoder.requestID(for: head), peer: peer, receivedAt: .now, peerCredentials: credentials,
+            clientCertificate: clientCertificate)
+        switch handler.admit(head, context: context) {
         case .answer(let result):
             answerWithoutBody(head, result, context: context)
         case .proceed(let admitted, let isAuthenticated):
@@ -269,8 +378,8 @@ final class Connection {
             active?.context.received(at: .now)
             ?? RequestContext(
                 requestID: loop.encoder.requestID(for: request), peer: peer, receivedAt: .now,
-                peerCredentials: credentials)
-        run(loop.server.handler.handle(request, context: context), for: request, context: context, keepAlive: keepAlive)
+                peerCredentials: credentials, clientCertificate: clientCertificate)
+        run(handler.handle(request, context: context), for: request, context: context, keepAlive: keepAlive)
     }
 
     /// Queues the answer now, or runs deferred work as a Task and holds back later requests until it is done.
@@ -358,7 +467,8 @@ final class Connection {
     private func respondWithError(_ status: HTTPStatus, detail: String, path: String?, retryAfter: Int? = nil) {
         let response = HTTPResponse.serverProblem(status, detail: detail, instance: path, retryAfter: retryAfter)
         let context = RequestContext(
-            requestID: loop.encoder.nextID(), peer: peer, receivedAt: .now, peerCredentials: credentials)
+            requestID: loop.encoder.nextID(), peer: peer, receivedAt: .now, peerCredentials: credentials,
+            clientCertificate: clientCertificate)
         let request = HTTPRequest(method: ServerErrorReply.unknownMethod, target: path ?? "*")
         respond(to: request, with: response, context: context, keepAlive: false)
         loop.server.logger.debug(
@@ -368,6 +478,10 @@ final class Connection {
     }
 
     private func flush() {
+        if let session {
+            flushRecords(session)
+            return
+        }
         while outputStart < output.count {
             let start = outputStart
             let sent = output.withUnsafeBytes { bytes in
@@ -383,6 +497,26 @@ final class Connection {
             // EPIPE, ECONNRESET: the client hung up.
             close()
             return
+        }
+        output.removeAll(keepingCapacity: output.capacity <= Connection.keptBufferCapacity)
+        outputStart = 0
+    }
+
+    /// Writes the pending output through the TLS session, one record per write.
+    private func flushRecords(_ session: TLSSession) {
+        while outputStart < output.count {
+            let start = outputStart
+            let outcome = output.withUnsafeBytes { session.write(UnsafeRawBufferPointer(rebasing: $0[start...])) }
+            switch outcome {
+            case .bytes(let count):
+                outputStart += count
+                lastActivity = loop.now
+            case .wouldBlock:
+                return
+            case .closed, .failed:
+                close()
+                return
+            }
         }
         output.removeAll(keepingCapacity: output.capacity <= Connection.keptBufferCapacity)
         outputStart = 0
@@ -409,6 +543,7 @@ final class Connection {
         var wanted: UInt32 = 0
         if wantsInput { wanted |= EPOLLIN.rawValue }
         if hasPendingOutput { wanted |= EPOLLOUT.rawValue }
+        if let session { wanted = session.interest(wanted) }
         if wanted != registeredEvents {
             loop.modify(fd, events: wanted)
             registeredEvents = wanted
@@ -427,6 +562,7 @@ final class Connection {
         }
         var wanted = EPOLLIN.rawValue
         if hasPendingOutput { wanted |= EPOLLOUT.rawValue }
+        if let session { wanted = session.interest(wanted) }
         if wanted != registeredEvents {
             loop.modify(fd, events: wanted)
             registeredEvents = wanted
@@ -444,7 +580,8 @@ final class Connection {
             return
         }
         // Half-close: the client reads the response and EOF; bytes it still sends are read and dropped, so the
-        // kernel does not answer them with a reset that could destroy the response.
+        // kernel does not answer them with a reset that could destroy the response. TLS says it is done first.
+        session?.sendCloseNotify()
         shutdown(fd, Int32(SHUT_WR))
         timer = .linger
         // While the server shuts down, linger briefly: the response is already in the kernel's send buffer.
@@ -495,6 +632,11 @@ final class Connection {
     /// The sweep found the timer expired.
     func deadlinePassed() {
         switch timer {
+        case .handshake:
+            let refusal = LimitRefusal(
+                kind: .slowClient, detail: "The TLS handshake was not completed within the time allowed.")
+            loop.server.warnings.record(refusal, peer: peer, now: loop.now)
+            close()
         case .request:
             let refusal = LimitRefusal(
                 kind: .slowClient, detail: "The request was not received within the time allowed.")

@@ -250,9 +250,11 @@ final class EventLoop: @unchecked Sendable {
             let key = PeerKey.of(peer: peer, credentials: credentials)
             switch admit(key, isUnix: listener.isUnix) {
             case .success(let slot):
-                adopt(fd: fd, peer: peer, credentials: credentials, isTCP: !listener.isUnix, slot: slot, key: key)
+                adopt(
+                    fd: fd, peer: peer, credentials: credentials, isTCP: !listener.isUnix, slot: slot, key: key,
+                    tls: listener.tls?.context, handler: listener.handler)
             case .failure(let refusal):
-                refuseConnection(fd, peer: peer, refusal)
+                refuseConnection(fd, peer: peer, refusal, isTLS: listener.tls != nil)
             }
         }
     }
@@ -282,9 +284,14 @@ final class EventLoop: @unchecked Sendable {
         return false
     }
 
-    /// Over a connection limit: the accepted connection gets the 429 or 503 problem best-effort, and is closed.
-    private func refuseConnection(_ fd: Int32, peer: String, _ refusal: LimitRefusal) {
+    /// Over a connection limit: the accepted connection gets the 429 or 503 problem best-effort (plain HTTP only:
+    /// a TLS client could not read it before a handshake), and is closed.
+    private func refuseConnection(_ fd: Int32, peer: String, _ refusal: LimitRefusal, isTLS: Bool) {
         server.warnings.record(refusal, peer: peer, now: now)
+        if isTLS {
+            Glibc.close(fd)
+            return
+        }
         var bytes: [UInt8] = []
         let response = HTTPResponse.serverProblem(refusal.status, detail: refusal.detail, instance: nil, retryAfter: 1)
         encoder.encode(
@@ -294,14 +301,16 @@ final class EventLoop: @unchecked Sendable {
     }
 
     /// Takes ownership of a connected non-blocking socket, already counted in the admission ledger as `slot` of
-    /// `key`.
+    /// `key`; with `tls`, the connection handshakes before it reads requests.
     @discardableResult
     func adopt(
         fd: Int32, peer: String, credentials: PeerCredentials? = nil, isTCP: Bool = true, slot: ConnectionClass,
-        key: PeerKey
+        key: PeerKey, tls: TLSServerContext? = nil, handler: (any HTTPHandler)? = nil
     ) -> Connection? {
         if isTCP { Socket.setNoDelay(fd) }
-        let connection = Connection(fd: fd, peer: peer, credentials: credentials, loop: self, slot: slot, key: key)
+        let connection = Connection(
+            fd: fd, peer: peer, credentials: credentials, loop: self, slot: slot, key: key, tls: tls,
+            handler: handler)
         guard register(fd, events: EPOLLIN.rawValue) else {
             Glibc.close(fd)
             server.admission.withLock { $0.closeConnection(slot, key: key) }
@@ -378,6 +387,12 @@ struct Listener: Sendable {
     let fd: Int32
     /// A Unix-domain socket: its peers get SO_PEERCRED credentials and no TCP_NODELAY.
     let isUnix: Bool
+    /// TLS on this listener (TCP only).
+    var tls: TLSCredentials?
+    /// The Unix socket's path, removed when the listener closes (nil for TCP and abstract sockets).
+    var path: String? = nil
+    /// The handler of this listener's connections; nil: the server's.
+    var handler: (any HTTPHandler)? = nil
 }
 
 /// Replies written without a connection object.

@@ -50,6 +50,8 @@ public struct RequestContext: Sendable {
     public let remoteAddress: String
     /// The peer's pid, uid and gid when it connected over a Unix socket; nil over TCP.
     public let peerCredentials: PeerCredentials?
+    /// The certificate the client sent over TLS, verified by the server's client CA; nil without one.
+    public let clientCertificate: ClientCertificate?
     /// Whether the request arrived on the Unix socket listener.
     public var isUnixPeer: Bool { peerCredentials != nil || remoteAddress == "unix" }
     /// When the complete request had been received.
@@ -62,8 +64,10 @@ public struct RequestContext: Sendable {
         peer: String,
         receivedAt: ContinuousClock.Instant = .now,
         peerCredentials: PeerCredentials? = nil,
+        clientCertificate: ClientCertificate? = nil,
         annotations: RequestAnnotations = RequestAnnotations()
     ) {
+        self.clientCertificate = clientCertificate
         self.requestID = requestID
         self.peer = peer
         self.remoteAddress = peer
@@ -77,6 +81,7 @@ public struct RequestContext: Sendable {
         self.peer = peer
         remoteAddress = other.remoteAddress
         peerCredentials = other.peerCredentials
+        clientCertificate = other.clientCertificate
         self.receivedAt = receivedAt
         annotations = other.annotations
     }

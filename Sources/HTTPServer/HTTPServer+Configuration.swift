@@ -61,6 +61,9 @@ public struct HTTPServerConfiguration: Sendable {
     public var listensOnTCP = true
     /// A Unix socket to listen on too (or alone); its peers' credentials reach handlers in `RequestContext`.
     public var unixSocket: UnixSocket?
+    /// TLS 1.2 and 1.3 on the TCP listener, with this certificate and key (and client CA); nil serves plain HTTP.
+    /// Plain HTTP sent to a TLS listener is answered 400, as nginx does.
+    public var tls: TLSCredentials?
     /// An IPv4 or IPv6 literal, or "localhost".
     public var host: String = "127.0.0.1"
     /// 0 picks a free port; `HTTPServer.start()` returns the real one.

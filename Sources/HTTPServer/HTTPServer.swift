@@ -16,7 +16,21 @@ public final class HTTPServer: Sendable {
     /// makes for requests it refused get method "-" and the path as target (or "*").
     public let accessLog: (@Sendable (HTTPRequest, HTTPResponse, RequestContext, Duration) -> Void)?
     private let handler: any HTTPHandler
+    /// Further Unix sockets, each answered by its own handler (another protocol on the same loops and limits).
+    private let extraSockets: [ExtraSocket]
     private let logger: Logger
+
+    /// A Unix socket served beside the main listeners with a handler of its own: its routes, admission and errors
+    /// are that handler's, while the event loops, connection limits and timeouts are the server's.
+    public struct ExtraSocket: Sendable {
+        public var socket: HTTPServerConfiguration.UnixSocket
+        public var handler: any HTTPHandler
+
+        public init(socket: HTTPServerConfiguration.UnixSocket, handler: any HTTPHandler) {
+            self.socket = socket
+            self.handler = handler
+        }
+    }
 
     private enum Phase {
         case idle
@@ -31,10 +45,12 @@ public final class HTTPServer: Sendable {
         configuration: HTTPServerConfiguration,
         handler: any HTTPHandler,
         logger: Logger,
-        accessLog: (@Sendable (HTTPRequest, HTTPResponse, RequestContext, Duration) -> Void)? = nil
+        accessLog: (@Sendable (HTTPRequest, HTTPResponse, RequestContext, Duration) -> Void)? = nil,
+        extraSockets: [ExtraSocket] = []
     ) {
         self.configuration = configuration
         self.handler = handler
+        self.extraSockets = extraSockets
         self.logger = logger
         self.accessLog = accessLog
     }
@@ -56,7 +72,7 @@ public final class HTTPServer: Sendable {
     public func start() throws -> SocketAddress {
         try phase.withLock { phase in
             guard case .idle = phase else { throw SocketError(operation: "Start (already started)", errno: EINVAL) }
-            guard configuration.listensOnTCP || configuration.unixSocket != nil else {
+            guard configuration.listensOnTCP || configuration.unixSocket != nil || !extraSockets.isEmpty else {
                 throw SocketError(operation: "Start (neither TCP nor a Unix socket configured)", errno: EINVAL)
             }
             signal(SIGPIPE, SIG_IGN)
@@ -68,15 +84,17 @@ public final class HTTPServer: Sendable {
                     port: configuration.port,
                     backlog: configuration.backlog
                 )
-                listeners.append(Listener(fd: fd, isUnix: false))
+                listeners.append(Listener(fd: fd, isUnix: false, tls: configuration.tls))
                 address = bound
             }
-            if let unix = configuration.unixSocket {
+            var unixSockets = extraSockets.map { ($0.socket, Optional($0.handler)) }
+            if let unix = configuration.unixSocket { unixSockets.insert((unix, nil), at: 0) }
+            for (unix, socketHandler) in unixSockets {
                 do {
-                    listeners.append(
-                        Listener(fd: try Socket.makeUnixListener(unix, backlog: configuration.backlog), isUnix: true))
+                    let fd = try Socket.makeUnixListener(unix, backlog: configuration.backlog)
+                    listeners.append(Listener(fd: fd, isUnix: true, path: unix.path, handler: socketHandler))
                 } catch {
-                    for listener in listeners { close(listener.fd) }
+                    closeListeners(listeners)
                     throw error
                 }
             }
@@ -109,7 +127,10 @@ public final class HTTPServer: Sendable {
                 "HTTP server listening",
                 metadata: [
                     "http.address": "\(configuration.listensOnTCP ? address.description : "-")",
+                    "http.tls": "\(configuration.listensOnTCP && configuration.tls != nil)",
                     "http.unix": "\(configuration.unixSocket?.path ?? "-")",
+                    "http.unix_extra":
+                        "\(extraSockets.isEmpty ? "-" : extraSockets.map(\.socket.path).joined(separator: ","))",
                     "http.event_loops": "\(loops.count)",
                 ]
             )
@@ -176,7 +197,7 @@ public final class HTTPServer: Sendable {
     private func closeListeners(_ listeners: [Listener]) {
         for listener in listeners {
             close(listener.fd)
-            if listener.isUnix, let path = configuration.unixSocket?.path, !path.hasPrefix("@") {
+            if listener.isUnix, let path = listener.path, !path.hasPrefix("@") {
                 unlink(path)
             }
         }

@@ -470,6 +470,24 @@ public final class SimulatedRTNetlink: RTNetlinkTransport {
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         guard let data = try? encoder.encode(state) else { return }
         try? FileManager.default.createDirectory(at: stateDirectory, withIntermediateDirectories: true)
-        try? data.write(to: fileURL(name), options: .atomic)
+        Self.replace(fileURL(name).path, with: Array(data))
+    }
+
+    /// Writes a temporary file and renames it over `path`: readers in other processes see the old state or the new,
+    /// never a mix. No fsync: the kernel keeps VF settings in memory (a reboot loses them), and a durable write per
+    /// setting made every simulated rtnetlink request wait for the disk.
+    private static func replace(_ path: String, with bytes: [UInt8]) {
+        let temporary = path + ".\(getpid()).\(UInt32.random(in: 0...UInt32.max)).sim-tmp"
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { return }
+        var offset = 0
+        while offset < bytes.count {
+            let written = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + offset, $0.count - offset) }
+            if written < 0 && errno == EINTR { continue }
+            guard written > 0 else { break }
+            offset += written
+        }
+        close(fd)
+        if offset == bytes.count { rename(temporary, path) } else { unlink(temporary) }
     }
 }

@@ -103,6 +103,9 @@ public struct VFSelector: Hashable, Sendable, Codable {
     /// Keeps allocations with the same value of a label on different PFs.
     public var antiAffinity: AntiAffinity?
 
+    /// A selector that matches every VF.
+    public init() {}
+
     enum CodingKeys: String, CodingKey {
         case vendorID = "vendor_id"
         case deviceID = "device_id"

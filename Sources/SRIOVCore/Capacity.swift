@@ -10,8 +10,9 @@ public struct CapacityCounts: Hashable, Sendable {
     public var held = 0
     /// VFs kept out of the pool until reset: a failed restore, or settings that are not their baseline.
     public var dirty = 0
-    /// Set aside for later issues; 0 for now.
+    /// VFs outside the PF's managed range (`PUT /pfs/{address}/managed`): another owner's, never handed out.
     public var reserved = 0
+    /// Free VFs of a cordoned PF: not handed out until the cordon is lifted.
     public var cordoned = 0
     /// VFs the PFs could still create (`totalVFs - enabled`).
     public var headroom = 0
@@ -55,16 +56,26 @@ public struct CapacityReport: Sendable {
     /// - Parameters:
     ///   - held: VFs held by an allocation that is not dirty.
     ///   - dirty: VFs kept out of the pool (dirty allocations, and free VFs whose settings are not their baseline).
-    public init(host snapshot: HostSnapshot, held: Set<PCIAddress>, dirty: Set<PCIAddress>) {
+    ///   - maintenance: cordoned PFs (their free VFs count as `cordoned`) and managed ranges (VFs outside count as
+    ///     `reserved`).
+    public init(
+        host snapshot: HostSnapshot, held: Set<PCIAddress>, dirty: Set<PCIAddress>,
+        maintenance: MaintenanceMap = MaintenanceMap()
+    ) {
         pfs = snapshot.pfs.map { entry in
             var counts = CapacityCounts()
             counts.totalVFs = entry.pf.totalVFs
             counts.enabled = entry.vfs.count
+            let cordoned = maintenance.isCordoned(entry.pf.address)
             for vf in entry.vfs {
-                if dirty.contains(vf.address) {
+                if maintenance.isExternal(pf: entry.pf.address, vfIndex: vf.index) {
+                    counts.reserved += 1
+                } else if dirty.contains(vf.address) {
                     counts.dirty += 1
                 } else if held.contains(vf.address) {
                     counts.held += 1
+                } else if cordoned {
+                    counts.cordoned += 1
                 } else {
                     counts.free += 1
                 }

@@ -58,4 +58,25 @@ public enum SRIOVError: Error, Hashable, Sendable {
     case interrupted(String)
     /// The daemon is not ready for mutations yet (startup reconciliation).
     case notReady
+    /// The PF is cordoned: it takes no new allocation (nor a moved one) until `DELETE /pfs/{address}/cordon`.
+    case pfCordoned(PCIAddress)
+    /// The VF is outside its PF's managed range (`PUT /pfs/{address}/managed`): another owner's.
+    case vfExternal(PCIAddress, pf: PCIAddress, managed: String)
+    /// The PF's VF count is not sriovd's to change: only part of its VFs are managed.
+    case pfPartlyManaged(PCIAddress, managed: String)
+    /// The allocation's netdev is attached (by the CNI plugin) in a network namespace: it cannot move until
+    /// detached, since the consumer holds the old VF's netdev.
+    case allocationAttached(String, netns: String)
+    /// No free, managed VF on a PF that is not cordoned can take the allocation being moved (from this VF).
+    case noMoveDestination(String, from: PCIAddress)
+    /// A request named an allocation's generation that is not its current one (it moved since).
+    case generationMismatch(String, given: Int, current: Int)
+    /// No Docker network of the sriovd driver with this id.
+    case dockerNetworkNotFound(String)
+    /// No endpoint with this id on this Docker network.
+    case dockerEndpointNotFound(network: String, endpoint: String)
+    /// The Docker network still has endpoints (each holding a VF).
+    case dockerNetworkInUse(String, endpoints: Int)
+    /// A Docker network option that is wrong: its name and what to give instead.
+    case dockerOption(String, String)
 }

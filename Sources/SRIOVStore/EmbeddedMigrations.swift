@@ -267,5 +267,124 @@ enum EmbeddedMigrations {
 
                 """#
         ),
+        Migration(
+            id: "0006_docker_networks",
+            sql: #"""
+                -- sriovd schema, version 6: Docker networks and their endpoints (the libnetwork remote driver).
+                --
+                -- (0004 and 0005 may arrive from other branches; migrations are applied by name in order.)
+                --
+                -- A network keeps Docker's `--opt` options as given (already validated when Docker created it), so that it
+                -- outlives sriovd and host restarts: Docker creates a network once and expects the driver to remember it.
+                CREATE TABLE docker_networks (
+                    network_id TEXT PRIMARY KEY NOT NULL CHECK (length(network_id) BETWEEN 1 AND 128),
+                    -- The `com.docker.network.generic` options: {"pf": "0000:3b:00.0", "vlan": "100", ...}.
+                    options    TEXT NOT NULL CHECK (json_valid(options) AND json_type(options) = 'object'),
+                    -- The first IPv4 gateway IPAM gave the network (an address without its prefix length), if any.
+                    gateway    TEXT,
+                    created_at TEXT NOT NULL
+                ) STRICT;
+
+                -- An endpoint holds one allocation (owner docker:<network>/<endpoint>) from CreateEndpoint to DeleteEndpoint.
+                CREATE TABLE docker_endpoints (
+                    network_id    TEXT NOT NULL REFERENCES docker_networks (network_id),
+                    endpoint_id   TEXT NOT NULL CHECK (length(endpoint_id) BETWEEN 1 AND 128),
+                    allocation_id TEXT NOT NULL UNIQUE REFERENCES allocations (id),
+                    mac           TEXT NOT NULL,
+                    -- The SandboxKey while joined (between Join and Leave); NULL otherwise.
+                    sandbox       TEXT,
+                    created_at    TEXT NOT NULL,
+                    PRIMARY KEY (network_id, endpoint_id)
+                ) STRICT;
+
+                """#
+        ),
+        Migration(
+            id: "0007_cordon_and_managed_ranges",
+            sql: #"""
+                -- sriovd schema, version 7: maintenance of a PF (cordon, managed VF ranges) and allocations that move.
+                --
+                -- (0006 and 0008 are other branches'; migrations are applied by name in order and need not be contiguous.)
+                --
+                -- A cordoned PF takes no new allocation: selectors skip it and an explicit `pf` or `vf` is refused. A PF may be
+                -- managed only in part: VFs whose index is outside [managed_first, managed_last] belong to another owner and are
+                -- never allocated, written, restored or reconciled. No row means not cordoned and wholly managed.
+                CREATE TABLE pf_maintenance (
+                    pf            TEXT PRIMARY KEY NOT NULL CHECK (length(pf) = 12),
+                    cordoned      INTEGER NOT NULL DEFAULT 0 CHECK (cordoned IN (0, 1)),
+                    cordoned_at   TEXT,
+                    managed_first INTEGER CHECK (managed_first IS NULL OR managed_first >= 0),
+                    managed_last  INTEGER,
+                    updated_at    TEXT NOT NULL,
+                    CHECK ((cordoned = 1) = (cordoned_at IS NOT NULL)),
+                    CHECK ((managed_first IS NULL) = (managed_last IS NULL)),
+                    CHECK (managed_last IS NULL OR managed_last >= managed_first)
+                ) STRICT;
+
+                -- An allocation may now move to a VF of another PF (POST /allocations/{id}/move): its id, owner, labels and
+                -- settings stay, and its VF, PF, index and generation change together. The generation only grows, and past every
+                -- allocation the new VF ever had, so a late release naming the old generation cannot reach the new VF.
+                DROP TRIGGER allocations_identity_is_fixed;
+
+                CREATE TRIGGER allocations_identity_is_fixed
+                BEFORE UPDATE OF seq, id, created_at ON allocations
+                BEGIN
+                    SELECT RAISE(ABORT, 'allocations: seq, id and created_at never change');
+                END;
+
+                CREATE TRIGGER allocations_move_grows_generation
+                BEFORE UPDATE OF vf, pf, vf_index, generation ON allocations
+                WHEN NEW.generation <= OLD.generation
+                  OR NEW.generation <= (SELECT coalesce(max(generation), 0) FROM allocations WHERE vf = NEW.vf AND seq <> OLD.seq)
+                BEGIN
+                    SELECT RAISE(ABORT, 'allocations: a move must grow the generation past every allocation of the new VF');
+                END;
+
+                """#
+        ),
+        Migration(
+            id: "0008_audit_retention",
+            sql: #"""
+                -- sriovd schema, version 8: audit retention.
+                --
+                -- (0006 and 0007 are other branches'; migrations are applied by name in order and need not be contiguous.)
+                --
+                -- With `--audit-retention DAYS`, audit events older than that are first appended to archive files (NDJSON, one
+                -- file a month, fsynced) and only then deleted. The history stays append-only for every other path: a DELETE of
+                -- an audit row is refused unless this table's one row, written in the same transaction by the retention run and
+                -- removed again before it commits, says the row's id is inside the window being removed.
+                CREATE TABLE audit_retention_window (
+                    id         INTEGER PRIMARY KEY NOT NULL CHECK (id = 1),
+                    -- Rows with an id up to this one, and only those, may be deleted while the row exists.
+                    through_id INTEGER NOT NULL CHECK (through_id >= 1),
+                    -- Events before this RFC 3339 time are the ones the run removes (kept for the record).
+                    cutoff     TEXT NOT NULL
+                ) STRICT;
+
+                -- A window never covers an event newer than its cutoff.
+                CREATE TRIGGER audit_retention_window_covers_only_old_events
+                BEFORE INSERT ON audit_retention_window
+                WHEN EXISTS (SELECT 1 FROM audit_events WHERE id <= NEW.through_id AND at >= NEW.cutoff)
+                BEGIN
+                    SELECT RAISE(ABORT, 'audit_retention_window: the window holds events at or after its cutoff');
+                END;
+
+                CREATE TRIGGER audit_retention_window_no_update
+                BEFORE UPDATE ON audit_retention_window
+                BEGIN
+                    SELECT RAISE(ABORT, 'audit_retention_window: write a new window instead');
+                END;
+
+                DROP TRIGGER audit_events_no_delete;
+
+                CREATE TRIGGER audit_events_no_delete
+                BEFORE DELETE ON audit_events
+                WHEN NOT EXISTS (SELECT 1 FROM audit_retention_window WHERE id = 1 AND OLD.id <= through_id)
+                BEGIN
+                    SELECT RAISE(ABORT, 'audit_events is append-only: no DELETE outside an audit retention run');
+                END;
+
+                """#
+        ),
     ]
 }

@@ -64,12 +64,20 @@ extension Database {
             ) { row throws(StoreError) in PCIAddress(row.text(0)) }.compactMap { $0 })
     }
 
-    /// Active allocations whose lease ran out at or before `now`, soonest first.
+    /// Allocations holding a VF (active, or orphaned or drifted awaiting reconciliation) whose lease ran out at or
+    /// before `now`, soonest first. A dirty one is left: its VF failed to restore and stays out of the pool until a
+    /// reset, whatever its lease says.
     func expiredLeases(now: String, limit: Int) throws(StoreError) -> [String] {
+        // The first half uses the index of running leases; the second the index of holders (state <> 'released'),
+        // which stays as small as the VFs held.
         try query(
             """
-            SELECT id FROM allocations WHERE expires_at IS NOT NULL AND state = 'active' AND expires_at <= ?
-            ORDER BY expires_at LIMIT ?
+            SELECT id, expires_at FROM allocations
+            WHERE expires_at IS NOT NULL AND state = 'active' AND expires_at <= ?1
+            UNION ALL
+            SELECT id, expires_at FROM allocations
+            WHERE state <> 'released' AND state IN ('orphaned', 'drifted') AND expires_at <= ?1
+            ORDER BY 2 LIMIT ?2
             """, [now, limit]
         ) { $0.text(0) }
     }

@@ -385,7 +385,7 @@ extension Database {
     }
 
     /// The double-allocation guard speaks as `.vfAlreadyHeld`; other errors pass through.
-    private func heldError(_ error: StoreError, vf: PCIAddress) -> StoreError {
+    func heldError(_ error: StoreError, vf: PCIAddress) -> StoreError {
         if case .sqlite(let code, let message, _) = error, code == 2067 /* SQLITE_CONSTRAINT_UNIQUE */,
             message.contains("allocations.vf")
         {

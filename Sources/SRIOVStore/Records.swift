@@ -154,4 +154,7 @@ public enum IntentKind: String, CaseIterable, Hashable, Sendable {
     case vfUpdate = "vf.update"
     /// Reconciliation re-applying an allocation's settings to its VF; the target is the allocation.
     case allocationReapply = "allocation.reapply"
+    /// An allocation moved to a VF of another PF (or another VF of the same PF); the target is the allocation,
+    /// the payload names both VFs and the state each returns to.
+    case allocationMove = "allocation.move"
 }

@@ -16,6 +16,7 @@ enum EnvironmentOptions {
         "serve": accepted(by: Serve.self),
         "inventory": accepted(by: Inventory.self),
         "reconcile": accepted(by: Reconcile.self),
+        "backup": accepted(by: BackupCommand.self),
     ]
 
     /// The long options of `command` from its help: `--name <value>` is an option, `--name` alone a flag.

@@ -13,7 +13,7 @@ struct SRIOVDaemon: AsyncParsableCommand {
             SRIOVD_LISTEN for --listen, SRIOVD_NO_ACCESS_LOG=1 for --no-access-log. The command line wins.
             """,
         version: "0.1.0",
-        subcommands: [Serve.self, Inventory.self, Reconcile.self, Simulate.self, Token.self],
+        subcommands: [Serve.self, Inventory.self, Reconcile.self, BackupCommand.self, Simulate.self, Token.self],
         defaultSubcommand: Serve.self
     )
 

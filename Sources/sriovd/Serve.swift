@@ -15,12 +15,16 @@ struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run the daemon and serve the API.",
         discussion: """
-            TCP on an address other than loopback needs --tokens. Without --tokens, every TCP caller on loopback \
-            is admin (local development). Unix-socket peers get the role --unix-role maps their uid or group to; \
-            root is admin. SIGHUP re-reads the tokens file; SIGTERM and SIGINT drain and stop.
+            TCP on an address other than loopback needs --tokens (or --tls-client-ca) and TLS (--tls-cert, \
+            --tls-key), or --insecure-http. Without --tokens, every TCP caller on loopback is admin (local \
+            development). Unix-socket peers get the role --unix-role maps their uid or group to; root is admin. \
+            SIGHUP re-reads the tokens file and the TLS certificate and key; SIGTERM and SIGINT drain and stop.
             """)
 
     @OptionGroup var host: HostOptions
+    @OptionGroup var tls: TLSOptions
+
+    @OptionGroup var audit: AuditOptions
 
     @Option(
         help: "TCP address to listen on, HOST:PORT, or \"none\" for the Unix socket only. Port 0 picks a free port.")
@@ -58,6 +62,14 @@ struct Serve: AsyncParsableCommand {
 
     @Option(help: "Also listen on this Unix socket path (for CNI plugins, kubelet plugins, VM managers).")
     var unix: String?
+
+    @Option(
+        help: """
+            Also serve Docker's remote network driver protocol on this Unix socket (its own routes): Docker finds \
+            /run/docker/plugins/sriovd.sock as the driver "sriovd". Peers need operator or admin by --unix-role \
+            (root is admin); the socket gets --unix-mode and --unix-group.
+            """)
+    var dockerPlugin: String?
 
     @Option(help: "The Unix socket's permission bits, in octal.")
     var unixMode: String = "0660"
@@ -203,11 +215,14 @@ struct Serve: AsyncParsableCommand {
         let accessLog = try refusingToStart { try makeAccessLog() }
         let server = HTTPServer(
             configuration: configuration, handler: makeHandler(api: api, security: security), logger: logger,
-            accessLog: AccessLog.makeHook(writer: accessLog))
+            accessLog: AccessLog.makeHook(writer: accessLog), extraSockets: dockerPluginSocket(api: api, security))
         Metrics.shared.attachServerStatistics { server.statistics }
         let address = try startServer(server, store: store)
         announce(address, configuration: configuration, security: security, logger: logger)
-        signals.onReload { Self.reloadTokens(security.tokens, logger: logger) }
+        signals.onReload { [tls = configuration.tls] in
+            Self.reloadTokens(security.tokens, logger: logger)
+            TLSOptions.reload(tls, logger: logger)
+        }
         phases.lap("listen")
 
         try await StartupRecovery(core: core, restore: !noRestore).run()
@@ -224,6 +239,9 @@ struct Serve: AsyncParsableCommand {
         var background = startBackgroundWork(inventory: inventory, store: store, logger: logger)
         background.tasks.append(core.startHealthMonitor(interval: .milliseconds(Int(healthInterval * 1000))))
         background.tasks.append(startLeaseExpiry(core: core))
+        if let retention = audit.start(store: store, databasePath: dbPath, logger: logger) {
+            background.tasks.append(retention)
+        }
         await signals.termination()
         SystemdNotify.send("STOPPING=1")
         logger.info("stopping: draining in-flight requests")
@@ -283,7 +301,18 @@ struct Serve: AsyncParsableCommand {
         let router = api.makeRouter()
         return AccessControl(
             router: router, tokens: security.tokens, unixRoles: security.unixRoles,
-            anonymousTCPRole: security.anonymousTCPRole)
+            certificateRoles: security.certificateRoles, anonymousTCPRole: security.anonymousTCPRole)
+    }
+
+    /// The Docker plugin socket with its own router, when --docker-plugin is given.
+    private func dockerPluginSocket(api: SRIOVAPI, _ security: SecuritySettings) -> [HTTPServer.ExtraSocket] {
+        guard let dockerPlugin, let mode = UInt32(unixMode, radix: 8) else { return [] }
+        let group = unixGroup.flatMap { UInt32($0) ?? UnixRoleMap.groupID($0) }
+        return [
+            HTTPServer.ExtraSocket(
+                socket: .init(path: dockerPlugin, mode: mode, groupID: group),
+                handler: api.makeDockerPluginHandler(unixRoles: security.unixRoles))
+        ]
     }
 
     /// Starts listening, or prints why it cannot (closing the store) and exits 2.
@@ -302,10 +331,14 @@ struct Serve: AsyncParsableCommand {
         _ address: SocketAddress, configuration: HTTPServerConfiguration, security: SecuritySettings, logger: Logger
     ) {
         if configuration.listensOnTCP {
-            Console.output("sriovd listening on http://\(address)")
+            Console.output("sriovd listening on \(configuration.tls == nil ? "http" : "https")://\(address)")
+            tls.warnIfInsecure(address: address, isLoopback: Self.isLoopback(configuration.host), logger: logger)
         }
         if let unix {
             Console.output("sriovd listening on unix:\(unix)")
+        }
+        if let dockerPlugin {
+            Console.output("sriovd serving the Docker network driver on unix:\(dockerPlugin)")
         }
         if security.anonymousTCPRole != nil {
             logger.warning(
@@ -421,27 +454,31 @@ struct Serve: AsyncParsableCommand {
     struct SecuritySettings {
         var tokens: TokenStore?
         var unixRoles: UnixRoleMap
+        var certificateRoles = CertificateRoleMap()
         var anonymousTCPRole: Role?
     }
 
     private func makeSecurity(into configuration: inout HTTPServerConfiguration) throws -> SecuritySettings {
         if listen == "none" {
-            guard unix != nil else {
-                throw Refusal(reason: "--listen none needs --unix PATH: there would be no listener")
+            guard unix != nil || dockerPlugin != nil else {
+                throw Refusal(
+                    reason: "--listen none needs --unix PATH or --docker-plugin PATH: there would be no listener")
             }
             configuration.listensOnTCP = false
         } else {
             let (bindHost, port) = try parseListen(listen)
             configuration.host = bindHost
             configuration.port = port
-            if tokens == nil && !Self.isLoopback(bindHost) {
+            if tokens == nil && !tls.asksForClientCertificates && !Self.isLoopback(bindHost) {
                 throw Refusal(
                     reason: """
                         --listen \(listen) is not a loopback address and no --tokens file is given, so anyone who \
                         can reach this port could change SR-IOV on this host. Give --tokens FILE (see `sriovd token \
-                        create`), listen on 127.0.0.1, or use --unix PATH with --listen none.
+                        create`) or --tls-client-ca FILE, listen on 127.0.0.1, or use --unix PATH with --listen none.
                         """)
             }
+            try tls.checkPlainHTTP(listen: listen, isLoopback: Self.isLoopback(bindHost))
+            configuration.tls = try tls.makeCredentials()
         }
         var tokenStore: TokenStore?
         if let tokens {
@@ -452,7 +489,7 @@ struct Serve: AsyncParsableCommand {
             }
         }
         var unixRoles = UnixRoleMap()
-        if let unix {
+        if unix != nil || dockerPlugin != nil {
             guard let mode = UInt32(unixMode, radix: 8), mode <= 0o777 else {
                 throw Refusal(reason: "--unix-mode \(unixMode) must be octal permission bits such as 0660")
             }
@@ -463,7 +500,7 @@ struct Serve: AsyncParsableCommand {
                 }
                 groupID = gid
             }
-            configuration.unixSocket = .init(path: unix, mode: mode, groupID: groupID)
+            if let unix { configuration.unixSocket = .init(path: unix, mode: mode, groupID: groupID) }
             var rules: [String] = []
             for spec in unixRole {
                 if spec.hasPrefix("@") {
@@ -481,8 +518,11 @@ struct Serve: AsyncParsableCommand {
                 throw Refusal(reason: "--unix-role: \(error)")
             }
         }
-        let anonymous: Role? = tokens == nil && configuration.listensOnTCP ? .admin : nil
-        return SecuritySettings(tokens: tokenStore, unixRoles: unixRoles, anonymousTCPRole: anonymous)
+        let anonymous: Role? =
+            tokens == nil && !tls.asksForClientCertificates && configuration.listensOnTCP ? .admin : nil
+        return SecuritySettings(
+            tokens: tokenStore, unixRoles: unixRoles, certificateRoles: try tls.makeCertificateRoles(),
+            anonymousTCPRole: anonymous)
     }
 
     /// 127.0.0.0/8, ::1 and "localhost".

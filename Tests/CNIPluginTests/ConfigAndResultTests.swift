@@ -1,5 +1,6 @@
-import CNIPlugin
 import Testing
+
+@testable import CNIPlugin
 
 /// The parts without I/O: the environment, the configuration's sriov-cni keys, results per version, errors.
 @Suite struct ConfigAndResultTests {
@@ -90,5 +91,24 @@ import Testing
         #expect(error["cniVersion"]?.string == "1.0.0")
         #expect(error["code"]?.int == 4)
         #expect(error["msg"]?.string?.contains("CNI_NETNS") == true)
+    }
+    @Test func timingIsLoggedOnlyWhenAsked() {
+        let config = Array(#"{"cniVersion":"1.0.0"}"#.utf8)
+        let quiet = Plugin.run(environment: ["CNI_COMMAND": "VERSION"], stdin: config)
+        #expect(quiet.log.isEmpty)
+        let timed = Plugin.run(environment: ["CNI_COMMAND": "VERSION", "SRIOVD_CNI_TIMING": "1"], stdin: config)
+        let line = timed.log.last ?? ""
+        #expect(line.hasPrefix("sriovd-cni: timing VERSION "), "\(line)")
+        let fields = Dictionary(
+            line.split(separator: " ").dropFirst(3).compactMap { field -> (String, Double)? in
+                let parts = field.split(separator: "=")
+                guard parts.count == 2, let value = Double(parts[1]) else { return nil }
+                return (String(parts[0]), value)
+            }
+        ) { a, _ in a }
+        #expect(Set(fields.keys) == ["other", "total"], "no phase ran for VERSION: \(line)")
+        #expect(fields["total"].map { $0 >= 0 && $0 == fields["other"] } == true, "\(line)")
+        #expect(SRIOVDClient.phase("PUT", "/allocations/abc/attachment") == "PUT/attachment")
+        #expect(SRIOVDClient.phase("GET", "/allocations?owner=x") == "GET/allocations")
     }
 }

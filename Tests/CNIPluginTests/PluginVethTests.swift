@@ -105,6 +105,44 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: reservation))
     }
 
+    /// The allocation behind a first ADD, a retried ADD (same or changed configuration) and an ADD after a DEL of
+    /// the same container and interface: one VF held at a time, a new allocation only after the DEL.
+    @Test func aRetriedAddKeepsItsAllocationAndAnAddAfterDelGetsANewOne() throws {
+        let sriovd = try SRIOVD()
+        let sandbox = try Sandbox("cnit-retry")
+        try sandbox.veth(try sriovd.netdev(of: Self.vf))
+        let plain = config(sriovd, version: "1.1.0", ipam: false)
+        let owner = "cni:r1/net1"
+
+        #expect(try cni("ADD", container: "r1", netns: sandbox.path, config: plain).status == 0)
+        let first = try #require(try sriovd.allocations(owner: owner).first?["id"] as? String)
+        // The runtime retries after losing the interface (here: put back on the host by hand), with the same
+        // configuration (sriovd replays the first answer) and with a changed one (the key's body differs): both take
+        // the allocation held again, never a second VF.
+        for retry in [plain, plain.merging(["vlan": 7]) { $1 }] {
+            try ip("-n", sandbox.name, "link", "set", "net1", "netns", "1", "name", try sriovd.netdev(of: Self.vf))
+            let again = try cni("ADD", container: "r1", netns: sandbox.path, config: retry)
+            #expect(again.status == 0, "\(again.stdout) \(again.stderr)")
+            #expect(try sriovd.allocations(owner: owner).map { $0["id"] as? String } == [first])
+            #expect(try link("net1", in: sandbox.name) != nil)
+        }
+        // With the interface in place, a retried ADD is refused before it asks sriovd for anything.
+        let doubled = try cni("ADD", container: "r1", netns: sandbox.path, config: plain)
+        #expect(doubled.json["code"] as? Int == 101, "\(doubled.stdout)")
+        #expect(try sriovd.allocations(owner: owner).count == 1)
+        #expect(try cni("DEL", container: "r1", netns: sandbox.path, config: plain).status == 0)
+
+        // The same container and interface added again: a new allocation beside the released one.
+        let readd = try cni("ADD", container: "r1", netns: sandbox.path, config: plain)
+        #expect(readd.status == 0, "\(readd.stdout) \(readd.stderr)")
+        let history = try sriovd.allocations(owner: owner)
+        #expect(history.count == 2)
+        #expect(Set(history.compactMap { $0["state"] as? String }) == ["released", "active"])
+        #expect(try link("net1", in: sandbox.name) != nil)
+        #expect(try cni("DEL", container: "r1", netns: sandbox.path, config: plain).status == 0)
+        #expect(try sriovd.allocations(owner: owner).allSatisfy { $0["state"] as? String == "released" })
+    }
+
     @Test func answersInTheVersionAsked() throws {
         let sriovd = try SRIOVD()
         let sandbox = try Sandbox("cnit-ver")
@@ -255,6 +293,52 @@ import Testing
         try sriovd.start()
         plain["deviceID"] = vfs[0]
         #expect(try cni("DEL", container: "g1", netns: sandbox.path, config: plain).status == 0)
+    }
+
+    /// STATUS answers 50 only when no VF could serve this configuration: its deviceID, pf or selector, as ADD
+    /// would ask sriovd. The default simulated host has free iavf VFs on the i40e PF ens785f0 (NUMA node 0) and
+    /// mlx5 VFs on ens3f0np0 (node 1).
+    @Test func statusAnswers50OnlyWhenNoVFCouldServeTheConfig() throws {
+        let sriovd = try SRIOVD()
+        let sandbox = try Sandbox("cnit-status")
+        try sandbox.veth(try sriovd.netdev(of: Self.vf))
+        var base = config(sriovd, version: "1.1.0", ipam: false)
+        base["deviceID"] = nil
+        func status(_ extra: [String: Any]) throws -> Run {
+            try cni("STATUS", container: nil, netns: nil, ifname: nil, config: base.merging(extra) { $1 })
+        }
+        let served: [[String: Any]] = [
+            ["deviceID": Self.vf], ["pf": "0000:3b:00.0"], [:],
+            ["selector": ["pf_interface": "ens785f0", "driver": "iavf", "numa_node": 0]],
+            ["selector": ["vendor_id": "15b3", "numa_node": 1]],
+        ]
+        for extra in served {
+            let answer = try status(extra)
+            #expect(answer.status == 0, "\(extra): \(answer.stdout)")
+        }
+        let unserved: [([String: Any], String)] = [
+            (["deviceID": "0000:3b:0f.7"], "is not a VF sriovd knows"),
+            (["pf": "0000:5e:00.0"], "no free VF on PF 0000:5e:00.0"),
+            (["selector": ["pf_interface": "ens801f0"]], "no free VF on the selector"),
+            (["selector": ["vendor_id": "15b3", "numa_node": 0]], "no free VF on the selector"),
+            (["selector": ["driver": "ixgbevf"]], "no free VF on the selector"),
+        ]
+        for (extra, message) in unserved {
+            let answer = try status(extra)
+            #expect(answer.status != 0 && answer.json["code"] as? Int == 50, "\(extra): \(answer.stdout)")
+            #expect((answer.json["msg"] as? String ?? "").contains(message), "\(answer.stdout)")
+        }
+
+        // The VF held: 50 for its deviceID, still 0 for its PF, whose other VFs are free.
+        #expect(
+            try cni("ADD", container: "s1", netns: sandbox.path, config: base.merging(["deviceID": Self.vf]) { $1 })
+                .status == 0)
+        let held = try status(["deviceID": Self.vf])
+        #expect(held.json["code"] as? Int == 50 && (held.json["msg"] as? String ?? "").contains("is held"))
+        #expect(try status(["pf": "0000:3b:00.0"]).status == 0)
+        #expect(
+            try cni("DEL", container: "s1", netns: sandbox.path, config: base.merging(["deviceID": Self.vf]) { $1 })
+                .status == 0)
     }
 
     @Test func aVFIOConfigMovesNoNetdevAndNamesThePCIDevice() throws {

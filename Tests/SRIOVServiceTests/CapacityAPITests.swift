@@ -321,4 +321,32 @@ import Testing
         #expect(event.object["actor"] as? String == "lease")
         await second.stop()
     }
+
+    /// An expired lease whose PF vanished while sriovd was stopped is released at the next start (its holder's claim
+    /// is over; nothing is written, the VF being gone), not kept `orphaned` forever; one without a lease stays
+    /// orphaned, to be readopted when the PF returns.
+    @Test func anExpiredLeaseOfAnOrphanedAllocationIsReleased() async throws {
+        let first = try await TestDaemon()
+        defer { first.removeFiles() }
+        let client = try first.client()
+        let leased = try await client.request(
+            "POST", "/allocations", json: ["owner": "vm:gone", "pf": Self.x710, "lease_seconds": 1])
+        let plain = try await client.request("POST", "/allocations", json: ["owner": "vm:stays", "pf": Self.x710])
+        let id = try #require(leased.object["id"] as? String)
+        let plainID = try #require(plain.object["id"] as? String)
+        let expiry = try #require(leased.object["expires_at"] as? String)
+        await first.stop()
+        try await waitUntil("the lease has run out") { Timestamp.now() > expiry }
+        let link = first.directory.appendingPathComponent("bus/pci/devices/\(Self.x710)")
+        try FileManager.default.removeItem(at: link)
+
+        let second = try await TestDaemon(directory: first.directory)
+        let after = try second.client()
+        #expect(try await after.get("/allocations/\(id)").object["state"] as? String == "released")
+        #expect(try await after.get("/allocations/\(plainID)").object["state"] as? String == "orphaned")
+        let release = try #require(try await after.get("/audit?target=\(id)&action=allocation.release").items.first)
+        #expect(release["actor"] as? String == "lease")
+        #expect(release["outcome"] as? String == "success")
+        await second.stop()
+    }
 }

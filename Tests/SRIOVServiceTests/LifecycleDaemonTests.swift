@@ -47,8 +47,9 @@ import Testing
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         let tokens = folder + "/tokens"
         try "# sriovd tokens\n\(adminLine)\n".write(toFile: tokens, atomically: true, encoding: .utf8)
-        // Tokens make a non-loopback address acceptable.
-        let daemon = try await DaemonProcess.start(["serve", "--listen", "0.0.0.0:0", "--tokens", tokens])
+        // Tokens make a non-loopback address acceptable; plain HTTP there needs --insecure-http.
+        let daemon = try await DaemonProcess.start(
+            ["serve", "--listen", "0.0.0.0:0", "--tokens", tokens, "--insecure-http"])
         let port = try #require(daemon.port)
         let bearer = ["Authorization": "Bearer \(token)"]
         #expect(try await TestClient(port: port).request("GET", "/pfs", headers: bearer).status == 401)
@@ -301,7 +302,7 @@ final class DaemonProcess: @unchecked Sendable {
     {
         let daemon = try DaemonProcess(arguments, environment: environment, directory: directory, simulate: true)
         for _ in 0..<300 {
-            if let match = daemon.stdout.firstMatch(of: #/listening on http://[^ ]*:(\d+)/#),
+            if let match = daemon.stdout.firstMatch(of: #/listening on https?://[^ ]*:(\d+)/#),
                 daemon.stderr.contains("msg=ready")
             {
                 daemon.port = UInt16(match.1)

@@ -92,6 +92,22 @@ import Testing
         }
     }
 
+    @Test func certificateRoleMapRules() throws {
+        let map = try CertificateRoleMap(
+            parsing: "cn:node-agent=operator, dns:ops.example.com=admin\n# a comment\nuri:spiffe://c/ns/x=reader")
+        let agent = ClientCertificate(commonName: "node-agent", subjectAlternativeNames: ["dns:agent.example"])
+        #expect(map.identity(for: agent) == Identity(actor: "cert:cn:node-agent", role: .operator, hasCredential: true))
+        let ops = ClientCertificate(commonName: "node-agent", subjectAlternativeNames: ["dns:ops.example.com"])
+        #expect(map.identity(for: ops).role == .admin, "the best rule naming any of its names wins")
+        #expect(map.identity(for: ops).actor == "cert:dns:ops.example.com", "the actor is the name that granted it")
+        let stranger = ClientCertificate(commonName: nil, subjectAlternativeNames: ["email:x@example.com"])
+        #expect(
+            map.identity(for: stranger) == Identity(actor: "cert:email:x@example.com", role: nil, hasCredential: true))
+        for bad in ["cn:node-agent", "cn:x=root", "subject:x=admin", "cn:=admin", "=admin"] {
+            #expect(throws: CertificateRoleMap.ParseError.self, "\(bad)") { try CertificateRoleMap(parsing: bad) }
+        }
+    }
+
     @Test func policyDefaultsAreSafe() {
         let policy = AccessPolicy.sriovd
         #expect(policy.access(.GET, "/healthz") == .open)
@@ -124,6 +140,8 @@ import Testing
                 .replacingOccurrences(of: "/vfs/{address}", with: "/vfs/\(vf)")
                 .replacingOccurrences(of: "{id}", with: "no-such-allocation")
                 .replacingOccurrences(of: "{owner_prefix}", with: "no-such-prefix")
+                .replacingOccurrences(of: "{network}", with: "no-such-network")
+                .replacingOccurrences(of: "{endpoint}", with: "no-such-endpoint")
             // Bodies the handlers refuse, so allowed calls change nothing (DELETE of the E810's VFs: it has none).
             let body: String? = method == .POST || method == .PATCH || method == .PUT ? "{}" : nil
             let access = policy.access(method, pattern)

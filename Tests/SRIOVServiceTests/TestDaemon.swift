@@ -15,11 +15,14 @@ final class TestDaemon {
     let core: ServiceCore
     let server: HTTPServer
     let port: UInt16
+    /// The Docker plugin socket's path, when the daemon serves one.
+    let dockerPluginSocket: String?
 
     init(
         directory: URL? = nil, profiles: [SimulatedPFProfile] = SimulatedHost.defaultProfiles,
         writeTimeout: Duration = .seconds(5), storeOptions: Store.Options = Store.Options(), vfMetricsLimit: Int? = nil,
-        hardware makeHardware: (URL) -> HardwareHost = { HardwareHost.simulated(at: $0) }
+        hardware makeHardware: (URL) -> HardwareHost = { HardwareHost.simulated(at: $0) },
+        dockerPlugin: Bool = false, dockerPluginPath: String? = nil
     ) async throws {
         let directory =
             directory
@@ -40,7 +43,16 @@ final class TestDaemon {
         readiness.markReady()
         var configuration = HTTPServerConfiguration()
         configuration.port = 0
-        server = HTTPServer(configuration: configuration, handler: api.makeRouter(), logger: logger)
+        let plugin = dockerPluginPath ?? directory.appendingPathComponent("docker-plugin.sock").path
+        dockerPluginSocket = dockerPlugin || dockerPluginPath != nil ? plugin : nil
+        let extra =
+            dockerPluginSocket != nil
+            ? [
+                HTTPServer.ExtraSocket(
+                    socket: .init(path: plugin), handler: api.makeDockerPluginHandler(unixRoles: UnixRoleMap()))
+            ] : []
+        server = HTTPServer(
+            configuration: configuration, handler: api.makeRouter(), logger: logger, extraSockets: extra)
         port = try server.start().port
     }
 

@@ -27,6 +27,49 @@ import Testing
         #expect(try database.queryFirst("SELECT outcome FROM audit_events") { $0.text(0) } == "success")
     }
 
+    /// The one path that may delete: the retention window, opened in the deleting transaction, for events older
+    /// than its cutoff and up to its id, and nothing else.
+    @Test func onlyTheRetentionWindowLetsOldEventsBeDeleted() async throws {
+        let path = directory.file("sriovd.db")
+        let store = try Store(path: path)
+        var appended: [Int64] = []
+        for at in ["2020-01-01T00:00:00.000Z", "2020-02-01T00:00:00.000Z", "2020-03-01T00:00:00.000Z"] {
+            appended.append(try await store.write { try $0.appendAudit(Fixtures.event(at: at)) })
+        }
+        appended.append(try await store.write { try $0.appendAudit(Fixtures.event()) })
+        let ids = appended
+        let cutoff = "2021-01-01T00:00:00.000Z"
+        #expect(try store.read { try $0.auditRetentionBoundary(before: cutoff) } == ids[2])
+        #expect(try store.read { try $0.auditRetentionBoundary(before: "2020-01-01T00:00:00.000Z") } == nil)
+        // A window over a recent event is refused, and deletes nothing.
+        await #expect(throws: StoreError.self) {
+            try await store.write { try $0.removeAuditEvents(through: ids[3], cutoff: cutoff) }
+        }
+        #expect(try await store.write { try $0.removeAuditEvents(through: ids[1], cutoff: cutoff) } == 2)
+        store.close()
+
+        let database = try Database(path: path, flags: openReadWriteCreate)
+        defer { database.close() }
+        let windows = try database.queryFirst("SELECT count(*) FROM audit_retention_window") { $0.int(0) }
+        #expect(windows == 0, "the window is closed in the transaction that opened it")
+        let left = try database.query("SELECT id FROM audit_events ORDER BY id") { $0.int64(0) }
+        #expect(left == [ids[2], ids[3]])
+        // Outside the window, or beyond its id, DELETE is refused as before.
+        for sql in ["DELETE FROM audit_events WHERE id = \(ids[2])", "DELETE FROM audit_events"] {
+            #expect(throws: StoreError.self) { try database.execute(sql) }
+        }
+        try database.execute("BEGIN")
+        try database.execute(
+            "INSERT INTO audit_retention_window (id, through_id, cutoff) VALUES (1, ?, ?)", ids[2], cutoff)
+        #expect(throws: StoreError.self) { try database.execute("DELETE FROM audit_events WHERE id = ?", ids[3]) }
+        #expect(throws: StoreError.self) {
+            try database.execute("UPDATE audit_retention_window SET through_id = ?", ids[3])
+        }
+        try database.execute("ROLLBACK")
+        let after = try database.query("SELECT id FROM audit_events ORDER BY id") { $0.int64(0) }
+        #expect(after == [ids[2], ids[3]])
+    }
+
     @Test func idsGrowAndPagesAndFiltersWork() async throws {
         let store = try Store(path: directory.file("sriovd.db"))
         defer { store.close() }

@@ -30,8 +30,8 @@ import Testing
                 $0.text(0)
             }
             for table in [
-                "allocations", "audit_events", "idempotency_keys", "intents", "pfs", "vf_generations",
-                "vf_original_state", "vfs",
+                "allocations", "audit_events", "audit_retention_window", "docker_endpoints", "docker_networks",
+                "idempotency_keys", "intents", "pfs", "vf_generations", "vf_original_state", "vfs",
             ] {
                 #expect(tables.contains(table))
             }
@@ -39,6 +39,39 @@ import Testing
         // Opening again applies nothing and refuses nothing.
         try Store(path: path).close()
         #expect(try appliedMigrations(path).count == EmbeddedMigrations.all.count)
+    }
+
+    /// 0006 (Docker networks) on a database of 0001-0005: its allocations stay, and an endpoint must name an
+    /// allocation and a network that exist.
+    @Test func dockerTablesArriveOnAnOlderDatabase() async throws {
+        let directory = TemporaryDirectory()
+        let path = directory.file("sriovd.db")
+        let before = EmbeddedMigrations.all.filter { $0.id < "0006" }
+        let old = try Store(path: path, migrations: before)
+        let allocation = try await old.allocate(vfIndex: 1)
+        old.close()
+        let store = try Store(path: path)
+        defer { store.close() }
+        #expect(try store.read { try $0.allocation(id: allocation.id) } == allocation)
+        let network = DockerNetwork(
+            networkID: "n1", options: ["pf": "0000:3b:00.0", "vlan": "100"], gateway: "10.0.0.1",
+            createdAt: "2026-12-06T00:00:00Z")
+        let endpoint = DockerEndpoint(
+            networkID: "n1", endpointID: "e1", allocationID: allocation.id, mac: "02:00:00:00:00:01", sandbox: nil,
+            createdAt: "2026-12-06T00:00:01Z")
+        try await store.write { tx in
+            try tx.insertDockerNetwork(network)
+            try tx.insertDockerEndpoint(endpoint)
+            try tx.setDockerEndpointSandbox(network: "n1", endpoint: "e1", sandbox: "/var/run/docker/netns/x")
+        }
+        #expect(try store.read { try $0.dockerNetworks() } == [network])
+        var joined = endpoint
+        joined.sandbox = "/var/run/docker/netns/x"
+        #expect(try store.read { try $0.dockerEndpoints() } == [joined])
+        let orphan = DockerEndpoint(
+            networkID: "n1", endpointID: "e2", allocationID: "no-such-allocation", mac: "02:00:00:00:00:02",
+            sandbox: nil, createdAt: "2026-12-06T00:00:02Z")
+        await #expect(throws: (any Error).self) { try await store.write { tx in try tx.insertDockerEndpoint(orphan) } }
     }
 
     @Test func emptyExistingFileIsANewDatabase() throws {
@@ -161,6 +194,26 @@ import Testing
         #expect(try directory.snapshot() == before)
     }
 
+    /// 0008 replaces the audit's DELETE trigger: a database with events from before keeps them, still append-only
+    /// for every path but the retention window.
+    @Test func auditRetentionMigrationKeepsEventsAndTheirProtection() async throws {
+        let directory = TemporaryDirectory()
+        let path = directory.file("sriovd.db")
+        let before = EmbeddedMigrations.all.filter { $0.id < "0008" }
+        let old = try Store(path: path, migrations: before)
+        let id = try await old.write { try $0.appendAudit(Fixtures.event(at: "2020-01-01T00:00:00.000Z")) }
+        old.close()
+        let new = try Store(path: path)
+        #expect(try new.read { try $0.auditEvents(AuditFilter()) }.map(\.id) == [id])
+        new.close()
+        #expect(try appliedMigrations(path).map { $0[0] } == EmbeddedMigrations.all.map(\.id))
+        try withRawDatabase(path) { database in
+            #expect(throws: StoreError.self) { try database.execute("DELETE FROM audit_events") }
+            let count = try database.queryFirst("SELECT count(*) FROM audit_events") { $0.int(0) }
+            #expect(count == 1)
+        }
+    }
+
     @Test func refusalsSayWhy() {
         #expect(StoreError.newerDatabase(unknown: ["0009_x"]).description.contains("0009_x"))
         #expect(StoreError.migrationChanged("0001_initial").description.contains("0001_initial"))
@@ -179,6 +232,52 @@ import Testing
         for (name, migration) in zip(names, EmbeddedMigrations.all) {
             let bytes = try Data(contentsOf: folder.appendingPathComponent(name))
             #expect(bytes == Data(migration.sql.utf8), "\(name) differs from its embedded copy")
+        }
+    }
+
+    /// 0007: an allocation may move to another VF only with its generation grown past every allocation of that VF;
+    /// its id, seq and creation time still never change; cordons and managed ranges are stored and checked.
+    @Test func moveAndMaintenanceRulesOf0007() async throws {
+        let directory = TemporaryDirectory()
+        let store = try Store(path: directory.file("sriovd.db"))
+        defer { store.close() }
+        let earlier = try await store.allocate(vfIndex: 0, pf: Fixtures.otherPF)
+        try await store.write { tx in
+            try tx.updateAllocation(id: earlier.id, state: .released, releasedAt: "2026-12-06T00:00:00.000Z")
+        }
+        let allocation = try await store.allocate(vfIndex: 1)
+        let target = Fixtures.vf(0, of: Fixtures.otherPF)
+        await #expect(throws: StoreError.self) {
+            try await store.write { tx in
+                try tx.connection().execute(
+                    "UPDATE allocations SET vf = ?, generation = generation WHERE id = ?", target.description,
+                    allocation.id)
+            }
+        }
+        let generation = try await store.write { tx in
+            try tx.moveAllocation(id: allocation.id, to: target, pf: Fixtures.otherPF, vfIndex: 0, above: 1)
+        }
+        #expect(generation > earlier.generation && generation > allocation.generation)
+        let moved = try #require(try store.read { try $0.allocation(id: allocation.id) })
+        #expect(moved.vf == target && moved.pf == Fixtures.otherPF && moved.id == allocation.id)
+        await #expect(throws: StoreError.self) {
+            try await store.write { tx in
+                try tx.connection().execute("UPDATE allocations SET created_at = 'x' WHERE id = ?", allocation.id)
+            }
+        }
+        try await store.write { tx in
+            try tx.setCordon(pf: Fixtures.pf, cordoned: true)
+            try tx.setManagedRange(pf: Fixtures.pf, range: 0...3)
+        }
+        let map = try store.read { try $0.maintenance() }
+        #expect(map.isCordoned(Fixtures.pf) && map[Fixtures.pf].managed == 0...3 && map[Fixtures.pf].cordonedAt != nil)
+        #expect(map.isExternal(pf: Fixtures.pf, vfIndex: 4) && !map.isExternal(pf: Fixtures.otherPF, vfIndex: 9))
+        await #expect(throws: StoreError.self) {
+            try await store.write { tx in
+                try tx.connection().execute(
+                    "UPDATE pf_maintenance SET managed_first = 5, managed_last = 2 WHERE pf = ?",
+                    Fixtures.pf.description)
+            }
         }
     }
 }

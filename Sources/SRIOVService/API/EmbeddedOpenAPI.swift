@@ -57,6 +57,7 @@ enum EmbeddedOpenAPI {
           - name: reconcile
           - name: dashboard
           - name: capacity
+          - name: docker
         paths:
           /healthz:
             get:
@@ -490,13 +491,22 @@ enum EmbeddedOpenAPI {
               tags: [allocations]
               operationId: releaseAllocation
               summary: Release an allocation; the record is kept as history.
-              description: Fenced by the id. Releasing an allocation that is already released answers 404 and changes nothing.
+              description: >
+                Fenced by the id. Releasing an allocation that is already released answers 404 and changes nothing. With
+                `generation`, a release is refused (409 `generation-mismatch`) unless the allocation is at that generation:
+                a late release from before a move never reaches the VF it moved to.
+              parameters:
+                - name: generation
+                  in: query
+                  schema: { type: integer, minimum: 1 }
               responses:
                 "401": { $ref: "#/components/responses/Unauthorized" }
                 "403": { $ref: "#/components/responses/Forbidden" }
                 "204":
                   description: Released.
+                "400": { $ref: "#/components/responses/Problem" }
                 "404": { $ref: "#/components/responses/Problem" }
+                "409": { $ref: "#/components/responses/Problem" }
                 "500": { $ref: "#/components/responses/Problem" }
                 "503": { $ref: "#/components/responses/Problem" }
           /allocations/{id}/renew:
@@ -532,6 +542,168 @@ enum EmbeddedOpenAPI {
                 "400": { $ref: "#/components/responses/Problem" }
                 "404": { $ref: "#/components/responses/Problem" }
                 "409": { $ref: "#/components/responses/Problem" }
+                "422": { $ref: "#/components/responses/Problem" }
+                "500": { $ref: "#/components/responses/Problem" }
+                "503": { $ref: "#/components/responses/Problem" }
+          /allocations/{id}/move:
+            parameters:
+              - name: id
+                in: path
+                required: true
+                schema: { type: string }
+            post:
+              tags: [allocations]
+              operationId: moveAllocation
+              summary: Move an allocation to a VF of another PF, keeping its id, owner, labels and identity (operator).
+              description: |
+                With `pf`, a free VF of that PF (the allocation's own PF too: another VF of it); with `selector` (or an
+                empty body), a free VF of another PF it matches, placed `spread` unless it says otherwise. Cordoned PFs and
+                VFs outside a managed range are never chosen. The new VF is configured with the identity (MAC, VLAN, QoS,
+                protocol, spoof check, trust, rates, link state, driver) and read back first, then the old VF is restored
+                and freed; either the allocation ends on the new VF, or it stays on the old one unchanged. Its generation
+                grows, and the `allocation.move` event names `from_vf` and `to_vf`. An allocation attached by the CNI
+                plugin is refused (409 `allocation-attached`) until detached.
+              requestBody:
+                required: false
+                content:
+                  application/json:
+                    schema:
+                      type: object
+                      additionalProperties: false
+                      properties:
+                        pf: { $ref: "#/components/schemas/PCIAddress" }
+                        selector: { $ref: "#/components/schemas/VFSelector" }
+              responses:
+                "401": { $ref: "#/components/responses/Unauthorized" }
+                "403": { $ref: "#/components/responses/Forbidden" }
+                "200":
+                  description: Moved; the allocation on its new VF.
+                  content:
+                    application/json:
+                      schema: { $ref: "#/components/schemas/Allocation" }
+                "400": { $ref: "#/components/responses/Problem" }
+                "404": { $ref: "#/components/responses/Problem" }
+                "409": { $ref: "#/components/responses/Problem" }
+                "415": { $ref: "#/components/responses/UnsupportedMediaType" }
+                "422": { $ref: "#/components/responses/Problem" }
+                "500": { $ref: "#/components/responses/Problem" }
+                "503": { $ref: "#/components/responses/Problem" }
+                "504": { $ref: "#/components/responses/Problem" }
+          /allocations/{id}/identity:
+            parameters:
+              - name: id
+                in: path
+                required: true
+                schema: { type: string }
+            get:
+              tags: [allocations]
+              operationId: getAllocationIdentity
+              summary: What another host's sriovd needs to recreate this allocation (POST /allocations with `identity`).
+              responses:
+                "401": { $ref: "#/components/responses/Unauthorized" }
+                "403": { $ref: "#/components/responses/Forbidden" }
+                "200":
+                  description: The identity.
+                  content:
+                    application/json:
+                      schema: { $ref: "#/components/schemas/AllocationIdentity" }
+                "404": { $ref: "#/components/responses/Problem" }
+          /pfs/{address}/cordon:
+            parameters:
+              - $ref: "#/components/parameters/Address"
+            post:
+              tags: [pfs]
+              operationId: cordonPF
+              summary: "Cordon a PF (admin): no new allocation lands on it; what it holds stays."
+              description: >
+                Selectors skip a cordoned PF; an explicit `pf` or `vf` on it is refused (409 `pf-cordoned`). Stored, shown in
+                /pfs and /capacity, and audited (`pf.cordon`), so it is an event.
+              responses:
+                "401": { $ref: "#/components/responses/Unauthorized" }
+                "403": { $ref: "#/components/responses/Forbidden" }
+                "200":
+                  description: The PF's maintenance state.
+                  content:
+                    application/json:
+                      schema: { $ref: "#/components/schemas/PFMaintenance" }
+                "400": { $ref: "#/components/responses/Problem" }
+                "404": { $ref: "#/components/responses/Problem" }
+                "500": { $ref: "#/components/responses/Problem" }
+                "503": { $ref: "#/components/responses/Problem" }
+            delete:
+              tags: [pfs]
+              operationId: uncordonPF
+              summary: Lift a PF's cordon (admin; audited as `pf.uncordon`).
+              responses:
+                "401": { $ref: "#/components/responses/Unauthorized" }
+                "403": { $ref: "#/components/responses/Forbidden" }
+                "200":
+                  description: The PF's maintenance state.
+                  content:
+                    application/json:
+                      schema: { $ref: "#/components/schemas/PFMaintenance" }
+                "400": { $ref: "#/components/responses/Problem" }
+                "404": { $ref: "#/components/responses/Problem" }
+                "500": { $ref: "#/components/responses/Problem" }
+                "503": { $ref: "#/components/responses/Problem" }
+          /pfs/{address}/drain:
+            parameters:
+              - $ref: "#/components/parameters/Address"
+            post:
+              tags: [pfs]
+              operationId: drainPF
+              summary: Cordon a PF and move every allocation that can move to another PF (admin).
+              description: >
+                With `Prefer: respond-async`, an operation (kind `pf.drain`) whose result lists each allocation's fate: moved
+                (to which VF and PF) or stayed, with the reason. Nothing is released.
+              parameters:
+                - $ref: "#/components/parameters/Prefer"
+              responses:
+                "202": { $ref: "#/components/responses/Accepted" }
+                "401": { $ref: "#/components/responses/Unauthorized" }
+                "403": { $ref: "#/components/responses/Forbidden" }
+                "200":
+                  description: Drained as far as it goes.
+                  content:
+                    application/json:
+                      schema: { $ref: "#/components/schemas/DrainResult" }
+                "400": { $ref: "#/components/responses/Problem" }
+                "404": { $ref: "#/components/responses/Problem" }
+                "500": { $ref: "#/components/responses/Problem" }
+                "503": { $ref: "#/components/responses/Problem" }
+          /pfs/{address}/managed:
+            parameters:
+              - $ref: "#/components/parameters/Address"
+            put:
+              tags: [pfs]
+              operationId: setManagedVFs
+              summary: Manage only part of a PF's VFs (admin), like the operator's `ens1f0#0-3`.
+              description: >
+                VFs outside the range show as `external` and are never allocated, written, restored or reconciled, and the
+                PF's VF count is then not sriovd's to change (409 `pf-partly-managed`). A range leaving a held VF outside is
+                refused (409 `vfs-held`). `{"vfs": null}` manages every VF again.
+              requestBody:
+                required: true
+                content:
+                  application/json:
+                    schema:
+                      type: object
+                      required: [vfs]
+                      additionalProperties: false
+                      properties:
+                        vfs: { type: [string, "null"], pattern: "^[0-9]{1,4}(-[0-9]{1,4})?$", examples: ["0-3"] }
+              responses:
+                "401": { $ref: "#/components/responses/Unauthorized" }
+                "403": { $ref: "#/components/responses/Forbidden" }
+                "200":
+                  description: The PF's maintenance state.
+                  content:
+                    application/json:
+                      schema: { $ref: "#/components/schemas/PFMaintenance" }
+                "400": { $ref: "#/components/responses/Problem" }
+                "404": { $ref: "#/components/responses/Problem" }
+                "409": { $ref: "#/components/responses/Problem" }
+                "415": { $ref: "#/components/responses/UnsupportedMediaType" }
                 "422": { $ref: "#/components/responses/Problem" }
                 "500": { $ref: "#/components/responses/Problem" }
                 "503": { $ref: "#/components/responses/Problem" }
@@ -612,6 +784,50 @@ enum EmbeddedOpenAPI {
                   description: Removed.
                 "400": { $ref: "#/components/responses/Problem" }
                 "404": { $ref: "#/components/responses/Problem" }
+                "500": { $ref: "#/components/responses/Problem" }
+                "503": { $ref: "#/components/responses/Problem" }
+          /docker/networks:
+            get:
+              tags: [docker]
+              operationId: listDockerNetworks
+              summary: The Docker networks of the sriovd driver, each with its endpoints and the allocation each holds.
+              description: |
+                Docker creates them over the plugin socket (`sriovd serve --docker-plugin PATH`, `docker network create -d
+                sriovd`); they are kept in SQLite. An endpoint's allocation has owner `docker:<network_id>/<endpoint_id>`.
+              responses:
+                "401": { $ref: "#/components/responses/Unauthorized" }
+                "403": { $ref: "#/components/responses/Forbidden" }
+                "200":
+                  description: The networks, oldest first.
+                  content:
+                    application/json:
+                      schema:
+                        type: object
+                        required: [items, next]
+                        properties:
+                          items:
+                            type: array
+                            items: { $ref: "#/components/schemas/DockerNetwork" }
+                          next: { type: "null" }
+                "500": { $ref: "#/components/responses/Problem" }
+          /docker/networks/{network}/endpoints/{endpoint}:
+            parameters:
+              - { name: network, in: path, required: true, schema: { type: string, minLength: 1, maxLength: 128 } }
+              - { name: endpoint, in: path, required: true, schema: { type: string, minLength: 1, maxLength: 128 } }
+            delete:
+              tags: [docker]
+              operationId: releaseDockerEndpoint
+              summary: Release an endpoint Docker no longer has (admin).
+              description: |
+                What DeleteEndpoint does when Docker calls it: the netdev's MTU and MAC are put back when it is in sriovd's
+                namespace, the allocation is released (the VF restored) and the endpoint forgotten; every step is audited.
+              responses:
+                "401": { $ref: "#/components/responses/Unauthorized" }
+                "403": { $ref: "#/components/responses/Forbidden" }
+                "204":
+                  description: Released.
+                "404": { $ref: "#/components/responses/Problem" }
+                "409": { $ref: "#/components/responses/Problem" }
                 "500": { $ref: "#/components/responses/Problem" }
                 "503": { $ref: "#/components/responses/Problem" }
           /allocations/{id}/attachment:
@@ -712,7 +928,16 @@ enum EmbeddedOpenAPI {
               tags: [audit]
               operationId: listAudit
               summary: The append-only audit history, ascending by id.
+              description: >-
+                Pages of JSON by default. With `format=ndjson`, the whole range the filters select, streamed as
+                `application/x-ndjson` (one event a line, in id order, read a page at a time as the client takes it; the
+                response ends with the connection), for a SIEM; `limit` does not apply then. With `--audit-retention`, events
+                older than that are in the archive files, not here.
               parameters:
+                - name: format
+                  in: query
+                  description: "`json` (pages, the default) or `ndjson` (the whole range, streamed)."
+                  schema: { type: string, enum: [json, ndjson], default: json }
                 - name: target
                   in: query
                   schema: { type: string }
@@ -748,6 +973,10 @@ enum EmbeddedOpenAPI {
                             type: array
                             items: { $ref: "#/components/schemas/AuditEvent" }
                           next: { type: [string, "null"] }
+                    application/x-ndjson:
+                      schema:
+                        description: With `format=ndjson`, each line of the body is one event.
+                        $ref: "#/components/schemas/AuditEvent"
                 "400": { $ref: "#/components/responses/Problem" }
           /operations:
             get:
@@ -815,7 +1044,8 @@ enum EmbeddedOpenAPI {
                 A `text/event-stream` (WHATWG HTML): each event has an `id` (the audit record's), an `event` type
                 (`allocation.created`, `allocation.released`, `allocation.changed`, `allocation.dirty`, `allocation.orphaned`,
                 `allocation.drifted`, `pf.vfs.changed`, `vf.settings.changed`, `hw.netlink.write`, `hw.sysfs.write`,
-                `operation.queued` ... `operation.failed`, `reconcile.finished`, `intent.recovered`, and changes sriovd did
+                `operation.queued` ... `operation.failed`, `reconcile.finished`, `intent.recovered`, the Docker driver's
+                `docker.network.created|deleted` and `docker.endpoint.created|joined|left|deleted`, and changes sriovd did
                 not make, with actor `kernel`: `pf.appeared`, `pf.vanished`, `vf.appeared`, `vf.vanished`, `link.up`,
                 `link.down`, `driver.changed`; a refused action is `<action>.failed`) and one `data` line of JSON. A client
                 that reconnects with `Last-Event-ID` (or `?after=`) gets every event after it, in order, then the live stream;
@@ -1074,7 +1304,8 @@ enum EmbeddedOpenAPI {
             Health:
               type: object
               description: >
-                How usable a PF or VF is now. `unavailable`: no_driver, netdev_missing; `degraded`: pf_link_down,
+                How usable a PF or VF is now. `unavailable`: no_driver, netdev_missing (not for a VF whose allocation
+                records an attachment: its netdev is in the consumer's network namespace); `degraded`: pf_link_down,
                 vf_link_down (the PF forces the VF's link down), dirty (released but not restored, or settings that are
                 not its baseline). A change is an event, `pf.health.changed` or `vf.health.changed`.
               required: [status, reasons]
@@ -1102,16 +1333,24 @@ enum EmbeddedOpenAPI {
               allOf:
                 - { $ref: "#/components/schemas/PhysicalFunction" }
                 - type: object
-                  required: [health]
+                  required: [health, cordoned, managed_vfs]
                   properties:
                     health: { $ref: "#/components/schemas/Health" }
+                    cordoned: { type: boolean, description: "No new allocation lands on it (POST /pfs/{address}/cordon)." }
+                    managed_vfs:
+                      type: [string, "null"]
+                      description: The VF index range sriovd manages (`0-3`); null when it manages every VF.
             VirtualFunctionView:
               allOf:
                 - { $ref: "#/components/schemas/VirtualFunction" }
                 - type: object
                   required: [status, allocation, health]
                   properties:
-                    status: { type: string, enum: [free, allocated] }
+                    status:
+                      type: string
+                      enum: [free, allocated, external]
+                      description: "`external`: outside its PF's managed range; never allocated, written, restored or reconciled."
+
                     health: { $ref: "#/components/schemas/Health" }
                     settings:
                       $ref: "#/components/schemas/VFState"
@@ -1145,9 +1384,11 @@ enum EmbeddedOpenAPI {
               allOf:
                 - { $ref: "#/components/schemas/PhysicalFunction" }
                 - type: object
-                  required: [vfs, health]
+                  required: [vfs, health, cordoned, managed_vfs]
                   properties:
                     health: { $ref: "#/components/schemas/Health" }
+                    cordoned: { type: boolean }
+                    managed_vfs: { type: [string, "null"] }
                     vfs:
                       type: array
                       items: { $ref: "#/components/schemas/VirtualFunctionView" }
@@ -1214,9 +1455,11 @@ enum EmbeddedOpenAPI {
                     label: { type: string, description: "A label the allocation carries; allocations with its value go on different PFs." }
             AllocationRequest:
               type: object
-              required: [owner]
               additionalProperties: false
-              description: Exactly one of pf, vf or selector.
+              description: >
+                Exactly one of pf, vf or selector. `owner` is required unless `identity` gives it; `identity` (what
+                GET /allocations/{id}/identity answered on another host) gives owner, labels, config and lease, and a field
+                given beside it wins.
               oneOf:
                 - required: [pf]
                   not: { anyOf: [{ required: [vf] }, { required: [selector] }] }
@@ -1238,6 +1481,59 @@ enum EmbeddedOpenAPI {
                   minimum: 1
                   maximum: 31622400
                   description: sriovd releases the allocation (actor `lease`) this long after it is made unless it is renewed.
+                identity: { $ref: "#/components/schemas/AllocationIdentity" }
+            AllocationIdentity:
+              type: object
+              required: [owner, labels, config]
+              additionalProperties: false
+              description: What another host's sriovd needs to recreate an allocation (unplug and replug for VM migration).
+              properties:
+                owner: { type: string, minLength: 1, maxLength: 256 }
+                labels:
+                  type: object
+                  additionalProperties: { type: string }
+                config:
+                  $ref: "#/components/schemas/VFConfig"
+                  description: The identity; its MAC is the VF's own when the allocation's config set none.
+                lease_seconds: { type: [integer, "null"], minimum: 1, maximum: 31622400 }
+                source:
+                  type: object
+                  description: Where it came from; not needed to recreate it.
+                  required: [allocation_id, vf, pf, generation]
+                  properties:
+                    allocation_id: { type: string }
+                    vf: { $ref: "#/components/schemas/PCIAddress" }
+                    pf: { $ref: "#/components/schemas/PCIAddress" }
+                    generation: { type: integer }
+            PFMaintenance:
+              type: object
+              required: [pf, cordoned, cordoned_at, managed_vfs]
+              properties:
+                pf: { $ref: "#/components/schemas/PCIAddress" }
+                cordoned: { type: boolean }
+                cordoned_at: { type: [string, "null"], format: date-time }
+                managed_vfs: { type: [string, "null"], examples: ["0-3"] }
+            DrainResult:
+              type: object
+              required: [pf, cordoned, moved, stayed, duration_ms, allocations]
+              properties:
+                pf: { $ref: "#/components/schemas/PCIAddress" }
+                cordoned: { type: boolean }
+                moved: { type: integer }
+                stayed: { type: integer }
+                duration_ms: { type: number }
+                allocations:
+                  type: array
+                  items:
+                    type: object
+                    required: [id, outcome, from_vf, to_vf, to_pf, reason]
+                    properties:
+                      id: { type: string }
+                      outcome: { type: string, enum: [moved, stayed] }
+                      from_vf: { $ref: "#/components/schemas/PCIAddress" }
+                      to_vf: { oneOf: [{ $ref: "#/components/schemas/PCIAddress" }, { type: "null" }] }
+                      to_pf: { oneOf: [{ $ref: "#/components/schemas/PCIAddress" }, { type: "null" }] }
+                      reason: { type: [string, "null"], description: Why it stayed (a problem type and detail). }
             PlacementReason:
               type: object
               required: [rule, reason, numa_node, avoided_pfs]
@@ -1257,8 +1553,8 @@ enum EmbeddedOpenAPI {
                 free: { type: integer, description: Enabled VFs that can be handed out now. }
                 held: { type: integer, description: VFs an allocation holds. }
                 dirty: { type: integer, description: VFs kept out of the pool until reset. }
-                reserved: { type: integer, description: Always 0 for now. }
-                cordoned: { type: integer, description: Always 0 for now. }
+                reserved: { type: integer, description: "VFs outside their PF's managed range (external: another owner's)." }
+                cordoned: { type: integer, description: Free VFs of cordoned PFs (not handed out until the cordon is lifted). }
                 headroom: { type: integer, description: VFs the PFs could still create (total_vfs - enabled). }
             Capacity:
               type: object
@@ -1308,6 +1604,36 @@ enum EmbeddedOpenAPI {
                     none.
                   additionalProperties: { type: integer, minimum: 0 }
                   examples: [{ "0": 4, "1": 6 }]
+            DockerNetwork:
+              type: object
+              required: [network_id, options, gateway, created_at, endpoints]
+              properties:
+                network_id: { type: string }
+                options:
+                  type: object
+                  description: The `--opt key=value` options as Docker gave them (checked when the network was created).
+                  additionalProperties: { type: string }
+                gateway: { type: [string, "null"], description: "The IPv4 gateway IPAM gave the network." }
+                created_at: { type: string, format: date-time }
+                endpoints:
+                  type: array
+                  items:
+                    type: object
+                    required: [endpoint_id, allocation_id, allocation_state, owner, mac, sandbox, created_at]
+                    properties:
+                      endpoint_id: { type: string }
+                      allocation_id: { type: string, format: uuid }
+                      allocation_state:
+                        description: |
+                          The allocation's state: `active` normally; `orphaned` or `drifted` when reconciliation could not
+                          keep the VF as promised (the endpoint keeps it until Docker or an admin deletes the endpoint).
+                        oneOf:
+                          - { $ref: "#/components/schemas/AllocationState" }
+                          - { type: "null" }
+                      owner: { type: string, examples: ["docker:3f2a.../9c1e..."] }
+                      mac: { type: string }
+                      sandbox: { type: [string, "null"], description: "The SandboxKey while joined." }
+                      created_at: { type: string, format: date-time }
             Quota:
               type: object
               required: [owner_prefix, max_vfs, used, per_numa_node, updated_at]

@@ -9,10 +9,15 @@ extension SRIOVError {
     var httpStatus: HTTPStatus {
         switch self {
         case .malformedAddress, .malformedBody, .invalidParameter: .badRequest
-        case .pfNotFound, .vfNotFound, .allocationNotFound, .operationNotFound, .quotaNotFound: .notFound
+        case .pfNotFound, .vfNotFound, .allocationNotFound, .operationNotFound, .quotaNotFound, .dockerNetworkNotFound,
+            .dockerEndpointNotFound:
+            .notFound
+        case .dockerOption: .unprocessableContent
+        case .dockerNetworkInUse: .conflict
         case .invalidField, .countOutOfRange, .settingUnsupported, .idempotencyKeyReused: .unprocessableContent
         case .noFreeVF, .vfsHeld, .vfHeld, .noSRIOVDriver, .pfBusy, .kernelBusy, .idempotentRequestInProgress,
-            .idempotentRequestInterrupted, .antiAffinityUnsatisfiable, .quotaExceeded, .leaseExpired:
+            .idempotentRequestInterrupted, .antiAffinityUnsatisfiable, .quotaExceeded, .leaseExpired, .pfCordoned,
+            .vfExternal, .noMoveDestination, .pfPartlyManaged, .allocationAttached, .generationMismatch:
             .conflict
         case .hardwareTimeout: .gatewayTimeout
         case .kernel, .storage, .storageAfterWrite, .interrupted: .internalServerError
@@ -33,7 +38,7 @@ extension SRIOVError {
         case .interrupted: "interrupted"
         case .invalidField: "invalid-field"
         case .invalidParameter: "invalid-parameter"
-        case .noFreeVF: "no-free-vf"
+        case .noFreeVF, .noMoveDestination: "no-free-vf"
         case .antiAffinityUnsatisfiable: "anti-affinity-unsatisfiable"
         case .quotaExceeded: "quota-exceeded"
         case .leaseExpired: "lease-expired"
@@ -50,6 +55,15 @@ extension SRIOVError {
         case .idempotentRequestInProgress: "idempotent-request-in-progress"
         case .idempotentRequestInterrupted: "idempotent-request-interrupted"
         case .notReady: "not-ready"
+        case .pfCordoned: "pf-cordoned"
+        case .vfExternal: "vf-external"
+        case .pfPartlyManaged: "pf-partly-managed"
+        case .allocationAttached: "allocation-attached"
+        case .generationMismatch: "generation-mismatch"
+        case .dockerNetworkNotFound: "docker-network-not-found"
+        case .dockerEndpointNotFound: "docker-endpoint-not-found"
+        case .dockerNetworkInUse: "docker-network-in-use"
+        case .dockerOption: "docker-option"
         }
     }
 
@@ -66,7 +80,7 @@ extension SRIOVError {
         case .interrupted: "Interrupted by a restart"
         case .invalidField: "Invalid field"
         case .invalidParameter: "Invalid query parameter"
-        case .noFreeVF: "No free virtual function"
+        case .noFreeVF, .noMoveDestination: "No free virtual function"
         case .antiAffinityUnsatisfiable: "Anti-affinity cannot be met"
         case .quotaExceeded: "Quota exceeded"
         case .leaseExpired: "Lease expired"
@@ -83,6 +97,15 @@ extension SRIOVError {
         case .idempotentRequestInProgress: "Request in progress"
         case .idempotentRequestInterrupted: "Request interrupted"
         case .notReady: "Not ready"
+        case .pfCordoned: "Physical function cordoned"
+        case .vfExternal: "Virtual function managed externally"
+        case .pfPartlyManaged: "Physical function managed in part"
+        case .allocationAttached: "Allocation attached"
+        case .generationMismatch: "Generation mismatch"
+        case .dockerNetworkNotFound: "Docker network not found"
+        case .dockerEndpointNotFound: "Docker endpoint not found"
+        case .dockerNetworkInUse: "Docker network in use"
+        case .dockerOption: "Invalid Docker network option"
         }
     }
 
@@ -217,6 +240,56 @@ extension SRIOVError {
             )
         case .notReady:
             return ("Startup reconciliation has not finished yet; retry shortly", [:])
+        case .pfCordoned(let pf):
+            return (
+                "\(pf) is cordoned for maintenance and takes no new allocation; choose another PF (or a selector), "
+                    + "or lift the cordon with DELETE /pfs/\(pf)/cordon",
+                ["pf": .string(pf.description)]
+            )
+        case .vfExternal(let vf, let pf, let managed):
+            return (
+                "\(vf) is outside the VF range \(managed) that sriovd manages on \(pf): another owner's; choose a VF "
+                    + "in the range or widen it with PUT /pfs/\(pf)/managed",
+                ["pf": .string(pf.description), "managed": .string(managed)]
+            )
+        case .pfPartlyManaged(let pf, let managed):
+            return (
+                "sriovd manages only VFs \(managed) of \(pf), so its VF count is not sriovd's to change; clear the "
+                    + "range first (PUT /pfs/\(pf)/managed with {\"vfs\": null})",
+                ["managed": .string(managed)]
+            )
+        case .allocationAttached(let id, let netns):
+            return (
+                "Allocation \(id.prefix(64)) is attached in network namespace \(netns.prefix(256)): its consumer holds "
+                    + "the VF's netdev, so it cannot move; detach it first (CNI DEL, or remove the Docker container), then move "
+                    + "and attach again",
+                ["netns": .string(String(netns.prefix(256)))]
+            )
+        case .noMoveDestination(let id, let vf):
+            return (
+                "No free VF that sriovd manages on a PF that is not cordoned can take allocation \(id.prefix(64)) "
+                    + "(on \(vf)); it stays. Create VFs on another PF (POST /pfs/{address}/vfs) or lift a cordon",
+                ["from_vf": .string(vf.description)]
+            )
+        case .generationMismatch(let id, let given, let current):
+            return (
+                "Allocation \(id.prefix(64)) is at generation \(current), not \(given): it moved to another VF since; "
+                    + "nothing was done. Read it again (GET /allocations/\(id.prefix(64)))",
+                ["generation": .int(current)]
+            )
+        case .dockerNetworkNotFound(let id):
+            return (
+                "sriovd has no Docker network '\(id.prefix(64))'; create it with docker network create -d sriovd", [:]
+            )
+        case .dockerEndpointNotFound(let network, let endpoint):
+            return ("Docker network '\(network.prefix(64))' has no endpoint '\(endpoint.prefix(64))'", [:])
+        case .dockerNetworkInUse(let id, let endpoints):
+            return (
+                "Docker network '\(id.prefix(64))' still has \(endpoints) endpoint(s) holding VFs; remove their "
+                    + "containers first", ["endpoints": .int(endpoints)]
+            )
+        case .dockerOption(let option, let why):
+            return ("--opt \(option): \(why)", ["field": .string(option)])
         }
     }
 
@@ -226,6 +299,13 @@ extension SRIOVError {
         case .notReady, .tooManySubscribers, .idempotentRequestInProgress, .pfBusy, .kernelBusy: 2
         default: nil
         }
+    }
+
+    /// The answer on the Docker plugin socket: the status of the problem, and Docker's `{"Err": "..."}` body with
+    /// the problem's detail (libnetwork shows it to whoever ran the docker command).
+    func dockerPluginResponse() -> HTTPResponse {
+        let (detail, _) = detailAndExtensions
+        return .json(httpStatus, JSONBody.encode(["Err": "sriovd: " + detail]))
     }
 
     /// The complete problem+json response for this error.

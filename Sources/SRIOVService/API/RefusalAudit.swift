@@ -15,8 +15,14 @@ extension SRIOVAPI {
         "DELETE /allocations/{id}/attachment": ("allocation.detach", "id"),
         "POST /reconcile": ("reconcile.run", nil),
         "POST /allocations/{id}/renew": ("allocation.renew", "id"),
+        "POST /allocations/{id}/move": ("allocation.move", "id"),
+        "POST /pfs/{address}/cordon": ("pf.cordon", "address"),
+        "DELETE /pfs/{address}/cordon": ("pf.uncordon", "address"),
+        "POST /pfs/{address}/drain": ("pf.drain", "address"),
+        "PUT /pfs/{address}/managed": ("pf.managed.set", "address"),
         "PUT /quotas/{owner_prefix}": ("quota.set", nil),
         "DELETE /quotas/{owner_prefix}": ("quota.delete", nil),
+        "DELETE /docker/networks/{network}/endpoints/{endpoint}": ("docker.endpoint.delete", "endpoint"),
     ]
 
     /// Audits a request that `AccessControl` refused (401, 403) before its route ran: one failure event with the

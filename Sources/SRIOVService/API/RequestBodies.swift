@@ -30,7 +30,7 @@ struct AllocationRequest: Decodable, Sendable, Equatable {
     var leaseSeconds: Int?
 
     enum CodingKeys: String, CodingKey {
-        case owner, pf, vf, selector, labels, config
+        case owner, pf, vf, selector, labels, config, identity
         case leaseSeconds = "lease_seconds"
     }
 
@@ -40,9 +40,17 @@ struct AllocationRequest: Decodable, Sendable, Equatable {
     static let maxLeaseSeconds = 366 * 24 * 3600
 
     init(from decoder: any Decoder) throws {
-        try decoder.rejectUnknownKeys(["owner", "pf", "vf", "selector", "labels", "config", "lease_seconds"])
+        try decoder.rejectUnknownKeys([
+            "owner", "pf", "vf", "selector", "labels", "config", "lease_seconds", "identity",
+        ])
         let container = try decoder.container(keyedBy: CodingKeys.self)
-        owner = try container.decode(String.self, forKey: .owner)
+        // `identity` (from another host's GET /allocations/{id}/identity) gives owner, labels, config and lease;
+        // a field given beside it wins.
+        let identity = try container.decodeIfPresent(AllocationIdentity.self, forKey: .identity)
+        guard let owner = try container.decodeIfPresent(String.self, forKey: .owner) ?? identity?.owner else {
+            throw SRIOVError.invalidField("owner", "is required (or give identity)")
+        }
+        self.owner = owner
         guard !owner.isEmpty, owner.utf8.count <= Self.maxOwnerLength,
             owner.unicodeScalars.allSatisfy({ $0.value >= 0x20 && $0.value != 0x7f })
         else {
@@ -59,16 +67,17 @@ struct AllocationRequest: Decodable, Sendable, Equatable {
         case (nil, nil, nil): throw SRIOVError.invalidField("pf", "one of pf, vf or selector is required")
         default: throw SRIOVError.invalidField("selector", "give only one of pf, vf or selector")
         }
-        labels = try container.decodeIfPresent([String: String].self, forKey: .labels) ?? [:]
+        labels = try container.decodeIfPresent([String: String].self, forKey: .labels) ?? identity?.labels ?? [:]
         guard labels.count <= Self.maxLabels else {
             throw SRIOVError.invalidField("labels", "may hold at most \(Self.maxLabels) entries")
         }
         for (key, value) in labels where key.isEmpty || key.utf8.count > 128 || value.utf8.count > 1024 {
             throw SRIOVError.invalidField("labels.\(key.prefix(32))", "keys are 1-128 bytes, values up to 1024")
         }
-        config = try container.decodeIfPresent(Strict<VFConfig>.self, forKey: .config)?.value
+        config = try container.decodeIfPresent(Strict<VFConfig>.self, forKey: .config)?.value ?? identity?.config
         try config?.validate()
-        leaseSeconds = try Self.leaseSeconds(container.decodeIfPresent(Int.self, forKey: .leaseSeconds))
+        leaseSeconds = try Self.leaseSeconds(
+            container.decodeIfPresent(Int.self, forKey: .leaseSeconds) ?? identity?.leaseSeconds)
         if let rule = selector?.antiAffinity {
             guard labels[rule.label] != nil else {
                 throw SRIOVError.invalidField(
@@ -168,4 +177,68 @@ extension VFConfig: StrictlyKeyed {
         "mac", "vlan", "qos", "vlan_proto", "spoof_check", "trust", "link_state", "min_tx_rate", "max_tx_rate",
         "driver",
     ]
+}
+
+/// What another host's sriovd needs to recreate an allocation (`GET /allocations/{id}/identity`), taken back by
+/// `POST /allocations` as `identity`. `source` (where it came from) is shown and not needed.
+struct AllocationIdentity: Decodable, Sendable, Equatable {
+    var owner: String
+    var labels: [String: String]
+    var config: VFConfig?
+    var leaseSeconds: Int?
+
+    enum CodingKeys: String, CodingKey {
+        case owner, labels, config, source
+        case leaseSeconds = "lease_seconds"
+    }
+
+    init(from decoder: any Decoder) throws {
+        try decoder.rejectUnknownKeys(["owner", "labels", "config", "lease_seconds", "source"], prefix: "identity.")
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        owner = try container.decode(String.self, forKey: .owner)
+        labels = try container.decodeIfPresent([String: String].self, forKey: .labels) ?? [:]
+        config = try container.decodeIfPresent(Strict<VFConfig>.self, forKey: .config)?.value
+        leaseSeconds = try container.decodeIfPresent(Int.self, forKey: .leaseSeconds)
+    }
+}
+
+/// `POST /allocations/{id}/move`: where to: a PF, or a selector over the other PFs.
+struct MoveRequest: Decodable, Sendable {
+    var destination: MoveDestination
+
+    enum CodingKeys: String, CodingKey { case pf, selector }
+
+    init(from decoder: any Decoder) throws {
+        try decoder.rejectUnknownKeys(["pf", "selector"])
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        let pf = try container.decodeIfPresent(PCIAddress.self, forKey: .pf)
+        let selector = try container.decodeIfPresent(Strict<VFSelector>.self, forKey: .selector)?.value
+        switch (pf, selector) {
+        case (let pf?, nil): destination = .pf(pf)
+        case (nil, let selector?): destination = .selector(selector)
+        case (nil, nil): destination = .selector(VFSelector())
+        default: throw SRIOVError.invalidField("selector", "give pf or selector, not both")
+        }
+    }
+}
+
+/// `PUT /pfs/{address}/managed`: `{"vfs": "0-3"}`, or `{"vfs": null}` to manage every VF again.
+struct ManagedRangeRequest: Decodable, Sendable {
+    var range: ClosedRange<Int>?
+
+    enum CodingKeys: String, CodingKey { case vfs }
+
+    init(from decoder: any Decoder) throws {
+        try decoder.rejectUnknownKeys(["vfs"])
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        guard container.contains(.vfs) else { throw SRIOVError.invalidField("vfs", "is required (a range or null)") }
+        guard let text = try container.decodeIfPresent(String.self, forKey: .vfs) else {
+            range = nil
+            return
+        }
+        guard let parsed = VFRangeText.parse(text) else {
+            throw SRIOVError.invalidField("vfs", "must be a VF index range like \"0-3\" (or one index), lowest first")
+        }
+        range = parsed
+    }
 }

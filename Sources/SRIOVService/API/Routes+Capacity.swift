@@ -62,7 +62,7 @@ extension SRIOVAPI {
     func capacityReport() throws -> CapacityReport {
         let snapshot = core.inventory.snapshot
         let dirtyFree = core.dirtyVFs.all
-        let (held, dirty) = try read { view in
+        let (held, dirty, maintenance) = try read { view in
             var held = Set<PCIAddress>()
             var dirty = dirtyFree
             for entry in snapshot.host.pfs {
@@ -74,9 +74,9 @@ extension SRIOVAPI {
                     }
                 }
             }
-            return (held, dirty)
+            return (held, dirty, try view.maintenance())
         }
-        return CapacityReport(host: snapshot.host, held: held, dirty: dirty)
+        return CapacityReport(host: snapshot.host, held: held, dirty: dirty, maintenance: maintenance)
     }
 
     /// Gauges of `GET /metrics`: each PF's capacity (labelled with what `GET /capacity` groups by, so sums by

@@ -32,6 +32,8 @@ public struct SRIOVAPI: Sendable {
         addUIRoutes(to: &router)
         addCapacityRoutes(to: &router)
         addAttachmentRoutes(to: &router)
+        addMaintenanceRoutes(to: &router)
+        addDockerRoutes(to: &router)
         router.onRefusal = { refused in await auditRefusal(refused) }
         return router
     }
@@ -123,7 +125,14 @@ public struct SRIOVAPI: Sendable {
         }
         router.add(.DELETE, "/allocations/{id}") { request, context, params in
             mutation(request, context) { caller in
-                try await AllocationService(core: core).release(id: params["id"] ?? "", caller: caller)
+                let generation = try request.queryValue("generation").map { text throws(SRIOVError) -> Int in
+                    guard let value = Int(text), value >= 1 else {
+                        throw .invalidParameter("generation", "must be a whole number from 1")
+                    }
+                    return value
+                }
+                try await AllocationService(core: core).release(
+                    id: params["id"] ?? "", generation: generation, caller: caller)
                 return HTTPResponse(status: .noContent, headers: HTTPHeaders(), body: [])
             }
         }
@@ -131,7 +140,16 @@ public struct SRIOVAPI: Sendable {
 
     /// `/audit` and `/reconcile`.
     private func addAuditAndReconcileRoutes(to router: inout Router) {
-        router.add(.GET, "/audit") { request, _, _ in answer(request) { try listAudit(request) } }
+        router.add(.GET, "/audit") { request, _, _ in
+            switch request.queryValue("format") ?? "json" {
+            case "json": answer(request) { try listAudit(request) }
+            case "ndjson": exportAudit(request)
+            default:
+                .response(
+                    SRIOVError.invalidParameter("format", "must be json (pages) or ndjson (the whole range, streamed)")
+                        .response(instance: request.path))
+            }
+        }
         router.add(.GET, "/reconcile") { request, _, _ in
             answer(request) {
                 guard let report = core.reconcileState.lastReport else { throw SRIOVError.notReady }
@@ -214,7 +232,7 @@ public struct SRIOVAPI: Sendable {
 
     /// A path segment as a PCI address. The segment is percent-decoded first (clients may send `:` as
     /// `%3A`); whatever it decodes to must then be the strict form, so `%2F`, `..` and the like stay 400.
-    private func pciAddress(_ text: String?) throws(SRIOVError) -> PCIAddress {
+    func pciAddress(_ text: String?) throws(SRIOVError) -> PCIAddress {
         guard let text, let address = PCIAddress(HTTPRequest.percentDecodedPathSegment(text)) else {
             throw .malformedAddress(text ?? "")
         }
@@ -231,19 +249,24 @@ public struct SRIOVAPI: Sendable {
             guard let value = Int(text), value >= -1 else { throw .invalidParameter("numa_node", "must be an integer") }
             return value
         }
-        if vendor == nil, driver == nil, numa == nil {
-            return .json(.ok, snapshot.pfListJSON { JSONBody.encode(Collection(items: $0.map(PFView.init))) })
+        let maintenance = try read { try $0.maintenance() }
+        // The cached list holds no maintenance state: used while no PF is cordoned or managed in part.
+        if vendor == nil, driver == nil, numa == nil,
+            maintenance.byPF.values.allSatisfy({ !$0.cordoned && $0.managed == nil })
+        {
+            return .json(.ok, snapshot.pfListJSON { JSONBody.encode(Collection(items: $0.map { PFView(pf: $0) })) })
         }
         let items = snapshot.host.pfs.map(\.pf).filter { pf in
             (vendor == nil || pf.vendorID == vendor) && (driver == nil || pf.driver == driver)
                 && (numa == nil || pf.numaNode == numa || (numa == -1 && pf.numaNode == nil))
         }
-        return JSONBody.ok(Collection(items: items.map(PFView.init)))
+        return JSONBody.ok(Collection(items: items.map { PFView(pf: $0, maintenance: maintenance[$0.address]) }))
     }
 
     private func pfDetail(_ address: PCIAddress) throws -> HTTPResponse {
         guard let entry = core.inventory.snapshot.pf(address) else { throw SRIOVError.pfNotFound(address) }
-        return JSONBody.ok(PFDetail(pf: entry.pf, vfs: try vfViews(entry.vfs), change: nil))
+        let maintenance = try read { try $0.maintenance() }[address]
+        return JSONBody.ok(PFDetail(pf: entry.pf, vfs: try vfViews(entry.vfs), change: nil, maintenance: maintenance))
     }
 
     private func listVFs(pf address: PCIAddress) throws -> HTTPResponse {
@@ -275,10 +298,10 @@ public struct SRIOVAPI: Sendable {
     private func vfViews(_ vfs: [VirtualFunction]) throws -> [VFView] {
         guard !vfs.isEmpty else { return [] }
         let pfs = Set(vfs.map(\.pf))
-        let holders = try read { view in
+        let (holders, maintenance) = try read { view in
             var byVF: [PCIAddress: Allocation] = [:]
             for pf in pfs { for allocation in try view.holdingAllocations(pf: pf) { byVF[allocation.vf] = allocation } }
-            return byVF
+            return (byVF, try view.maintenance())
         }
         let snapshot = core.inventory.snapshot
         let dirty = core.dirtyVFs.all
@@ -286,7 +309,9 @@ public struct SRIOVAPI: Sendable {
             let holder = holders[vf.address]
             let health =
                 snapshot.pf(vf.pf).map { core.health(of: vf, pf: $0.pf, holder: holder, dirty: dirty) } ?? .ok
-            return VFView(vf: vf, holder: holder, health: health)
+            var view = VFView(vf: vf, holder: holder, health: health)
+            view.external = maintenance.isExternal(pf: vf.pf, vfIndex: vf.index)
+            return view
         }
     }
 
@@ -366,6 +391,15 @@ public struct SRIOVAPI: Sendable {
     }
 
     private func listAudit(_ request: HTTPRequest) throws -> HTTPResponse {
+        var filter = try auditFilter(request)
+        filter.limit = try limit(request)
+        let events = try read { try $0.auditEvents(filter) }
+        let next = events.count == filter.limit ? events.last.map { String($0.id) } : nil
+        return JSONBody.ok(Collection(items: events.map(AuditEventView.init), next: next))
+    }
+
+    /// The audit query's filters: target, action, actor, since, until, after.
+    func auditFilter(_ request: HTTPRequest) throws(SRIOVError) -> AuditFilter {
         var filter = AuditFilter()
         filter.target = request.queryValue("target")
         filter.action = request.queryValue("action")
@@ -385,10 +419,7 @@ public struct SRIOVAPI: Sendable {
             }
             filter.after = after
         }
-        filter.limit = try limit(request)
-        let events = try read { try $0.auditEvents(filter) }
-        let next = events.count == filter.limit ? events.last.map { String($0.id) } : nil
-        return JSONBody.ok(Collection(items: events.map(AuditEventView.init), next: next))
+        return filter
     }
 
     private func limit(_ request: HTTPRequest) throws(SRIOVError) -> Int {

@@ -24,13 +24,31 @@ struct Collection<Item: Encodable>: Encodable {
 /// A PF with its health: the items of `GET /pfs`.
 struct PFView: Encodable {
     var pf: PhysicalFunction
+    /// Its cordon and managed VF range (`POST /pfs/{address}/cordon`, `PUT /pfs/{address}/managed`).
+    var maintenance: PFMaintenance
 
-    enum CodingKeys: String, CodingKey { case health }
+    init(pf: PhysicalFunction, maintenance: PFMaintenance? = nil) {
+        self.pf = pf
+        self.maintenance = maintenance ?? PFMaintenance(pf: pf.address)
+    }
+
+    enum CodingKeys: String, CodingKey { case health, cordoned, managedVFs = "managed_vfs" }
 
     func encode(to encoder: any Encoder) throws {
         try pf.encode(to: encoder)
         var container = encoder.container(keyedBy: CodingKeys.self)
         try container.encode(Health.of(pf), forKey: .health)
+        try maintenance.encodeFields(to: &container, cordoned: .cordoned, managed: .managedVFs)
+    }
+}
+
+extension PFMaintenance {
+    /// `cordoned` and `managed_vfs` (`"0-3"`, or null when every VF is managed).
+    func encodeFields<Key: CodingKey>(to container: inout KeyedEncodingContainer<Key>, cordoned: Key, managed: Key)
+        throws
+    {
+        try container.encode(self.cordoned, forKey: cordoned)
+        try container.encode(self.managed.map(VFRangeText.text), forKey: managed)
     }
 }
 
@@ -40,13 +58,16 @@ struct PFDetail: Encodable {
     var vfs: [VFView]
     /// Set by a VF count change: what was asked and what the kernel enabled.
     var change: VFCountChange?
+    var maintenance: PFMaintenance? = nil
 
-    enum CodingKeys: String, CodingKey { case vfs, change, health }
+    enum CodingKeys: String, CodingKey { case vfs, change, health, cordoned, managedVFs = "managed_vfs" }
 
     func encode(to encoder: any Encoder) throws {
         try pf.encode(to: encoder)
         var container = encoder.container(keyedBy: CodingKeys.self)
         try container.encode(Health.of(pf), forKey: .health)
+        try (maintenance ?? PFMaintenance(pf: pf.address)).encodeFields(
+            to: &container, cordoned: .cordoned, managed: .managedVFs)
         try container.encode(vfs, forKey: .vfs)
         try container.encodeIfPresent(change, forKey: .change)
     }
@@ -76,6 +97,8 @@ struct VFView: Encodable {
     var settings: VFState?
     /// The traffic counters, on `GET /vfs/{address}` only: `.some(nil)` when the driver reported none.
     var stats: VFStatsView??
+    /// Outside its PF's managed range: another owner's (`status: external`).
+    var external = false
 
     enum CodingKeys: String, CodingKey { case allocation, status, health, settings, stats }
 
@@ -91,7 +114,7 @@ struct VFView: Encodable {
         var container = encoder.container(keyedBy: CodingKeys.self)
         let summary = holder.map { Holder(id: $0.id, owner: $0.owner, state: $0.state, generation: $0.generation) }
         try container.encode(summary, forKey: .allocation)
-        try container.encode(holder == nil ? "free" : "allocated", forKey: .status)
+        try container.encode(external ? "external" : holder == nil ? "free" : "allocated", forKey: .status)
         try container.encode(health, forKey: .health)
         try container.encodeIfPresent(settings, forKey: .settings)
         if let stats { try container.encode(stats, forKey: .stats) }

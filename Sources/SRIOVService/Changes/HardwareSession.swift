@@ -31,18 +31,20 @@ final class HardwareSession: Sendable {
     /// True when any write was accepted by the kernel: the hardware may differ from before.
     var changedHardware: Bool { log.withLock { $0.contains(where: \.succeeded) } }
 
-    /// VF work (settings over rtnetlink, driver binding) on the PF's queue, bounded by the VF step timeout. A
-    /// `VFHardwareError` from the body becomes its domain error, with whether the VF may be left changed.
+    /// VF work (settings over rtnetlink, driver binding) on the PF's queue (or `queue`'s, for the other PF of a
+    /// change spanning two), bounded by the VF step timeout. A `VFHardwareError` from the body becomes its domain
+    /// error, with whether the VF may be left changed.
     @discardableResult
     func vf<T: Sendable>(
-        _ address: PCIAddress, _ body: @escaping @Sendable (VFController, _ record: (HardwareWrite) -> Void) throws -> T
+        _ address: PCIAddress, queue: PCIAddress? = nil,
+        _ body: @escaping @Sendable (VFController, _ record: (HardwareWrite) -> Void) throws -> T
     ) async throws(HardwareFailure) -> T {
         let step = StepLog()
         let controller = core.vfs
         let caller = self.caller
         let core = self.core
         do {
-            let value = try await core.queues.run(pf: pf, timeout: core.vfStepTimeout) {
+            let value = try await core.queues.run(pf: queue ?? pf, timeout: core.vfStepTimeout) {
                 defer {
                     let late = step.finish()
                     if !late.isEmpty { Task { await core.audit(writes: late, caller: caller) } }
@@ -54,7 +56,7 @@ final class HardwareSession: Sendable {
         } catch PFWriteQueues.Failure.timedOut {
             append(step.handOver())
             let error = SRIOVError.hardwareTimeout(
-                pf, "the VF step is still running; its writes are audited when it ends")
+                queue ?? pf, "the VF step is still running; its writes are audited when it ends")
             throw HardwareFailure(error: error, leftChanged: true)
         } catch let error as VFHardwareError {
             append(step.handOver())
@@ -70,7 +72,7 @@ final class HardwareSession: Sendable {
     func restore(_ state: VFState, vf: VirtualFunction, pf: PhysicalFunction) async -> Bool {
         let timeout = core.writeTimeout
         do {
-            try await self.vf(vf.address) { controller, record in
+            try await self.vf(vf.address, queue: pf.address) { controller, record in
                 try controller.restore(state, vf: vf, pf: pf, bindTimeout: timeout, onWrite: record)
             }
             return true

@@ -19,6 +19,9 @@ protocol PFChange: Sendable {
     var kind: IntentKind { get }
     /// The PF whose lock and queue the change takes.
     var pf: PCIAddress { get }
+    /// Every PF whose lock the change takes: `pf`, and for a change spanning two PFs (a move) the other one too.
+    /// They are taken in address order, so two such changes never wait on each other crosswise.
+    var pfs: [PCIAddress] { get }
     /// The intent's target: a PF, a VF or an allocation id.
     var target: String { get }
     /// The VF the change writes, kept out of the pool should an undo fail; nil for PF-wide changes.
@@ -47,6 +50,8 @@ protocol PFChange: Sendable {
 }
 
 extension PFChange {
+    var pfs: [PCIAddress] { [pf] }
+
     func admit(_ tx: Transaction, _ plan: Plan) throws -> SRIOVError? { nil }
 }
 

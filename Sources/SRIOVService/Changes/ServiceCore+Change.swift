@@ -13,7 +13,7 @@ extension ServiceCore {
         let caller = change.caller
         return try await live.during(change.target) { () async throws(SRIOVError) -> C.Done in
             let asked = PhaseLatencies.now()
-            let (plan, done) = try await pfLocks.withLock(change.pf) {
+            let (plan, done) = try await withPFLocks(change.pfs) {
                 () async throws(SRIOVError) -> (C.Plan, C.Done?) in
                 let planning = PhaseLatencies.shared.record(.pfLockWait, since: asked)
                 let plan = try await self.plan(change, caller: caller)
@@ -30,6 +30,17 @@ extension ServiceCore {
             }
             if let done { return done }
             return try await recordWithoutWrites(change, plan: plan, caller: caller)
+        }
+    }
+
+    /// Runs `body` holding the lock of every PF named, taken one by one in address order.
+    func withPFLocks<T: Sendable>(_ pfs: [PCIAddress], _ body: () async throws(SRIOVError) -> T)
+        async throws(SRIOVError) -> T
+    {
+        let ordered = Set(pfs).sorted()
+        guard let first = ordered.first else { return try await body() }
+        return try await pfLocks.withLock(first) { () async throws(SRIOVError) -> T in
+            try await withPFLocks(Array(ordered.dropFirst()), body)
         }
     }
 

@@ -200,8 +200,16 @@ final class EventHub: @unchecked Sendable {
     private func catchUp(_ subscriber: Subscriber, before ringStart: Int64) throws -> Bool {
         let snapshot = inventory.snapshot
         while let after = subscriber.cursor, after < ringStart - 1 {
-            let rows = try store.read {
-                try $0.auditEvents(AuditFilter(after: after, limit: AuditFilter.maximumLimit))
+            // The range and the rows from one snapshot: audit retention may delete the oldest rows meanwhile, and a
+            // subscriber whose next events were deleted is told so (a reset), not silently moved past them.
+            let (range, rows) = try store.read {
+                (try $0.auditIDRange(), try $0.auditEvents(AuditFilter(after: after, limit: AuditFilter.maximumLimit)))
+            }
+            if let range, after < range.first - 1 {
+                // Kept where it is until the reset is queued: the subscriber's queue may be full now.
+                guard reset(subscriber, requested: after, range: (range.first, range.last)) else { return false }
+                subscriber.cursor = range.last
+                return true
             }
             guard !rows.isEmpty else { return true }
             for row in rows where row.id < ringStart {
@@ -218,13 +226,19 @@ final class EventHub: @unchecked Sendable {
         let range = try store.read { try $0.auditIDRange() }
         let (first, newest) = (range?.first ?? 1, max(range?.last ?? 0, subscriber.now))
         if after >= first - 1 && after <= newest { return after }
+        _ = reset(subscriber, requested: after, range: range.map { ($0.first, newest) } ?? (nil, newest))
+        return newest
+    }
+
+    /// Tells the subscriber the log does not hold the events after `requested` (never written, or removed by audit
+    /// retention: see the archive), and that it goes on from the newest id; false when its queue had no room.
+    private func reset(_ subscriber: Subscriber, requested: Int64, range: (first: Int64?, last: Int64)) -> Bool {
         let data = JSONValue.object([
-            "requested_after": .int(Int(after)), "oldest": range.map { .int(Int($0.first)) } ?? .null,
-            "newest": .int(Int(newest)),
+            "requested_after": .int(Int(requested)), "oldest": range.first.map { .int(Int($0)) } ?? .null,
+            "newest": .int(Int(range.last)),
             "detail": .string("the log does not hold the events after this id: list again, then resume from newest"),
         ])
-        _ = subscriber.sink.send(ServerEvent.frame(id: newest, type: "reset", data: data.text), force: false)
-        return newest
+        return subscriber.sink.send(ServerEvent.frame(id: range.last, type: "reset", data: data.text), force: false)
     }
 
     /// Hands one event over if the subscriber wants it; false when its queue is full or it is gone (the cursor then

@@ -56,6 +56,12 @@ struct ServerEvent: Sendable {
         case "vf.update": "vf.settings.changed"
         case "reconcile.run": "reconcile.finished"
         case "intent.recover": "intent.recovered"
+        case "docker.network.create": "docker.network.created"
+        case "docker.network.delete": "docker.network.deleted"
+        case "docker.endpoint.create": "docker.endpoint.created"
+        case "docker.endpoint.join": "docker.endpoint.joined"
+        case "docker.endpoint.leave": "docker.endpoint.left"
+        case "docker.endpoint.delete": "docker.endpoint.deleted"
         default: audit.action
         }
     }

@@ -51,13 +51,14 @@ public struct Health: Sendable, Hashable, Encodable {
     }
 
     /// A VF's health: its PF's link, its own driver and netdev, the link state its PF reports for it (nil when not
-    /// read), and whether it is dirty.
+    /// read), and whether it is dirty. An attached VF's netdev lives in its holder's network namespace, where the
+    /// host's sysfs does not show it: not missing.
     public static func of(
-        _ vf: VirtualFunction, pf: PhysicalFunction, link: VFLinkInfo?, isDirty: Bool
+        _ vf: VirtualFunction, pf: PhysicalFunction, link: VFLinkInfo?, isDirty: Bool, isAttached: Bool = false
     ) -> Health {
         var reasons: Set<Reason> = []
         if vf.driver == nil { reasons.insert(.noDriver) }
-        if pf.isNetwork, let driver = vf.driver, driver != "vfio-pci", vf.interface == nil {
+        if pf.isNetwork, let driver = vf.driver, driver != "vfio-pci", vf.interface == nil, !isAttached {
             reasons.insert(.netdevMissing)
         }
         if Health.of(pf).reasons.contains(.pfLinkDown) { reasons.insert(.pfLinkDown) }

@@ -8,7 +8,7 @@ extension ServiceCore {
     func health(of vf: VirtualFunction, pf: PhysicalFunction, holder: Allocation?, dirty: Set<PCIAddress>) -> Health {
         Health.of(
             vf, pf: pf, link: telemetry.info(pf: pf.address, vf: vf.index),
-            isDirty: holder?.state == .dirty || dirty.contains(vf.address))
+            isDirty: holder?.state == .dirty || dirty.contains(vf.address), isAttached: holder?.attachment != nil)
     }
 
     /// Reads the VFs' links and stats from the kernel, works out every PF's and VF's health, and records each change
@@ -85,22 +85,70 @@ extension ServiceCore {
     }
 }
 
-/// Wakes the health monitor early: `wait(upTo:)` returns after the interval, or soon after `signal()`.
+/// Wakes the health monitor early: `wait(upTo:)` returns after the interval, at once after `signal()` (a signal
+/// while nobody waits is kept for the next wait), or when the waiting task is cancelled. No polling.
 final class HealthWake: Sendable {
-    private let signalled = Mutex(false)
+    private struct State {
+        var signalled = false
+        var waiter: CheckedContinuation<Void, Never>?
+        /// Counts the waits, so a timer or cancellation of an earlier wait cannot end a later one.
+        var generation = 0
+        /// The last wait ended (by its timer or a cancellation) before it had begun to wait.
+        var ended = 0
+    }
 
-    func signal() { signalled.withLock { $0 = true } }
+    private let state = Mutex(State())
 
-    /// Polls the flag every 50 ms, so a signal is acted on within that; the interval bounds the wait.
-    func wait(upTo interval: Duration) async {
-        let deadline = ContinuousClock.now + interval
-        while ContinuousClock.now < deadline {
-            if signalled.withLock({ flag in
-                defer { flag = false }; return flag
-            }) {
-                return
+    func signal() {
+        let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            guard let waiter = state.waiter else {
+                state.signalled = true
+                return nil
             }
-            try? await Task.sleep(for: .milliseconds(50))
+            state.waiter = nil
+            return waiter
         }
+        waiter?.resume()
+    }
+
+    func wait(upTo interval: Duration) async {
+        let generation = state.withLock { state -> Int in
+            state.generation += 1
+            return state.generation
+        }
+        let timer = Task { [self] in
+            guard (try? await Task.sleep(for: interval)) != nil else { return }
+            end(generation)
+        }
+        defer { timer.cancel() }
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                let now = state.withLock { state -> Bool in
+                    if state.signalled || state.ended >= generation || Task.isCancelled {
+                        state.signalled = false
+                        return true
+                    }
+                    state.waiter = continuation
+                    return false
+                }
+                if now { continuation.resume() }
+            }
+        } onCancel: {
+            end(generation)
+        }
+    }
+
+    /// Ends the wait numbered `generation` if it is still the one waiting.
+    private func end(_ generation: Int) {
+        let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            guard state.generation == generation else { return nil }
+            guard let waiter = state.waiter else {
+                state.ended = generation
+                return nil
+            }
+            state.waiter = nil
+            return waiter
+        }
+        waiter?.resume()
     }
 }

@@ -46,6 +46,21 @@ extension Reconciler {
         case .allocationReapply:
             try await close(intent)
             return "rolled back: the allocation is checked again by this run"
+        case .allocationMove:
+            return await recoverMove(intent, payload: payload, caller: caller)
+        }
+    }
+
+    /// A move cut off: finished when the allocation's record names the new VF, else rolled back.
+    private func recoverMove(_ intent: Intent, payload: JSONValue, caller: Caller) async -> String {
+        guard let recovery = MoveRecovery(intent: intent, payload: payload, caller: caller) else {
+            _ = try? await close(intent)
+            return "rolled back: the intent names no VFs to return to"
+        }
+        do {
+            return try await core.change(recovery, opening: .open(intent.id))
+        } catch {
+            return "recovery failed: \(error.problemSlug)"
         }
     }
 

@@ -12,11 +12,13 @@ import HTTPServer
 /// Who is asking:
 /// - a request with `Authorization: Bearer TOKEN`, when a tokens file is in force: the token's name and role
 ///   (an unknown token is 401, whatever the listener);
+/// - otherwise a TLS client that sent a certificate the client CA verified: its names, mapped to a role by
+///   `CertificateRoleMap` (tokens keep working over TLS, and win);
 /// - otherwise a Unix-socket peer: its SO_PEERCRED credentials, mapped to a role by `UnixRoleMap`;
 /// - otherwise a TCP peer: `anonymousTCPRole` when set (no tokens file, loopback only: local development),
 ///   else 401.
 ///
-/// Then, without a tokens file, a TCP request must be addressed to loopback and come from no other web origin
+/// Then, without a tokens file and a client certificate, a TCP request must be addressed to loopback and come from no other web origin
 /// (`LoopbackOrigin`, 403); once the role is checked, a body must be JSON (`RequestMediaType`, 415).
 ///
 /// A refused request that may change something (any method but GET, HEAD, OPTIONS, TRACE) is reported to the
@@ -27,13 +29,15 @@ public struct AccessControl: HTTPHandler {
     /// Nil when no tokens file is in force; Authorization headers are then ignored.
     public let tokens: TokenStore?
     public let unixRoles: UnixRoleMap
+    public let certificateRoles: CertificateRoleMap
     /// The role of TCP callers without a token; nil requires a token.
     public let anonymousTCPRole: Role?
 
     public init(
         router: Router, policy: AccessPolicy = .sriovd, tokens: TokenStore?, unixRoles: UnixRoleMap = UnixRoleMap(),
-        anonymousTCPRole: Role?
+        certificateRoles: CertificateRoleMap = CertificateRoleMap(), anonymousTCPRole: Role?
     ) {
+        self.certificateRoles = certificateRoles
         self.router = router
         self.policy = policy
         self.tokens = tokens
@@ -63,7 +67,9 @@ public struct AccessControl: HTTPHandler {
                 refuse(request, context: context, route: route, refusal, actor: Self.unauthenticatedActor(context)))
         }
         context.annotations.actor = identity.actor
-        if tokens == nil, !context.isUnixPeer, let refusal = LoopbackOrigin.refusal(for: request) {
+        if tokens == nil, !identity.hasCredential, !context.isUnixPeer,
+            let refusal = LoopbackOrigin.refusal(for: request)
+        {
             return .answer(refuse(request, context: context, route: route, refusal, actor: identity.actor))
         }
         guard let role = identity.role, role >= required else {
@@ -77,7 +83,7 @@ public struct AccessControl: HTTPHandler {
         if let refusal = RequestMediaType.refusal(for: request) {
             return .answer(refuse(request, context: context, route: route, refusal, actor: identity.actor))
         }
-        return .proceed(context.replacingPeer(identity.actor), isAuthenticated: identity.hasToken)
+        return .proceed(context.replacingPeer(identity.actor), isAuthenticated: identity.hasCredential)
     }
 
     /// Once the body is in, for a request `admit` passed on: the router answers it.
@@ -126,7 +132,10 @@ public struct AccessControl: HTTPHandler {
             guard let entry = tokens.authenticate(token) else {
                 return .failure(.unauthenticated("The bearer token is not valid.", error: "invalid_token"))
             }
-            return .success(Identity(actor: entry.name, role: entry.role, hasToken: true))
+            return .success(Identity(actor: entry.name, role: entry.role, hasCredential: true))
+        }
+        if let certificate = context.clientCertificate {
+            return .success(certificateRoles.identity(for: certificate))
         }
         if context.isUnixPeer {
             guard let credentials = context.peerCredentials else {

@@ -81,6 +81,12 @@ public struct AccessPolicy: Sendable {
         (.PATCH, "/allocations/{id}", .role(.operator)),
         (.DELETE, "/allocations/{id}", .role(.operator)),
         (.POST, "/allocations/{id}/renew", .role(.operator)),
+        (.POST, "/allocations/{id}/move", .role(.operator)),
+        (.GET, "/allocations/{id}/identity", .role(.reader)),
+        (.POST, "/pfs/{address}/cordon", .role(.admin)),
+        (.DELETE, "/pfs/{address}/cordon", .role(.admin)),
+        (.POST, "/pfs/{address}/drain", .role(.admin)),
+        (.PUT, "/pfs/{address}/managed", .role(.admin)),
         (.GET, "/capacity", .role(.reader)),
         (.GET, "/quotas", .role(.reader)),
         (.PUT, "/quotas/{owner_prefix}", .role(.admin)),
@@ -88,6 +94,9 @@ public struct AccessPolicy: Sendable {
         // Where the holder moved the VF's netdev (the CNI plugin records it).
         (.PUT, "/allocations/{id}/attachment", .role(.operator)),
         (.DELETE, "/allocations/{id}/attachment", .role(.operator)),
+        // Docker networks of the sriovd driver and their endpoints; releasing one Docker no longer has is the admin's.
+        (.GET, "/docker/networks", .role(.reader)),
+        (.DELETE, "/docker/networks/{network}/endpoints/{endpoint}", .role(.admin)),
         (.GET, "/audit", .role(.reader)),
         (.GET, "/reconcile", .role(.reader)),
         (.POST, "/reconcile", .role(.admin)),

@@ -164,13 +164,14 @@ public struct Identity: Sendable, Equatable {
     public var actor: String
     /// Nil: known, but allowed nothing (a Unix peer no rule maps).
     public var role: Role?
-    /// Whether the caller presented a valid bearer token (rather than being known by its socket).
-    public var hasToken: Bool
+    /// Whether the caller presented a credential, a valid bearer token or a verified client certificate (rather
+    /// than being known by its socket).
+    public var hasCredential: Bool
 
-    public init(actor: String, role: Role?, hasToken: Bool = false) {
+    public init(actor: String, role: Role?, hasCredential: Bool = false) {
         self.actor = actor
         self.role = role
-        self.hasToken = hasToken
+        self.hasCredential = hasCredential
     }
 }
 

@@ -59,6 +59,9 @@ enum EmbeddedUI {
                 .filters input, .filters select { display: block; }
                 #audit-list { font: 12px/1.5 ui-monospace, monospace; max-height: 22em; overflow: auto; margin: 0; }
                 #audit-list .failure { color: var(--unavailable); }
+                #capacity-body { display: grid; grid-template-columns: repeat(auto-fit, minmax(36em, 1fr)); gap: .3em 1.5em; }
+                .capacity th, .capacity td { padding: .1em .3em; }
+                #quota-rows .failure { color: var(--unavailable); }
                 #operation-list:empty::before { content: "None."; color: var(--muted); }
                 @media (max-width: 900px) { .columns { display: block; } #detail { position: static; } }
                 @media (prefers-color-scheme: dark) {
@@ -411,6 +414,40 @@ enum EmbeddedUI {
                     `<td>${esc(a.created_at)}</td></tr>`).join("");
                 }
 
+                const CAPACITY_COLUMNS = ["total_vfs", "enabled", "free", "held", "dirty", "reserved", "cordoned", "headroom"];
+
+                function capacityTable(caption, keyName, rows, keyOf) {
+                  const head = CAPACITY_COLUMNS.map((c) => `<th scope="col" class="num">${esc(c.replace("_vfs", ""))}</th>`).join("");
+                  const body = rows.map((r) => `<tr data-key="${esc(keyOf(r))}"><th scope="row">${esc(keyOf(r))}</th>` +
+                    CAPACITY_COLUMNS.map((c) => `<td class="num" data-count="${c}">${esc(r[c])}</td>`).join("") + "</tr>").join("");
+                  return `<table class="capacity"><caption>${esc(caption)}</caption><thead><tr><th scope="col">${esc(keyName)}</th>` +
+                    `${head}</tr></thead><tbody>${body}</tbody></table>`;
+                }
+
+                async function loadCapacity() {
+                  const report = await api("/capacity");
+                  const none = (v) => (v == null ? "none" : String(v));
+                  $("capacity-body").innerHTML =
+                    capacityTable("Host", "", [report.host], () => "host") +
+                    capacityTable("By NUMA node", "Node", report.numa_nodes, (r) => none(r.numa_node)) +
+                    capacityTable("By driver", "Driver", report.drivers, (r) => none(r.driver)) +
+                    capacityTable("By device (vendor:device)", "Device", report.devices, (r) => r.vendor_device);
+                }
+
+                async function loadQuotas() {
+                  const page = await api("/quotas");
+                  $("quota-caption").textContent = page.items.length ? `${page.items.length} quota` +
+                    (page.items.length === 1 ? "" : "s") + "; the longest matching owner prefix applies" : "No quotas set.";
+                  $("quota-rows").innerHTML = page.items.map((q) => {
+                    const full = q.used >= q.max_vfs;
+                    const nodes = q.per_numa_node.map((n) => `node ${esc(n.numa_node)}: ${esc(n.used)} of ` +
+                      `${n.max_vfs == null ? "any" : esc(n.max_vfs)}`).join(", ");
+                    return `<tr data-prefix="${esc(q.owner_prefix)}"${full ? ' class="failure"' : ""}>` +
+                      `<td>${esc(q.owner_prefix)}</td><td class="num" data-count="used">${esc(q.used)}</td>` +
+                      `<td class="num" data-count="max_vfs">${esc(q.max_vfs)}${full ? " (full)" : ""}</td><td>${nodes}</td></tr>`;
+                  }).join("");
+                }
+
                 async function loadOperations() {
                   const [running, queued] = await Promise.all([api("/operations?state=running"), api("/operations?state=queued")]);
                   const items = [...queued.items, ...running.items];
@@ -457,7 +494,10 @@ enum EmbeddedUI {
 
                 // ---- live: GET /events read with fetch(), so the Authorization header can go with it ----
 
-                const pending = { pfs: new Set(), inventory: false, allocations: false, operations: false, reconcile: false };
+                const pending = {
+                  pfs: new Set(), inventory: false, allocations: false, operations: false, reconcile: false, capacity: false,
+                  quotas: false,
+                };
                 let flushTimer = null;
 
                 function schedule() {
@@ -472,8 +512,11 @@ enum EmbeddedUI {
                   if (pending.allocations) work.push(loadAllocations());
                   if (pending.operations) work.push(loadOperations());
                   if (pending.reconcile) work.push(loadReconcile());
+                  if (pending.capacity) work.push(loadCapacity());
+                  if (pending.quotas) work.push(loadQuotas());
                   pending.pfs.clear();
                   pending.inventory = pending.allocations = pending.operations = pending.reconcile = false;
+                  pending.capacity = pending.quotas = false;
                   try {
                     await Promise.all(work);
                   } catch (error) {
@@ -483,7 +526,11 @@ enum EmbeddedUI {
                 }
 
                 function onEvent(type, data) {
-                  if (type === "reset") { pending.inventory = pending.allocations = pending.operations = true; schedule(); return; }
+                  if (type === "reset") {
+                    pending.inventory = pending.allocations = pending.operations = pending.capacity = pending.quotas = true;
+                    schedule();
+                    return;
+                  }
                   if (type === "cutoff") { state.lastEventID = String(data.resume_after); return; }
                   if (data.id != null) {
                     state.audit.push(data);
@@ -494,7 +541,9 @@ enum EmbeddedUI {
                   if (type.startsWith("pf.appeared") || type.startsWith("pf.vanished")) pending.inventory = true;
                   else if (data.pf && state.pfs.has(data.pf)) pending.pfs.add(data.pf);
                   else if (type.startsWith("pf.") || type.startsWith("vf.") || type.startsWith("link.")) pending.inventory = true;
-                  if (type.startsWith("allocation.")) pending.allocations = true;
+                  if (type.startsWith("allocation.")) pending.allocations = pending.quotas = true;
+                  if (type.startsWith("quota.")) pending.quotas = true;
+                  if (!type.startsWith("operation.") && !type.startsWith("quota.")) pending.capacity = true;
                   if (type.startsWith("operation.")) pending.operations = true;
                   if (type.startsWith("reconcile.") || type.startsWith("intent.")) { pending.reconcile = true; pending.inventory = true; }
                   schedule();
@@ -514,7 +563,9 @@ enum EmbeddedUI {
                   return { type, data, id };
                 }
 
-                async function follow() {
+                // `connected` is called once: when the first stream is open (the server has registered the subscription before it
+                // answers, so nothing that happens after it is missed), or when the first attempt fails.
+                async function follow(connected = () => {}) {
                   let delay = 1000;
                   for (;;) {
                     const controller = new AbortController();
@@ -523,8 +574,9 @@ enum EmbeddedUI {
                       const headers = authHeaders();
                       if (state.lastEventID) headers["Last-Event-ID"] = state.lastEventID;
                       const response = await fetch("/events", { headers, signal: controller.signal, cache: "no-store" });
-                      if (response.status === 401) { showLogin("The token was refused."); return; }
+                      if (response.status === 401) { connected(false); return; }
                       if (!response.ok) throw new Error("events: " + response.status);
+                      connected(true);
                       setConnection("live", "live");
                       delay = 1000;
                       const reader = response.body.getReader();
@@ -548,6 +600,7 @@ enum EmbeddedUI {
                     } catch (error) {
                       if (controller.signal.aborted) return;
                     }
+                    connected(false);
                     setConnection("reconnecting", "down");
                     await new Promise((resolve) => setTimeout(resolve, delay));
                     delay = Math.min(delay * 2, 15000);
@@ -559,6 +612,8 @@ enum EmbeddedUI {
                 async function start() {
                   $("login").hidden = true;
                   setConnection("loading");
+                  // Follow the events before the first load: what changes while the page loads arrives as an event and reloads.
+                  await new Promise((resolve) => follow(resolve));
                   try {
                     await loadInventory();
                   } catch (error) {
@@ -575,8 +630,8 @@ enum EmbeddedUI {
                   $("forget").hidden = !sessionStorage.getItem(TOKEN_KEY);
                   performance.mark("sriovd-grid");
                   requestAnimationFrame(() => performance.mark("sriovd-painted"));
-                  follow();
-                  await Promise.all([loadAllocations(), loadOperations(), loadReconcile(), loadAudit()]).catch((error) => {
+                  const rest = [loadAllocations(), loadOperations(), loadReconcile(), loadAudit(), loadCapacity(), loadQuotas()];
+                  await Promise.all(rest).catch((error) => {
                     if (error instanceof Unauthorized) showLogin("The token was refused.");
                     else setConnection("could not load: " + error.message, "down");
                   });
@@ -632,6 +687,21 @@ enum EmbeddedUI {
                   <section id="summary" aria-labelledby="h-summary">
                     <h2 id="h-summary">Host</h2>
                     <div id="summary-body"></div>
+                  </section>
+
+                  <section id="capacity" aria-labelledby="h-capacity">
+                    <h2 id="h-capacity">Capacity</h2>
+                    <div id="capacity-body"><p>Loading.</p></div>
+                  </section>
+
+                  <section id="quotas" aria-labelledby="h-quotas">
+                    <h2 id="h-quotas">Quotas</h2>
+                    <table>
+                      <caption id="quota-caption">Quotas</caption>
+                      <thead><tr><th scope="col">Owner prefix</th><th scope="col" class="num">Used</th>
+                        <th scope="col" class="num">Limit</th><th scope="col">Per NUMA node (used of limit)</th></tr></thead>
+                      <tbody id="quota-rows"></tbody>
+                    </table>
                   </section>
 
                   <div class="columns">

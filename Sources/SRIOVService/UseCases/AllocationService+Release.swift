@@ -9,24 +9,34 @@ extension AllocationService {
     /// allocation of the same VF finds nothing to do (404) and touches nothing. While the VF is restored the
     /// allocation keeps holding it, so no one else can be handed a VF that is still being reset. When the
     /// restore fails the allocation becomes `dirty` and keeps the VF out of the pool.
-    func release(id: String, caller: Caller) async throws(SRIOVError) {
-        let allocation = try await active(id, action: "allocation.release", caller: caller) { $0.holdsVF }
-        // One release or change of an allocation at a time (another is refused as busy), so a read of the VF that
-        // finds nothing to restore stays true until the release is recorded.
+    /// - Parameter generation: when given, the release is refused (`generationMismatch`) unless the allocation is at
+    ///   that generation: a late release naming it before a move never reaches the VF it moved to.
+    func release(id: String, generation: Int? = nil, caller: Caller) async throws(SRIOVError) {
+        let first = try await active(id, action: "allocation.release", caller: caller) { $0.holdsVF }
+        // One release or change (or move) of an allocation at a time (another is refused as busy), so a read of the
+        // VF that finds nothing to restore stays true until the release is recorded.
         guard core.releasing.claim(id) else {
-            throw .pfBusy(allocation.pf, "allocation \(id) is being released or changed")
+            throw .pfBusy(first.pf, "allocation \(id) is being released or changed")
         }
         defer { core.releasing.finish(id) }
+        // Read again once claimed: a move that ended meanwhile changed its VF.
+        let allocation = try await active(id, action: "allocation.release", caller: caller) { $0.holdsVF }
+        if let generation, generation != allocation.generation {
+            let error = SRIOVError.generationMismatch(id, given: generation, current: allocation.generation)
+            try await core.audit(caller.failure("allocation.release", target: id, error))
+            throw error
+        }
         try await core.change(AllocationRelease(allocation: allocation, caller: caller)).get()
     }
 
     /// Changes the settings of a held VF. Either the whole change applies or the VF is left as it was.
     func update(id: String, config: VFConfig, caller: Caller) async throws(SRIOVError) -> Allocation {
-        let allocation = try await active(id, action: "allocation.update", caller: caller) { $0 == .active }
+        let first = try await active(id, action: "allocation.update", caller: caller) { $0 == .active }
         guard core.releasing.claim(id) else {
-            throw .pfBusy(allocation.pf, "allocation \(id) is being released or changed")
+            throw .pfBusy(first.pf, "allocation \(id) is being released or changed")
         }
         defer { core.releasing.finish(id) }
+        let allocation = try await active(id, action: "allocation.update", caller: caller) { $0 == .active }
         return try await core.change(AllocationUpdate(allocation: allocation, config: config, caller: caller))
     }
 

@@ -160,6 +160,8 @@ struct AllocationService: Sendable {
         if case .vf(let address) = request.selection, let holder = try tx.holdingAllocation(vf: address) {
             throw SRIOVError.vfHeld(address, allocationID: holder.id)
         }
+        let maintenance = try tx.maintenance()
+        try Self.checkExplicit(request.selection, maintenance: maintenance, in: snapshot)
         let busy = try OpenChanges(tx.openIntents())
         let held = try tx.heldVFs().union(dirty.all).union(busy.vfs)
         let options = Self.placementOptions(request)
@@ -173,6 +175,11 @@ struct AllocationService: Sendable {
         var quotaBlocked: QuotaRefusal?
         let firstFree = options == PlacementRule.Options()
         for candidate in candidates {
+            if maintenance.isCordoned(candidate.pf)
+                || maintenance.isExternal(pf: candidate.pf, vfIndex: candidate.vfIndex)
+            {
+                continue
+            }
             if held.contains(candidate.vf) {
                 heldByPF[candidate.pf, default: 0] += 1
                 continue
@@ -209,6 +216,25 @@ struct AllocationService: Sendable {
             if let resizing { throw SRIOVError.pfBusy(resizing, "its VF count is being changed; retry shortly") }
             let heldCount = candidates.filter { held.contains($0.vf) }.count
             throw SRIOVError.noFreeVF(total: candidates.count, held: heldCount)
+        }
+    }
+
+    /// An explicit `pf` or `vf` on a cordoned PF, or a `vf` outside its PF's managed range, is refused by name
+    /// (a selector just skips them).
+    static func checkExplicit(_ selection: VFSelection, maintenance: MaintenanceMap, in snapshot: InventorySnapshot)
+        throws
+    {
+        switch selection {
+        case .pf(let pf):
+            if maintenance.isCordoned(pf) { throw SRIOVError.pfCordoned(pf) }
+        case .vf(let vf):
+            guard let (pf, found) = snapshot.vf(vf) else { return }
+            if let range = maintenance[pf.address].managed, !range.contains(found.index) {
+                throw SRIOVError.vfExternal(vf, pf: pf.address, managed: VFRangeText.text(range))
+            }
+            if maintenance.isCordoned(pf.address) { throw SRIOVError.pfCordoned(pf.address) }
+        case .selector:
+            break
         }
     }
 
@@ -335,6 +361,9 @@ struct OpenChanges {
                 if let pf = PCIAddress(intent.target) { resizing.insert(pf) }
             case .vfUpdate:
                 if let vf = PCIAddress(intent.target) { vfs.insert(vf) }
+            case .allocationMove:
+                // The VF being moved to is not held yet: the intent keeps it.
+                if let vf = AllocationMove.destination(ofIntentPayload: intent.payload) { vfs.insert(vf) }
             case .allocationApply, .allocationRelease, .allocationUpdate, .allocationReapply:
                 // Their VF is held by the allocation until the intent ends.
                 break

@@ -77,6 +77,10 @@ struct VFCountSet: PFChange {
 
     /// VFs cannot be removed while one is held.
     func admit(_ tx: Transaction, _ plan: Plan) throws -> SRIOVError? {
+        // A PF managed only in part shares its VFs with another owner: its VF count is not sriovd's to change.
+        if let range = try tx.maintenance()[pf].managed {
+            return .pfPartlyManaged(pf, managed: VFRangeText.text(range))
+        }
         guard plan.current > 0, count != plan.current else { return nil }
         let held = try tx.holdingAllocations(pf: pf)
         return held.isEmpty ? nil : .vfsHeld(pf: pf, vfs: held.map(\.vf).sorted())

@@ -30,6 +30,10 @@ struct VFUpdate: VFSettingsChange {
     var action: String { "vf.update" }
 
     func admit(_ tx: Transaction, _ plan: VFSettingsPlan) throws -> SRIOVError? {
+        // A VF outside its PF's managed range is another owner's: never written.
+        if let range = try tx.maintenance()[pf].managed, !range.contains(plan.vf.index) {
+            return .vfExternal(address, pf: pf, managed: VFRangeText.text(range))
+        }
         guard let holder = try tx.holdingAllocation(vf: address) else { return nil }
         return .vfHeld(address, allocationID: holder.id)
     }
