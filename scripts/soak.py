@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
 """Soak with hostile clients (issue 7 §4).
 
-Usage: soak.py BINARY [seconds=60] [--connections 64] [--hostiles 1] [--slow-clients 600]
+Usage: soak.py BINARY [seconds=60] [--connections 64] [--hostiles 1] [--slow-clients 900]
 1. Starts sriovd on a fresh simulated host with a tokens file and gives 0000:5e:00.0 128 VFs.
 2. Baseline: the well-behaved clients alone for a quarter of the duration (min 5 s): their p99.
 3. Soak: the same clients for the full duration with hostile clients alongside (slowloris, stalled after a partial
    request, garbage bytes, 40 KiB headers, a pipeliner that never reads). Samples VmRSS and open fds every 0.5 s.
 4. Slow clients (issue 12): the same clients for a quarter of the duration (min 15 s) while one anonymous address
-   opens --slow-clients connections (more than one client may hold) that trickle their headers a byte a second,
+   opens --slow-clients connections (900, well past the 512 one client may hold, so that the limit is reached
+   however fast the connections are opened and timed out) that trickle their headers a byte a second,
    and 32 connections with a token of their own trickle request bodies a byte a second.
 Well-behaved clients (64 keep-alive connections, with an admin token) do GET /pfs, GET /vfs, GET /allocations,
 GET /audit, and POST /allocations + DELETE /allocations/{id}. Checks: no 5xx or unexpected status, no connection
@@ -278,7 +279,7 @@ def main():
     ap.add_argument("seconds", type=float, nargs="?", default=60)
     ap.add_argument("--connections", type=int, default=64)
     ap.add_argument("--hostiles", type=int, default=1, help="multiplier for the hostile mix (0: none)")
-    ap.add_argument("--slow-clients", type=int, default=600, help="anonymous header tricklers in phase 4 (0: skip)")
+    ap.add_argument("--slow-clients", type=int, default=900, help="anonymous header tricklers in phase 4 (0: skip)")
     ap.add_argument("--seed", type=int, default=7)
     args = ap.parse_args()
     directory = tempfile.mkdtemp(prefix="sriovd-soak-")
