@@ -58,8 +58,14 @@ import Testing
         }
         #expect(rangeIDs == Array(ids[1500..<2000]), "target t3 is events 1500-1999, all after \(cut)")
 
+        // With limit: at most that many, the first of the range in id order.
+        let capped = try await onThread { try curl(daemon.port, "/audit?format=ndjson&after=\(cut)&limit=300") }
+        let cappedIDs = try capped.body.split(separator: "\n").map {
+            Int64(try #require(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])["id"] as! Int)
+        }
+        #expect(cappedIDs == Array(ids[1235..<1535]), "limit=300 after \(cut): the next 300 events")
         let client = try daemon.client()
-        #expect(try await client.get("/audit?format=ndjson&limit=10").status == 400, "limit does not apply")
+        #expect(try await client.get("/audit?format=ndjson&limit=0").status == 400, "limit is checked as for pages")
         #expect(try await client.get("/audit?format=xml").status == 400)
         #expect(try await daemon.client().get("/audit?format=json&limit=2").items.count == 2, "pages as before")
         await daemon.stop()

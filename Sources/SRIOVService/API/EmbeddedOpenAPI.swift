@@ -931,7 +931,7 @@ enum EmbeddedOpenAPI {
               description: >-
                 Pages of JSON by default. With `format=ndjson`, the whole range the filters select, streamed as
                 `application/x-ndjson` (one event a line, in id order, read a page at a time as the client takes it; the
-                response ends with the connection), for a SIEM; `limit` does not apply then. With `--audit-retention`, events
+                response ends with the connection), for a SIEM; with `limit`, at most that many events. With `--audit-retention`, events
                 older than that are in the archive files, not here.
               parameters:
                 - name: format
@@ -1766,7 +1766,7 @@ enum EmbeddedOpenAPI {
               required: [id, kind, target, state, request, actor, created_at, location]
               properties:
                 id: { type: string }
-                kind: { type: string, enum: [pf.vfs.set, reconcile.run, allocation.create] }
+                kind: { type: string, enum: [pf.vfs.set, reconcile.run, allocation.create, pf.drain] }
                 target: { type: string, description: "A PF address, `host`, or the id of the allocation it creates." }
                 state: { type: string, enum: [queued, running, succeeded, failed] }
                 request: { type: object, description: The method, path and JSON body as the API took them. }

@@ -7,26 +7,20 @@ import Synchronization
 extension SRIOVAPI {
     func exportAudit(_ request: HTTPRequest) -> HTTPHandlerResult {
         let filter: AuditFilter
+        let cap: Int?
         do {
-            filter = try exportFilter(request)
+            filter = try auditFilter(request)
+            // Without `limit` the whole range streams; with it, at most that many events (the first, in id order).
+            cap = request.queryValue("limit") == nil ? nil : try limit(request)
         } catch {
             return .response(error.response(instance: request.path))
         }
         let stream = ResponseStream(limit: AuditExport.queueLimit)
-        AuditExport(store: core.store, filter: filter, stream: stream).start()
+        AuditExport(store: core.store, filter: filter, cap: cap, stream: stream).start()
         var headers = HTTPHeaders()
         headers.add("Content-Type", "application/x-ndjson")
         headers.add("Cache-Control", "no-store")
         return .stream(HTTPResponse(status: .ok, headers: headers, body: []), stream)
-    }
-
-    private func exportFilter(_ request: HTTPRequest) throws(SRIOVError) -> AuditFilter {
-        guard request.queryValue("limit") == nil else {
-            throw .invalidParameter(
-                "limit",
-                "does not apply to format=ndjson, which streams the whole range: narrow it with since, until or after")
-        }
-        return try auditFilter(request)
     }
 }
 
@@ -40,13 +34,16 @@ final class AuditExport: Sendable {
 
     private let store: Store
     private let filter: AuditFilter
+    /// The most events to send; nil: the whole range.
+    private let cap: Int?
     private let stream: ResponseStream
     /// Room was made (or the client left) since the last refused send; the reader waiting for it.
     private let room = Mutex<(signalled: Bool, waiter: CheckedContinuation<Void, Never>?)>((false, nil))
 
-    init(store: Store, filter: AuditFilter, stream: ResponseStream) {
+    init(store: Store, filter: AuditFilter, cap: Int? = nil, stream: ResponseStream) {
         self.store = store
         self.filter = filter
+        self.cap = cap
         self.stream = stream
         stream.onDrained { [weak self] in self?.signal() }
         stream.onClose { [weak self] in self?.signal() }
@@ -60,14 +57,16 @@ final class AuditExport: Sendable {
         var filter = self.filter
         filter.limit = AuditFilter.maximumLimit
         var pending: [UInt8] = []
-        while !stream.isClosed {
+        var left = cap ?? Int.max
+        while !stream.isClosed && left > 0 {
             let page: [AuditEvent]
             do {
                 page = try store.read { try $0.auditEvents(filter) }
             } catch {
                 break  // the store closed (the daemon stops) or failed: the response ends early
             }
-            for event in page {
+            for event in page.prefix(left) {
+                left -= 1
                 pending += AuditArchive.line(event)
                 if pending.count >= Self.piece {
                     guard await send(pending) else { return }

@@ -46,7 +46,9 @@ extension SRIOVAPI {
             mutation(request, context) { caller in
                 let id = params["id"] ?? ""
                 let body: MoveRequest
-                do throws(SRIOVError) { body = try JSONBody.decode(MoveRequest.self, from: request.body) } catch {
+                // No body is `{}`: any other PF the placement allows.
+                let bytes = request.body.isEmpty ? Array("{}".utf8) : request.body
+                do throws(SRIOVError) { body = try JSONBody.decode(MoveRequest.self, from: bytes) } catch {
                     try await core.audit(caller.failure("allocation.move", target: id, error))
                     throw error
                 }

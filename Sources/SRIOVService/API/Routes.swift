@@ -422,7 +422,7 @@ public struct SRIOVAPI: Sendable {
         return filter
     }
 
-    private func limit(_ request: HTTPRequest) throws(SRIOVError) -> Int {
+    func limit(_ request: HTTPRequest) throws(SRIOVError) -> Int {
         guard let text = request.queryValue("limit") else { return 100 }
         guard let value = Int(text), (1...500).contains(value) else {
             throw .invalidParameter("limit", "must be an integer from 1 to 500")
