@@ -24,6 +24,7 @@ trap '[ -n "$PID" ] && kill $PID 2>/dev/null; rm -rf "$W"' EXIT
 
 start() { # binary host-dir -> sets READY_MS, ADDR; the daemon's log in $W/out
     local t0 t1
+    rm -f "$W/out"  # else the wait below can read the last start's address before the new daemon truncates it
     t0=$(date +%s%N)
     "$1" serve --simulate "$2" --listen 127.0.0.1:0 --log-level info --no-access-log >"$W/out" 2>&1 &
     PID=$!
