@@ -24,10 +24,12 @@ trap '[ -n "$PID" ] && kill $PID 2>/dev/null; rm -rf "$W"' EXIT
 
 start() { # binary host-dir -> sets READY_MS, ADDR; the daemon's log in $W/out
     local t0 t1
+    rm -f "$W/out"  # else the wait below can read the last start's address before the new daemon truncates it
     t0=$(date +%s%N)
     "$1" serve --simulate "$2" --listen 127.0.0.1:0 --log-level info --no-access-log >"$W/out" 2>&1 &
     PID=$!
-    until grep -q listening "$W/out" 2>/dev/null; do sleep 0.002; done
+    # The address line, not the earlier "HTTP server listening" log line: reading ADDR before it is written left it empty.
+    until grep -q 'listening on http://' "$W/out" 2>/dev/null; do sleep 0.002; done
     ADDR=$(grep -o 'http://[0-9.:]*' "$W/out" | head -1)
     until [ "$(curl -s -o /dev/null -w '%{http_code}' "$ADDR/readyz")" = 200 ]; do sleep 0.002; done
     t1=$(date +%s%N)

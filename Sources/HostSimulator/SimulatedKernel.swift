@@ -49,6 +49,7 @@ public struct SimulatedKernel: SysfsBackend {
     public func readLink(_ path: String) throws(SysfsError) -> String { try reader.readLink(path) }
     public func kind(of path: String) -> SysfsEntryKind? { reader.kind(of: path) }
     public func fileExists(_ path: String) -> Bool { reader.fileExists(path) }
+    public func openFolder(_ path: String) throws(SysfsError) -> SysfsFolderHandle? { try reader.openFolder(path) }
 
     public func writeFile(_ path: String, _ value: String) throws(SysfsError) {
         guard KernelSysfs.isSafeRelative(path), !path.isEmpty else {

@@ -79,11 +79,12 @@ public struct HostScanner: Sendable {
             vfStride: try? sysfs.readInt(.sriovStride, of: address), driversAutoprobe: autoprobe, link: link)
     }
 
-    /// The VFs behind the PF's `virtfnN` links, ordered by index, leaving out those that vanish while read.
+    /// The VFs behind the PF's `virtfnN` links, ordered by index, leaving out those that vanish while read. Each
+    /// device's folder is opened once and its files read relative to it: thousands of VFs, ten files each.
     func virtualFunctions(of pf: PCIAddress) -> [VirtualFunction] {
-        guard let indices = try? sysfs.virtfnIndices(of: pf) else { return [] }
+        guard let folder = try? sysfs.folder(of: pf), let indices = try? folder.virtfnIndices() else { return [] }
         return indices.compactMap { index -> VirtualFunction? in
-            guard let target = try? sysfs.linkBasename(.virtfn(index), of: pf), let vf = PCIAddress(target) else {
+            guard let target = try? folder.linkBasename(.virtfn(index)), let vf = PCIAddress(target) else {
                 return nil
             }
             return virtualFunction(vf, index: index, pf: pf)
@@ -91,16 +92,18 @@ public struct HostScanner: Sendable {
     }
 
     func virtualFunction(_ vf: PCIAddress, index: Int, pf: PCIAddress) -> VirtualFunction? {
-        guard let vendor = try? sysfs.read(.vendor, of: vf), let device = try? sysfs.read(.device, of: vf),
-            let driver = attempt({ () throws(SysfsError) in try sysfs.driver(of: vf) }),
-            let interfaces = try? sysfs.interfaces(of: vf)
+        guard let folder = try? sysfs.folder(of: vf), let vendor = try? folder.read(.vendor),
+            let device = try? folder.read(.device),
+            let driver = attempt({ () throws(SysfsError) in try folder.driver() }),
+            let interfaces = try? folder.interfaces()
         else { return nil }
-        let group = (try? sysfs.linkBasename(.iommuGroup, of: vf)).flatMap { Int($0) }
+        let group = (try? folder.linkBasename(.iommuGroup)).flatMap { Int($0) }
+        let node = (try? folder.readInt(.numaNode)).flatMap { $0 >= 0 ? $0 : nil }
         let result = VirtualFunction(
             index: index, address: vf, pf: pf, vendorID: Self.normalizedID(vendor),
             deviceID: Self.normalizedID(device), driver: driver?.rawValue, interface: interfaces.first?.rawValue,
-            numaNode: numaNode(of: vf), iommuGroup: group)
-        // Read last: a VF removed while its files were read is not reported half-read.
+            numaNode: node, iommuGroup: group)
+        // Read last, by the whole path: a VF removed while its files were read is not reported half-read.
         return sysfs.deviceExists(vf) ? result : nil
     }
 

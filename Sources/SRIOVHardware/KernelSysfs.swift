@@ -27,17 +27,7 @@ public struct KernelSysfs: SysfsBackend {
         let fd = retryingEINTR { open(full, O_RDONLY | O_CLOEXEC) }
         guard fd >= 0 else { throw SysfsError(errno: errno, operation: .read, path: path) }
         defer { close(fd) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 4096)
-        while bytes.count < Self.readLimit {
-            let count = chunk.withUnsafeMutableBytes { buffer in
-                retryingEINTR { read(fd, buffer.baseAddress, buffer.count) }
-            }
-            if count < 0 { throw SysfsError(errno: errno, operation: .read, path: path) }
-            if count == 0 { break }
-            bytes.append(contentsOf: chunk[0..<count])
-        }
-        return String(decoding: bytes, as: UTF8.self)
+        return try Self.readAll(fd, path: path)
     }
 
     public func writeFile(_ path: String, _ value: String) throws(SysfsError) {
@@ -57,30 +47,20 @@ public struct KernelSysfs: SysfsBackend {
     public func listDirectory(_ path: String) throws(SysfsError) -> [String] {
         let full = try absolute(path, .list)
         guard let dir = opendir(full) else { throw SysfsError(errno: errno, operation: .list, path: path) }
-        defer { closedir(dir) }
-        var names: [String] = []
-        while true {
-            errno = 0
-            guard let entry = readdir(dir) else {
-                if errno != 0 { throw SysfsError(errno: errno, operation: .list, path: path) }
-                break
-            }
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
-            }
-            if name != "." && name != ".." { names.append(name) }
-        }
-        return names
+        return try Self.names(in: dir, path: path)
     }
 
     public func readLink(_ path: String) throws(SysfsError) -> String {
         let full = try absolute(path, .readLink)
-        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
-        let count = buffer.withUnsafeMutableBufferPointer { pointer in
-            readlink(full, pointer.baseAddress!, pointer.count - 1)
-        }
-        if count < 0 { throw SysfsError(errno: errno, operation: .readLink, path: path) }
-        return String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return try Self.linkTarget(path: path) { buffer, size in readlink(full, buffer, size) }
+    }
+
+    /// The folder opened once (`O_DIRECTORY`, following a symlink to it), for reads relative to it.
+    public func openFolder(_ path: String) throws(SysfsError) -> SysfsFolderHandle? {
+        let full = try absolute(path, .list)
+        let fd = retryingEINTR { open(full, O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
+        guard fd >= 0 else { throw SysfsError(errno: errno, operation: .list, path: path) }
+        return SysfsFolderHandle(fd: fd, path: path)
     }
 
     public func kind(of path: String) -> SysfsEntryKind? {
@@ -126,6 +106,51 @@ public struct KernelSysfs: SysfsBackend {
             }
             return bytes.isEmpty || !(componentLength == 0 || componentLength == dots && dots <= 2)
         }
+    }
+
+    // MARK: - Shared by path reads and folder-relative reads
+
+    /// Everything `fd` reads, up to `readLimit`.
+    static func readAll(_ fd: Int32, path: String) throws(SysfsError) -> String {
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while bytes.count < readLimit {
+            let count = chunk.withUnsafeMutableBytes { buffer in
+                retryingEINTR { read(fd, buffer.baseAddress, buffer.count) }
+            }
+            if count < 0 { throw SysfsError(errno: errno, operation: .read, path: path) }
+            if count == 0 { break }
+            bytes.append(contentsOf: chunk[0..<count])
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// The names of an open directory stream without `.` and `..`; closes it.
+    static func names(in dir: OpaquePointer, path: String) throws(SysfsError) -> [String] {
+        defer { closedir(dir) }
+        var names: [String] = []
+        while true {
+            errno = 0
+            guard let entry = readdir(dir) else {
+                if errno != 0 { throw SysfsError(errno: errno, operation: .list, path: path) }
+                break
+            }
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names
+    }
+
+    /// A link's target as `call` (readlink or readlinkat into a buffer of the given size) returns it.
+    static func linkTarget(
+        path: String, _ call: (UnsafeMutablePointer<CChar>, Int) -> Int
+    ) throws(SysfsError) -> String {
+        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        let count = buffer.withUnsafeMutableBufferPointer { pointer in call(pointer.baseAddress!, pointer.count - 1) }
+        if count < 0 { throw SysfsError(errno: errno, operation: .readLink, path: path) }
+        return String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 }
 

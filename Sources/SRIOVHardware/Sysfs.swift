@@ -53,7 +53,8 @@ private func checkedComponent(_ text: some StringProtocol, maxLength: Int) -> St
 /// The one accessor through which all sysfs I/O goes, over a backend that plays the kernel.
 ///
 /// Every path is built in this file, only from validated inputs: `PCIAddress`, the closed enums of attribute and link
-/// names, `DriverName` and `InterfaceName`. No method takes a free-form path.
+/// names, `DriverName` and `InterfaceName`. No method takes a free-form path. A `DeviceFolder` reads the same files
+/// relative to the device's folder opened once (the names it passes come from the same enums).
 public struct Sysfs: Sendable {
     /// A PCI device's attribute file under `bus/pci/devices/<address>/`.
     public enum DeviceAttribute: String, CaseIterable, Hashable, Sendable {
@@ -188,8 +189,12 @@ public struct Sysfs: Sendable {
 
     /// The N of every `virtfnN` link of a PF, sorted.
     public func virtfnIndices(of pf: PCIAddress) throws(SysfsError) -> [Int] {
-        let names = try backend.listDirectory(Self.path(of: pf))
-        return names.compactMap { name -> Int? in
+        Self.virtfnIndices(in: try backend.listDirectory(Self.path(of: pf)))
+    }
+
+    /// The N of every `virtfnN` among a device folder's names, sorted.
+    static func virtfnIndices(in names: [String]) -> [Int] {
+        names.compactMap { name -> Int? in
             guard name.hasPrefix("virtfn") else { return nil }
             let digits = name.dropFirst("virtfn".count)
             guard !digits.isEmpty, digits.allSatisfy({ $0.isASCII && $0.isNumber }) else { return nil }
@@ -231,9 +236,87 @@ public struct Sysfs: Sendable {
         try backend.writeFile(Self.driversProbe, device.description)
     }
 
-    private func trimmed(_ text: String) -> String {
+    private func trimmed(_ text: String) -> String { Self.trimmed(text) }
+
+    static func trimmed(_ text: String) -> String {
         var result = Substring(text)
         while let last = result.last, last == "\n" || last == " " || last == "\0" { result.removeLast() }
         return String(result)
+    }
+}
+
+extension Sysfs {
+    /// One PCI device's folder, `bus/pci/devices/<address>`, opened once when the backend can (`KernelSysfs` and the
+    /// simulated host can): its attributes and links are then read relative to it, not each by its whole path. Over
+    /// a backend that reads by whole paths only, it reads those paths; the answers and errors are the same.
+    ///
+    /// Its entry names come only from the closed enums of `Sysfs`. Keep it for one pass over the device: a device
+    /// removed meanwhile makes its reads fail, as path reads would.
+    public struct DeviceFolder {
+        public let sysfs: Sysfs
+        public let device: PCIAddress
+        let handle: SysfsFolderHandle?
+
+        /// The content of `name` in the folder, read relative to the open folder or by its whole path.
+        func readFile(_ name: String) throws(SysfsError) -> String {
+            if let handle { return try handle.readFile(name) }
+            return try sysfs.backend.readFile(Sysfs.path(of: device) + "/" + name)
+        }
+
+        func readLink(_ name: String) throws(SysfsError) -> String {
+            if let handle { return try handle.readLink(name) }
+            return try sysfs.backend.readLink(Sysfs.path(of: device) + "/" + name)
+        }
+
+        func listDirectory(_ name: String) throws(SysfsError) -> [String] {
+            if let handle { return try handle.listDirectory(name) }
+            return try sysfs.backend.listDirectory(Sysfs.path(of: device) + (name.isEmpty ? "" : "/" + name))
+        }
+
+        /// As `Sysfs.read(_:of:)`.
+        public func read(_ attribute: DeviceAttribute) throws(SysfsError) -> String {
+            Sysfs.trimmed(try readFile(attribute.rawValue))
+        }
+
+        /// As `Sysfs.readInt(_:of:)`.
+        public func readInt(_ attribute: DeviceAttribute) throws(SysfsError) -> Int? {
+            Int(try read(attribute))
+        }
+
+        /// As `Sysfs.linkBasename(_:of:)`.
+        public func linkBasename(_ link: DeviceLink) throws(SysfsError) -> String {
+            let target = try readLink(link.component)
+            return target.split(separator: "/").last.map(String.init) ?? ""
+        }
+
+        /// As `Sysfs.driver(of:)`.
+        public func driver() throws(SysfsError) -> DriverName? {
+            do {
+                return DriverName(try linkBasename(.driver))
+            } catch {
+                if error.isNotFound && sysfs.deviceExists(device) { return nil }
+                throw error
+            }
+        }
+
+        /// As `Sysfs.virtfnIndices(of:)`.
+        public func virtfnIndices() throws(SysfsError) -> [Int] {
+            Sysfs.virtfnIndices(in: try listDirectory(""))
+        }
+
+        /// As `Sysfs.interfaces(of:)`.
+        public func interfaces() throws(SysfsError) -> [InterfaceName] {
+            do {
+                return try listDirectory("net").compactMap { InterfaceName($0) }.sorted()
+            } catch {
+                if error.isNotFound && sysfs.deviceExists(device) { return [] }
+                throw error
+            }
+        }
+    }
+
+    /// The device's folder, opened once when the backend can; ENOENT when the device is gone.
+    public func folder(of device: PCIAddress) throws(SysfsError) -> DeviceFolder {
+        DeviceFolder(sysfs: self, device: device, handle: try backend.openFolder(Self.path(of: device)))
     }
 }

@@ -23,4 +23,11 @@ public protocol SysfsBackend: Sendable {
     func kind(of path: String) -> SysfsEntryKind?
     /// Whether the path exists, following symlinks (a dangling link does not exist).
     func fileExists(_ path: String) -> Bool
+    /// The folder at `path` opened for reads relative to it; nil when the backend reads by whole paths only.
+    func openFolder(_ path: String) throws(SysfsError) -> SysfsFolderHandle?
+}
+
+extension SysfsBackend {
+    /// Reads by whole paths.
+    public func openFolder(_ path: String) throws(SysfsError) -> SysfsFolderHandle? { nil }
 }
