@@ -14,9 +14,9 @@ D=${2:-10}
 ROUNDS=${3:-3}
 command -v wrk >/dev/null || apt-get install -y -qq wrk >/dev/null
 W=$(mktemp -d)
-PIDS=()
 cleanup() {
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    # start() runs in a command substitution (a subshell): each daemon leaves its pid in a file.
+    for f in "$W"/*.pid; do [ -e "$f" ] && kill "$(cat "$f")" 2>/dev/null || true; done
     git worktree remove --force "$W/before" 2>/dev/null || true
     rm -rf "$W"
 }
@@ -32,7 +32,7 @@ fi
 
 start() { # binary name [host dir] -> prints the URL
     "$1" serve --simulate "${3:-$W/$2-host}" --db "$W/$2.db" --listen 127.0.0.1:0 --log-level error >"$W/$2.out" &
-    PIDS+=("$!")
+    echo "$!" >"$W/$2.pid"
     until grep -q listening "$W/$2.out" 2>/dev/null; do sleep 0.01; done
     local url
     url=$(grep -o 'http://[0-9.:]*' "$W/$2.out")
@@ -54,11 +54,11 @@ echo "machine: $(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ), ${D} s per run; now 
 # 1. The large host: 16 PFs x 256 VFs, quotas, and 128 allocations holding bond labels b0..b63 twice each.
 "$NOW" simulate create "$W/large" --pfs 16 --vfs-per-pf 256 >/dev/null
 L=$(start "$NOW" large "$W/large")
-curl -sf -X PUT "$L/quotas/bench%3A" -d '{"max_vfs": 4096, "per_numa_node": {"0": 2048, "1": 2048}}' >/dev/null
-curl -sf -X PUT "$L/quotas/setup%3A" -d '{"max_vfs": 512}' >/dev/null
-for p in other team-a team-b vm; do curl -sf -X PUT "$L/quotas/$p%3A" -d '{"max_vfs": 64}' >/dev/null; done
+curl -sf -H "Content-Type: application/json" -X PUT "$L/quotas/bench%3A" -d '{"max_vfs": 4096, "per_numa_node": {"0": 2048, "1": 2048}}' >/dev/null
+curl -sf -H "Content-Type: application/json" -X PUT "$L/quotas/setup%3A" -d '{"max_vfs": 512}' >/dev/null
+for p in other team-a team-b vm; do curl -sf -H "Content-Type: application/json" -X PUT "$L/quotas/$p%3A" -d '{"max_vfs": 64}' >/dev/null; done
 for i in $(seq 0 127); do
-    curl -sf -o /dev/null -X POST "$L/allocations" -d "{\"owner\":\"setup:$i\",\"labels\":{\"bond\":\"b$((i % 64))\"},\"selector\":{\"driver\":\"ice\",\"placement\":\"spread\",\"anti_affinity\":{\"label\":\"bond\"}}}"
+    curl -sf -H "Content-Type: application/json" -o /dev/null -X POST "$L/allocations" -d "{\"owner\":\"setup:$i\",\"labels\":{\"bond\":\"b$((i % 64))\"},\"selector\":{\"driver\":\"ice\",\"placement\":\"spread\",\"anti_affinity\":{\"label\":\"bond\"}}}"
 done
 HELD=$(curl -s "$L/capacity" | python3 -c 'import json,sys; h=json.load(sys.stdin)["host"]; print(h["enabled"], h["held"])')
 echo "host: 16 PFs, enabled and held VFs: $HELD; quotas: $(curl -s "$L/quotas" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["items"]))')"
@@ -84,7 +84,7 @@ echo "quota bench: held at the end: $(curl -s "$L/quotas" | python3 -c 'import j
 # 2. Durable mutations/s: REV and this tree, the same plain loop on the default host, alternating.
 A=$(start "$BEFORE" before)
 B=$(start "$NOW" now)
-for u in "$A" "$B"; do curl -sf -X POST "$u/pfs/0000:5e:00.0/vfs" -d '{"count":128}' >/dev/null; done
+for u in "$A" "$B"; do curl -sf -H "Content-Type: application/json" -X POST "$u/pfs/0000:5e:00.0/vfs" -d '{"count":128}' >/dev/null; done
 before=(); now=()
 for _ in $(seq "$ROUNDS"); do
     before+=("$(wrkrun "$A" 64 bench/alloc-release.lua | awk '{print $1 / 2}')")
