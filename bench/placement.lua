@@ -1,14 +1,7 @@
 -- wrk script: durable allocate+release cycles through the placement rule and a quota. Each connection alternates
 -- POST /allocations (a selector: driver ice, spread, prefer NUMA node 0, anti-affinity on label bond, whose values
 -- b0..b63 the setup already holds twice each, so the rule must avoid PFs) and DELETE of the id it was given.
--- PACE_MS=N: each connection waits N ms before each request (64 clients at a steady rate, not flat out).
 local pending = {}
-local pace = tonumber(os.getenv("PACE_MS") or "0")
-if pace > 0 then
-  function delay()
-    return pace
-  end
-end
 local counter = 0
 function request()
   local id = table.remove(pending)

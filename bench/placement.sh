@@ -4,9 +4,8 @@
 # Usage: bench/placement.sh [REV to compare with, default main] [seconds per wrk run, default 10] [rounds, default 3]
 # BEFORE_BIN=PATH uses an already built release sriovd of REV instead of building it.
 # Prints: allocate+release through a selector (spread, prefer_numa_node, anti_affinity) under a quota, p50/p99 at 64
-# clients (target p99 < 5 ms), flat out and at a steady rate (PACE ms between a client's requests, default 50); the
-# same loop by PF address on the same host; and plain allocate+release cycles/s at 64 clients on the default host,
-# REV and this tree alternating (A B A B ...), medians and their ratio (target >= 0.9).
+# clients (target p99 < 5 ms); the same loop by PF address on the same host; and plain allocate+release cycles/s at
+# 64 clients on the default host, REV and this tree alternating (A B A B ...), medians and their ratio (target >= 0.9).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REV=${1:-main}
@@ -73,12 +72,6 @@ for C in 1 64; do
     printf '%-62s %10.0f %9s %8s %8s %7s\n' "$C clients: by PF address (the bench: quota applies)" \
         "$(echo "$R / 2" | bc -l)" "$R" "$P50" "$P99" "$E"
 done
-# 64 clients at a steady rate below saturation: each waits PACE ms before each request (a closed loop at full speed
-# measures the queue: 64 in flight at N/s wait 64/N s on average, whatever the placement costs).
-PACE=${PACE:-50}
-read -r R P50 P99 E < <(PACE_MS=$PACE wrkrun "$L" 64 bench/placement.lua)
-printf '%-62s %10.0f %9s %8s %8s %7s\n' "64 clients, ${PACE} ms apart each: selector, ... (as above)" \
-    "$(echo "$R / 2" | bc -l)" "$R" "$P50" "$P99" "$E"
 echo "quota bench: held at the end: $(curl -s "$L/quotas" | python3 -c 'import json,sys; print([q for q in json.load(sys.stdin)["items"] if q["owner_prefix"]=="bench:"][0]["used"])') (cycles cut off when wrk stopped, at most 64)"
 
 # 2. Durable mutations/s: REV and this tree, the same plain loop on the default host, alternating.
