@@ -187,12 +187,7 @@ struct Serve: AsyncParsableCommand {
 
     func run() async throws {
         let logger = bootstrapLogging()
-        var configuration = HTTPServerConfiguration()
-        let security = try refusingToStart { try makeSecurity(into: &configuration) }
-        configuration.shutdownGrace = .milliseconds(Int(shutdownGrace * 1000))
-        configuration.eventLoopCount = eventLoops
-        configuration.busyPoll = .microseconds(busyPollUs)
-        applyLimits(to: &configuration)
+        let (configuration, security) = try makeServerConfiguration()
         // Signals: handled from here on, so that one arriving during startup recovery is not fatal.
         let signals = SignalHandlers()
         var phases = StartupPhases()
@@ -236,12 +231,7 @@ struct Serve: AsyncParsableCommand {
             metadata: phases.metadata.merging(["pfs": "\(inventory.snapshot.host.pfs.count)", "db": "\(dbPath)"]) { $1 }
         )
 
-        var background = startBackgroundWork(inventory: inventory, store: store, logger: logger)
-        background.tasks.append(core.startHealthMonitor(interval: .milliseconds(Int(healthInterval * 1000))))
-        background.tasks.append(startLeaseExpiry(core: core))
-        if let retention = audit.start(store: store, databasePath: dbPath, logger: logger) {
-            background.tasks.append(retention)
-        }
+        let background = startServingWork(core: core, store: store, databasePath: dbPath, logger: logger)
         await signals.termination()
         SystemdNotify.send("STOPPING=1")
         logger.info("stopping: draining in-flight requests")
@@ -250,6 +240,30 @@ struct Serve: AsyncParsableCommand {
         accessLog?.close()
         store.close()
         logger.info("stopped")
+    }
+
+    /// The HTTP server's settings from the options: listeners, TLS and tokens, timeouts, loops and client limits.
+    private func makeServerConfiguration() throws -> (HTTPServerConfiguration, SecuritySettings) {
+        var configuration = HTTPServerConfiguration()
+        let security = try refusingToStart { try makeSecurity(into: &configuration) }
+        configuration.shutdownGrace = .milliseconds(Int(shutdownGrace * 1000))
+        configuration.eventLoopCount = eventLoops
+        configuration.busyPoll = .microseconds(busyPollUs)
+        applyLimits(to: &configuration)
+        return (configuration, security)
+    }
+
+    /// What runs while the daemon serves: the periodic work, the health monitor, lease expiry and audit retention.
+    private func startServingWork(core: ServiceCore, store: Store, databasePath: String, logger: Logger)
+        -> BackgroundWork
+    {
+        var background = startBackgroundWork(inventory: core.inventory, store: store, logger: logger)
+        background.tasks.append(core.startHealthMonitor(interval: .milliseconds(Int(healthInterval * 1000))))
+        background.tasks.append(startLeaseExpiry(core: core))
+        if let retention = audit.start(store: store, databasePath: databasePath, logger: logger) {
+            background.tasks.append(retention)
+        }
+        return background
     }
 
     /// How often expired idempotency records are deleted (they are kept at least 24 hours).
